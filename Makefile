@@ -1,0 +1,56 @@
+# One command surface. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+CDK := npx --no-install cdk
+
+.PHONY: install synth test lint typecheck unit deploy destroy demo bench clean
+
+install: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python packages into $(VENV) (about a minute the first time)..."
+	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+	@$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	@$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the CDK CLI"; exit 1; }
+	@echo "Installing the pinned CDK CLI (npm ci)..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+synth: install
+	$(CDK) synth --quiet
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy app.py stacks lambdas tools
+
+unit: install
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+deploy: install
+	$(CDK) deploy
+
+destroy: install
+	$(CDK) destroy
+
+demo: install
+	$(PY) -m finetune_cli.demo_summary
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

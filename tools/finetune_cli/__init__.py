@@ -1,0 +1,1 @@
+"""The ``finetune`` command-line tool (installed into .venv by ``make install``)."""
