@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyprojec
 	@echo "Installing Python packages into $(VENV) (about a minute the first time)..."
 	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	@$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
-	@$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	@$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
