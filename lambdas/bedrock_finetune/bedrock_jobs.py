@@ -1,0 +1,269 @@
+"""Bedrock calls of the pipeline: start and follow a customization job, buy and follow throughput.
+
+Plain functions that take a boto3 ``bedrock`` client, so tests pass moto or a Stubber. Creation is
+idempotent: each create first looks for what a previous attempt of the same run made (by its
+deterministic name) and passes a deterministic ``clientRequestToken``. botocore errors are turned
+into the typed errors of :mod:`bedrock_finetune.errors`, which the state machine retries or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from bedrock_finetune.errors import (
+    BedrockPermanentError,
+    BedrockQuotaExceeded,
+    BedrockTransientError,
+    PipelineError,
+)
+from bedrock_finetune.naming import RunNames
+
+JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+THROUGHPUT_TERMINAL = frozenset({"InService", "Failed"})
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "InternalServerException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+T = TypeVar("T")
+
+
+def classify(exc: Exception, action: str) -> PipelineError:
+    """Map a botocore failure of ``action`` to a typed pipeline error with guidance."""
+    if isinstance(exc, ConnectionError | ReadTimeoutError):
+        return BedrockTransientError(f"{action}: network error talking to Bedrock ({exc}); retrying")
+    if isinstance(exc, BotoCoreError):
+        return BedrockTransientError(f"{action}: {exc}")
+    if not isinstance(exc, ClientError):
+        return BedrockPermanentError(f"{action}: unexpected error {type(exc).__name__}: {exc}")
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", "Unknown"))
+    message = str(error.get("Message", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _TRANSIENT_CODES or status >= 500:
+        return BedrockTransientError(f"{action}: {code}: {message} (transient; retried with back-off)")
+    if code == "ServiceQuotaExceededException":
+        if "Throughput" in action:
+            hint = (
+                "Your account has no model units left for Provisioned Throughput of this model. "
+                "Model units must be requested from AWS Support first (Service Quotas, Amazon Bedrock: "
+                "'Model units no-commitment Provisioned Throughputs across custom models', or a "
+                "commitment term). The custom model is kept; buy throughput for it once the quota is granted."
+            )
+        else:
+            hint = (
+                "A Bedrock model customization quota is exhausted (for example concurrent jobs or "
+                "records per job). Check Service Quotas for Amazon Bedrock or wait for running jobs."
+            )
+        return BedrockQuotaExceeded(f"{action}: {code}: {message}. {hint}")
+    hints = {
+        "AccessDeniedException": (
+            "Check that model access for the base model is enabled in this region (Bedrock console, "
+            "Model access) and that no SCP or permissions boundary denies the call."
+        ),
+        "ValidationException": (
+            "Bedrock rejected the request; check the base model id and region, the hyperparameters "
+            "and the dataset URIs in the message."
+        ),
+        "ResourceNotFoundException": "The resource does not exist (deleted, or wrong region/account).",
+        "ConflictException": "Another operation on the same resource is in progress.",
+        "TooManyTagsException": "Too many tags: reduce the configured resource tags.",
+    }
+    hint = hints.get(code, "See the message from Bedrock.")
+    return BedrockPermanentError(f"{action}: {code}: {message}. {hint}")
+
+
+def _call(action: str, fn: Callable[..., T], **kwargs: Any) -> T:
+    try:
+        return fn(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc, action) from exc
+
+
+def _not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+
+
+def to_bedrock_tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """Bedrock's TagList shape (lowercase key/value)."""
+    return [{"key": k, "value": v} for k, v in sorted(tags.items())]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything needed to start one run's customization job."""
+
+    names: RunNames
+    role_arn: str
+    base_model_id: str
+    training_uri: str
+    validation_uri: str | None
+    output_uri: str
+    hyperparameters: Mapping[str, str]
+    kms_key_arn: str | None
+    tags: Mapping[str, str]
+
+
+def find_job(bedrock: Any, job_identifier: str) -> dict[str, Any] | None:
+    """GetModelCustomizationJob, or None when no such job exists."""
+    try:
+        return dict(bedrock.get_model_customization_job(jobIdentifier=job_identifier))
+    except ClientError as exc:
+        if _not_found(exc):
+            return None
+        raise classify(exc, "GetModelCustomizationJob") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "GetModelCustomizationJob") from exc
+
+
+def start_job(bedrock: Any, request: JobRequest) -> dict[str, Any]:
+    """Start the run's job, or return the one a previous attempt already started.
+
+    Returns ``{"jobArn", "jobName", "customModelName", "reused"}``.
+    """
+    names = request.names
+    existing = find_job(bedrock, names.job_name)
+    if existing is not None:
+        return {
+            "jobArn": existing["jobArn"],
+            "jobName": names.job_name,
+            "customModelName": names.custom_model_name,
+            "reused": True,
+        }
+    params: dict[str, Any] = {
+        "jobName": names.job_name,
+        "customModelName": names.custom_model_name,
+        "roleArn": request.role_arn,
+        "baseModelIdentifier": request.base_model_id,
+        "customizationType": "FINE_TUNING",
+        "clientRequestToken": names.job_token,
+        "trainingDataConfig": {"s3Uri": request.training_uri},
+        "outputDataConfig": {"s3Uri": request.output_uri},
+        "hyperParameters": dict(request.hyperparameters),
+        "jobTags": to_bedrock_tags(request.tags),
+        "customModelTags": to_bedrock_tags(request.tags),
+    }
+    if request.validation_uri:
+        params["validationDataConfig"] = {"validators": [{"s3Uri": request.validation_uri}]}
+    if request.kms_key_arn:
+        params["customModelKmsKeyId"] = request.kms_key_arn
+    try:
+        response = bedrock.create_model_customization_job(**params)
+    except ClientError as exc:
+        # A concurrent attempt may have created it between our lookup and create.
+        raced = find_job(bedrock, names.job_name)
+        if raced is not None:
+            return {
+                "jobArn": raced["jobArn"],
+                "jobName": names.job_name,
+                "customModelName": names.custom_model_name,
+                "reused": True,
+            }
+        raise classify(exc, "CreateModelCustomizationJob") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "CreateModelCustomizationJob") from exc
+    return {
+        "jobArn": response["jobArn"],
+        "jobName": names.job_name,
+        "customModelName": names.custom_model_name,
+        "reused": False,
+    }
+
+
+def describe_job(bedrock: Any, job_identifier: str) -> dict[str, Any]:
+    """The job's status in a small, state-machine-friendly shape (every key always present)."""
+    job = _call("GetModelCustomizationJob", bedrock.get_model_customization_job, jobIdentifier=job_identifier)
+    validation = job.get("validationMetrics") or []
+    return {
+        "jobArn": job["jobArn"],
+        "jobName": job.get("jobName", ""),
+        "status": job.get("status", "InProgress"),
+        "failureMessage": job.get("failureMessage", ""),
+        "outputModelArn": job.get("outputModelArn", ""),
+        "outputModelName": job.get("outputModelName", ""),
+        "trainingLoss": (job.get("trainingMetrics") or {}).get("trainingLoss"),
+        "validationLoss": validation[0].get("validationLoss") if validation else None,
+        "endTime": str(job["endTime"]) if job.get("endTime") else None,
+    }
+
+
+def find_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, Any] | None:
+    """GetProvisionedModelThroughput, or None when it does not exist."""
+    try:
+        return dict(bedrock.get_provisioned_model_throughput(provisionedModelId=provisioned_model_id))
+    except ClientError as exc:
+        if _not_found(exc):
+            return None
+        raise classify(exc, "GetProvisionedModelThroughput") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "GetProvisionedModelThroughput") from exc
+
+
+def create_throughput(
+    bedrock: Any,
+    *,
+    names: RunNames,
+    model_arn: str,
+    model_units: int,
+    commitment: str | None,
+    tags: Mapping[str, str],
+) -> dict[str, Any]:
+    """Buy Provisioned Throughput for the custom model, or return the one already bought.
+
+    Returns ``{"provisionedModelArn", "provisionedModelName", "reused", "commitment"}``.
+    """
+    existing = find_throughput(bedrock, names.provisioned_model_name)
+    if existing is not None:
+        return {
+            "provisionedModelArn": existing["provisionedModelArn"],
+            "provisionedModelName": names.provisioned_model_name,
+            "reused": True,
+            "commitment": existing.get("commitmentDuration") or "none",
+        }
+    params: dict[str, Any] = {
+        "modelUnits": model_units,
+        "provisionedModelName": names.provisioned_model_name,
+        "modelId": model_arn,
+        "clientRequestToken": names.throughput_token,
+        "tags": to_bedrock_tags(tags),
+    }
+    if commitment:
+        params["commitmentDuration"] = commitment
+    response = _call(
+        "CreateProvisionedModelThroughput", bedrock.create_provisioned_model_throughput, **params
+    )
+    return {
+        "provisionedModelArn": response["provisionedModelArn"],
+        "provisionedModelName": names.provisioned_model_name,
+        "reused": False,
+        "commitment": commitment or "none",
+    }
+
+
+def describe_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, Any]:
+    """The Provisioned Throughput's status in a small shape (every key always present)."""
+    pt = _call(
+        "GetProvisionedModelThroughput",
+        bedrock.get_provisioned_model_throughput,
+        provisionedModelId=provisioned_model_id,
+    )
+    return {
+        "provisionedModelArn": pt["provisionedModelArn"],
+        "provisionedModelName": pt.get("provisionedModelName", ""),
+        "status": pt.get("status", "Creating"),
+        "failureMessage": pt.get("failureMessage", ""),
+        "modelUnits": pt.get("modelUnits"),
+        "commitment": pt.get("commitmentDuration") or "none",
+    }

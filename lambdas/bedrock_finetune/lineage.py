@@ -1,0 +1,44 @@
+"""Lineage tags: every job, custom model and Provisioned Throughput names the run that made it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from bedrock_finetune.naming import RunIdentity
+
+TAG_RUN = "finetune:run"
+TAG_DATASET = "finetune:dataset"
+TAG_DATASET_VERSION = "finetune:dataset-version"
+TAG_EXECUTION = "finetune:execution"
+#: Marks resources made by one deployed stack; teardown finds them by this tag.
+TAG_STACK = "finetune:stack"
+
+_TAG_UNSAFE = re.compile(r"[^a-zA-Z0-9\s._:/=+@-]")
+
+
+def _tag_value(value: str) -> str:
+    """Bedrock tag values allow ``[a-zA-Z0-9\\s._:/=+@-]`` up to 256 characters."""
+    return _TAG_UNSAFE.sub("_", value)[:256]
+
+
+def lineage_tags(
+    *,
+    run: str,
+    identity: RunIdentity,
+    execution_arn: str,
+    stack_tag: str,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Tags for what a run creates: configured resource tags plus the lineage tags."""
+    tags = {k: _tag_value(v) for k, v in (extra or {}).items()}
+    tags.update(
+        {
+            TAG_RUN: _tag_value(run),
+            TAG_DATASET: _tag_value(f"s3://{identity.bucket}/{identity.key}"),
+            TAG_DATASET_VERSION: _tag_value(identity.version or "unknown"),
+            TAG_EXECUTION: _tag_value(execution_arn),
+            TAG_STACK: _tag_value(stack_tag),
+        }
+    )
+    return tags

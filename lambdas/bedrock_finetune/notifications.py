@@ -1,0 +1,147 @@
+"""What the pipeline tells people: the success and failure messages, and publishing them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_SUBJECT_MAX = 100  # SNS limit for e-mail subjects
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where to look: the run's reports and the execution in the console."""
+
+    region: str
+    bucket: str
+    log_group: str
+
+    def execution_console(self, execution_arn: str) -> str:
+        return (
+            f"https://{self.region}.console.aws.amazon.com/states/home?region={self.region}"
+            f"#/v2/executions/details/{execution_arn}"
+        )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message ready to publish, plus the error and cause for the state machine's Fail state."""
+
+    subject: str
+    body: str
+    error: str
+    cause: str
+
+    def as_output(self) -> dict[str, str]:
+        return {"subject": self.subject, "error": self.error, "cause": self.cause}
+
+
+def error_message(cause: str) -> str:
+    """The human part of a Step Functions error cause (a Lambda error's cause is JSON)."""
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return cause or "no details"
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return cause
+
+
+def _lines(pairs: list[tuple[str, Any]]) -> str:
+    return "\n".join(f"{label}: {value}" for label, value in pairs if value not in (None, "", {}, []))
+
+
+def _subject(text: str) -> str:
+    return text if len(text) <= _SUBJECT_MAX else text[: _SUBJECT_MAX - 3] + "..."
+
+
+def _training_lines(training: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    if not training:
+        return []
+    return [
+        ("Final training loss", training.get("finalTrainingLoss")),
+        ("Final validation loss", training.get("finalValidationLoss")),
+        ("Best validation loss", training.get("bestValidationLoss")),
+        ("Epochs / steps", f"{training.get('epochs')} / {training.get('steps')}")
+        if training.get("steps") is not None
+        else ("Epochs / steps", None),
+        ("Training report", training.get("reportUri")),
+    ]
+
+
+def success_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
+    """The message for a run that ended with its Provisioned Throughput in service."""
+    run = state["run"]["run"]
+    job = state.get("job") or {}
+    pt = state.get("throughput") or {}
+    validation = state.get("validation") or {}
+    body = _lines(
+        [
+            ("Run", run),
+            ("Result", "fine-tuned model is in service"),
+            ("Provisioned model ARN (use as modelId)", pt.get("provisionedModelArn")),
+            ("Custom model ARN", job.get("outputModelArn")),
+            ("Customization job", job.get("jobArn")),
+            ("Hyperparameters", json.dumps(job.get("hyperparameters") or validation.get("hyperparameters"))),
+            ("Model units / commitment", f"{pt.get('modelUnits')} / {pt.get('commitment', 'none')}"),
+            *_training_lines(state.get("training")),
+            ("Validation report", validation.get("reportUri")),
+            ("Execution", links.execution_console(execution_arn)),
+            (
+                "Cost note",
+                "Provisioned Throughput is billed every hour until you delete it "
+                "(aws bedrock delete-provisioned-model-throughput --provisioned-model-id <ARN>).",
+            ),
+        ]
+    )
+    return Notice(subject=_subject(f"[fine-tuning] {run}: model in service"), body=body, error="", cause="")
+
+
+def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
+    """The message for a failed run: which step, why, and where to look."""
+    run_info = state.get("run") or {}
+    run = run_info.get("run") or run_info.get("key") or "unknown run"
+    failure = state.get("failure") or {}
+    step = failure.get("step", "unknown step")
+    error = failure.get("error", "Error")
+    why = error_message(str(failure.get("cause", "")))
+    validation = state.get("validation") or {}
+    report_uri = validation.get("reportUri") or failure.get("reportUri")
+    cleanup = state.get("cleanup") or {}
+    where = report_uri or f"CloudWatch Logs {links.log_group} and the execution history"
+    body = _lines(
+        [
+            ("Run", run),
+            ("Failed step", step),
+            ("Error", error),
+            ("Why", why),
+            ("Validation report", report_uri),
+            ("Customization job", (state.get("job") or {}).get("jobArn")),
+            ("Clean-up", cleanup.get("summary")),
+            ("Execution", links.execution_console(execution_arn)),
+            ("Logs", links.log_group),
+        ]
+    )
+    cause = f"{step} failed: {why} Look at: {where}."
+    return Notice(
+        subject=_subject(f"[fine-tuning] {run}: {step} failed"),
+        body=body,
+        error=str(error)[:256],
+        cause=cause[:32768],
+    )
+
+
+def publish(sns: Any, topic_arn: str, notice: Notice, outcome: str, run: str) -> str:
+    """Publish ``notice`` to the topic; returns the message id."""
+    response = sns.publish(
+        TopicArn=topic_arn,
+        Subject=notice.subject,
+        Message=notice.body,
+        MessageAttributes={
+            "outcome": {"DataType": "String", "StringValue": outcome},
+            "run": {"DataType": "String", "StringValue": run or "unknown"},
+        },
+    )
+    return str(response["MessageId"])

@@ -1,0 +1,109 @@
+"""Validate a run in the bucket: stream its files from S3, write the report, gate the run.
+
+Used by the ValidateDataset Lambda. The rules themselves live in :mod:`bedrock_finetune.dataset`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bedrock_finetune.catalog import ModelSpec
+from bedrock_finetune.dataset import HyperparametersSource, validate_run
+from bedrock_finetune.errors import DatasetInvalid, RunNotFound
+from bedrock_finetune.layout import InvalidRunKey, RunLocation
+from bedrock_finetune.s3_source import S3Object
+
+_FIRST_ERRORS = 5
+
+
+def _head(s3: Any, bucket: str, key: str, version_id: str | None = None) -> dict[str, Any] | None:
+    params = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    try:
+        return dict(s3.head_object(**params))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+            return None
+        raise
+
+
+def _write_report(s3: Any, location: RunLocation, report: Mapping[str, Any]) -> str:
+    s3.put_object(
+        Bucket=location.bucket,
+        Key=location.report_key,
+        Body=json.dumps(report, indent=2).encode(),
+        ContentType="application/json",
+    )
+    return f"s3://{location.bucket}/{location.report_key}"
+
+
+def validate_s3_run(
+    s3: Any,
+    *,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    model: ModelSpec,
+    defaults: Mapping[str, object],
+    chars_per_token: float,
+) -> dict[str, Any]:
+    """Validate the run whose training file is ``s3://bucket/key`` (that exact version).
+
+    Writes ``reports/<run>/validation.json`` whether valid or not. Returns a small summary for
+    the state machine; raises DatasetInvalid (with the report URI and first errors) otherwise.
+    """
+    try:
+        location = RunLocation.from_train_key(bucket, key)
+    except InvalidRunKey as exc:
+        raise DatasetInvalid(str(exc)) from exc
+
+    train_head = _head(s3, bucket, key, version_id)
+    if train_head is None:
+        raise RunNotFound(
+            f"s3://{bucket}/{key} (version {version_id}) no longer exists; it was deleted or replaced "
+            "before the run started. Upload it again to start a new run."
+        )
+    train = S3Object(s3, bucket, key, version_id=version_id, size=int(train_head.get("ContentLength", 0)))
+    validation_head = _head(s3, bucket, location.validation_key)
+    validation = (
+        S3Object(s3, bucket, location.validation_key, size=int(validation_head.get("ContentLength", 0)))
+        if validation_head is not None
+        else None
+    )
+    hyperparameters = None
+    if _head(s3, bucket, location.hyperparameters_key) is not None:
+        body = s3.get_object(Bucket=bucket, Key=location.hyperparameters_key)["Body"].read(1_000_000)
+        hyperparameters = HyperparametersSource(uri=location.uri("hyperparameters.json"), data=body)
+
+    report = validate_run(
+        train, validation, hyperparameters, model, defaults=defaults, chars_per_token=chars_per_token
+    )
+    document = report.to_dict()
+    report_uri = _write_report(s3, location, document)
+    if not document["valid"]:
+        first = "; ".join(
+            f"{e['file']}:{e['line']} {e['code']} {e['message']}"
+            if e.get("line")
+            else f"{e['file']} {e['code']} {e['message']}"
+            for e in document["errors"][:_FIRST_ERRORS]
+        )
+        total = sum(document["error_counts"].values())
+        raise DatasetInvalid(
+            f"{total} error(s) in run {location.run}. First: {first}. Full report: {report_uri}"
+        )
+    stats = document.get("statistics", {})
+    return {
+        "valid": True,
+        "run": location.run,
+        "reportUri": report_uri,
+        "records": {name: info.get("records") for name, info in document.get("files", {}).items()},
+        "warnings": sum(document["warning_counts"].values()),
+        "warningCounts": document["warning_counts"],
+        "estimatedTokens": stats.get("total_tokens") if isinstance(stats, dict) else None,
+        "estimatedBillableTokens": document.get("estimated_billable_tokens"),
+        "hyperparameters": document["hyperparameters"],
+        "hasValidation": validation is not None,
+    }

@@ -1,0 +1,20 @@
+"""GetCustomizationJob: report the job's status for the state machine's polling loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bedrock_finetune.bedrock_jobs import describe_job
+from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Input: ``job`` with ``jobArn``. Output: the job's status shape (see describe_job)."""
+    job = describe_job(client("bedrock"), event["job"]["jobArn"])
+    logger.info("job status", extra={"status": job["status"], "jobArn": job["jobArn"]})
+    return {**event["job"], **job}

@@ -1,0 +1,1 @@
+"""The CDK app: configuration, the stack, and one construct per capability."""

@@ -1,0 +1,332 @@
+"""Typed, validated configuration for the pipeline.
+
+Read from CDK context (``cdk.json`` and ``-c key=value``) into one frozen object. Any unknown key or
+bad value raises :class:`ConfigError` at synth time with a message that names the key, the value and
+what is allowed. Constructs receive this object (or parts of it); nothing else reads context.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bedrock_finetune.catalog import (
+    CLAUDE_3_HAIKU,
+    DEFAULT_CHARS_PER_TOKEN,
+    CatalogError,
+    ModelSpec,
+    check_hyperparameters,
+    resolve_model,
+)
+
+Commitment = Literal["OneMonth", "SixMonths"]
+RemovalPolicyName = Literal["retain", "destroy"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
+_TAG_KEY = re.compile(r"^[\w\s.:/=+@-]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w\s.:/=+@-]{0,256}$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or has a bad value. The message names both."""
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Optional check on training results before buying Provisioned Throughput."""
+
+    max_validation_loss: float | None = None
+    max_loss_ratio: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_validation_loss is not None or self.max_loss_ratio is not None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything a platform team can configure. Defaults live in :data:`DEFAULTS`."""
+
+    stack_name: str
+    region: str
+    account: str | None
+    base_model_id: str
+    model: ModelSpec
+    hyperparameters: Mapping[str, int | float]
+    model_units: int
+    commitment: Commitment | None
+    job_poll_seconds: int
+    throughput_poll_seconds: int
+    settle_seconds: int
+    max_job_hours: int
+    notification_emails: tuple[str, ...]
+    kms_key_arn: str | None
+    removal_policy: RemovalPolicyName
+    permissions_boundary_arn: str | None
+    tags: Mapping[str, str]
+    chars_per_token: float
+    powertools_layer_version: int
+    log_retention_days: int
+    preflight: bool
+    delete_custom_models_on_destroy: bool
+    quality_gate: QualityGate = field(default_factory=QualityGate)
+
+    @property
+    def default_epochs(self) -> int | None:
+        """Epochs a run trains for unless it overrides them (configured, else the model's default)."""
+        value = self.hyperparameters.get("epochCount")
+        if value is None and (spec := self.model.hyperparameter("epochCount")) is not None:
+            value = spec.default
+        return int(value) if value is not None else None
+
+    @property
+    def execution_timeout_hours(self) -> int:
+        """The whole execution's timeout: the job's maximum plus a margin for validation,
+        provisioning (Provisioned Throughput can take tens of minutes) and notification."""
+        return self.max_job_hours + 2
+
+
+# One entry per configuration key: its default and a one-line description (README reference).
+DEFAULTS: dict[str, tuple[Any, str]] = {
+    "stack_name": ("BedrockFineTuning", "CloudFormation stack name."),
+    "region": ("us-west-2", "Deployment region; Claude 3 Haiku fine-tuning is offered in us-west-2 only."),
+    "account": (None, "12-digit account ID; defaults to the CLI's account (CDK_DEFAULT_ACCOUNT)."),
+    "base_model_id": (CLAUDE_3_HAIKU, "Base model to fine-tune; must be in the model catalog or `models`."),
+    "models": ({}, "Extra model specs (limits, hyperparameter ranges) for newly fine-tunable models."),
+    "hyperparameters": ({}, "Default hyperparameters for every run, checked against the catalog."),
+    "model_units": (1, "Provisioned Throughput model units (integer, 1 or more)."),
+    "commitment": ("none", "Provisioned Throughput commitment: none, OneMonth or SixMonths."),
+    "job_poll_seconds": (600, "Seconds between customization job status checks (60-3600)."),
+    "throughput_poll_seconds": (120, "Seconds between Provisioned Throughput status checks (30-3600)."),
+    "settle_seconds": (60, "Seconds to wait after train.jsonl lands before reading the run folder (0-900)."),
+    "max_job_hours": (72, "Maximum customization job duration in hours (1-720); sets the execution timeout."),
+    "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
+    "kms_key_arn": (None, "Existing KMS key ARN to use; by default the app creates a key with rotation."),
+    "removal_policy": ("retain", "What `cdk destroy` does with the bucket and key: retain or destroy."),
+    "permissions_boundary_arn": (None, "Managed policy ARN applied as permissions boundary to every role."),
+    "tags": ({}, "Tags applied to every resource (object of key -> value)."),
+    "chars_per_token": (DEFAULT_CHARS_PER_TOKEN, "Characters per token for the validator's token estimate."),
+    "powertools_layer_version": (38, "Version of the public Powertools for AWS Lambda (Python) V3 layer."),
+    "log_retention_days": (90, "Retention of the pipeline's log groups, in days."),
+    "preflight": (True, "Check at deploy time that Bedrock can serve the base model; false skips it."),
+    "delete_custom_models_on_destroy": (False, "Also delete this stack's custom models on `cdk destroy`."),
+    "quality_gate_max_validation_loss": (None, "Buy throughput only if final validation loss <= this."),
+    "quality_gate_max_loss_ratio": (
+        None,
+        "Buy throughput only if final/first-epoch validation loss <= this.",
+    ),
+}
+
+_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653)
+
+
+def is_cdk_context_key(key: str) -> bool:
+    """CDK's own context keys (feature flags, CLI settings) are namespaced; ours are snake_case."""
+    return key.startswith("@") or ":" in key or key.startswith("cdk")
+
+
+def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | None = None) -> PipelineConfig:
+    """Validate CDK context into a :class:`PipelineConfig`.
+
+    ``context`` holds the app's context values (cdk.json plus ``-c`` overrides, which arrive as
+    strings). ``environment`` supplies ``CDK_DEFAULT_ACCOUNT`` when ``account`` is not configured.
+    """
+    unknown = sorted(k for k in context if not is_cdk_context_key(k) and k not in DEFAULTS)
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key(s): {', '.join(unknown)}. Allowed keys: {', '.join(DEFAULTS)}"
+        )
+    raw = {key: context.get(key, default) for key, (default, _) in DEFAULTS.items()}
+    r = _Reader(raw)
+
+    models = r.models("models")
+    base_model_id = r.string("base_model_id")
+    try:
+        model = resolve_model(base_model_id, models)
+    except CatalogError as exc:
+        raise ConfigError(f"base_model_id = {base_model_id!r}: {exc}") from exc
+
+    hyperparameters = r.mapping("hyperparameters")
+    problems = check_hyperparameters(hyperparameters, model)
+    if problems:
+        raise ConfigError("hyperparameters: " + "; ".join(p.message for p in problems))
+    parsed_hps = {
+        name: (int(float(str(v))) if spec.kind == "int" else float(str(v)))
+        for name, v in hyperparameters.items()
+        if (spec := model.hyperparameter(name)) is not None
+    }
+
+    region = r.string("region")
+    if not _REGION.match(region):
+        raise ConfigError(f"region = {region!r}: not an AWS region name (e.g. us-west-2)")
+    if model.regions and region not in model.regions:
+        raise ConfigError(
+            f"region = {region!r}: {model.display_name} fine-tuning is offered in "
+            f"{', '.join(model.regions)} only. Deploy there (-c region={model.regions[0]}), or if AWS now "
+            "offers it in this region, list the region under models.<id>.regions."
+        )
+    account = r.optional_string("account") or (environment or {}).get("CDK_DEFAULT_ACCOUNT")
+    if account is not None and not _ACCOUNT.match(account):
+        raise ConfigError(f"account = {account!r}: must be a 12-digit AWS account ID")
+
+    commitment_raw = r.string("commitment")
+    commitments = {"none": None, "OneMonth": "OneMonth", "SixMonths": "SixMonths"}
+    if commitment_raw not in commitments:
+        raise ConfigError(f"commitment = {commitment_raw!r}: allowed values are none, OneMonth, SixMonths")
+
+    removal = r.string("removal_policy")
+    if removal not in ("retain", "destroy"):
+        raise ConfigError(f"removal_policy = {removal!r}: allowed values are retain, destroy")
+
+    kms_key_arn = r.optional_string("kms_key_arn")
+    if kms_key_arn is not None and not _KMS_KEY_ARN.match(kms_key_arn):
+        raise ConfigError(
+            f"kms_key_arn = {kms_key_arn!r}: must be a KMS key ARN, "
+            "arn:aws:kms:<region>:<account>:key/<key-id> (aliases are not accepted)"
+        )
+    boundary = r.optional_string("permissions_boundary_arn")
+    if boundary is not None and not _POLICY_ARN.match(boundary):
+        raise ConfigError(
+            f"permissions_boundary_arn = {boundary!r}: must be an IAM managed policy ARN "
+            "(arn:aws:iam::<account>:policy/<name>)"
+        )
+    emails = r.string_list("notification_emails")
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise ConfigError(f"notification_emails: {email!r} is not an e-mail address")
+
+    tags = r.mapping("tags")
+    for key, value in tags.items():
+        if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
+            raise ConfigError(f"tags: key {key!r} is not a valid tag key (1-128 chars, not aws:)")
+        if not isinstance(value, str) or not _TAG_VALUE.match(value):
+            raise ConfigError(f"tags.{key} = {value!r}: must be a string of up to 256 allowed characters")
+
+    stack_name = r.string("stack_name")
+    if not _STACK_NAME.match(stack_name):
+        raise ConfigError(f"stack_name = {stack_name!r}: letters, digits and hyphens, starting with a letter")
+
+    retention = r.integer("log_retention_days", 1, 3653)
+    if retention not in _LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"log_retention_days = {retention}: CloudWatch accepts {', '.join(map(str, _LOG_RETENTION_DAYS))}"
+        )
+
+    return PipelineConfig(
+        stack_name=stack_name,
+        region=region,
+        account=account,
+        base_model_id=base_model_id,
+        model=model,
+        hyperparameters=parsed_hps,
+        model_units=r.integer("model_units", 1, 1000),
+        commitment=commitments[commitment_raw],  # type: ignore[arg-type]
+        job_poll_seconds=r.integer("job_poll_seconds", 60, 3600),
+        throughput_poll_seconds=r.integer("throughput_poll_seconds", 30, 3600),
+        settle_seconds=r.integer("settle_seconds", 0, 900),
+        max_job_hours=r.integer("max_job_hours", 1, 720),
+        notification_emails=tuple(emails),
+        kms_key_arn=kms_key_arn,
+        removal_policy=removal,  # type: ignore[arg-type]
+        permissions_boundary_arn=boundary,
+        tags={k: str(v) for k, v in tags.items()},
+        chars_per_token=r.number("chars_per_token", 0.5, 20),
+        powertools_layer_version=r.integer("powertools_layer_version", 1, 10_000),
+        log_retention_days=retention,
+        preflight=r.boolean("preflight"),
+        delete_custom_models_on_destroy=r.boolean("delete_custom_models_on_destroy"),
+        quality_gate=QualityGate(
+            max_validation_loss=r.optional_number("quality_gate_max_validation_loss", 0, 1e6),
+            max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
+        ),
+    )
+
+
+class _Reader:
+    """Coerces raw context values, which are JSON from cdk.json or strings from ``-c``."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw
+
+    def _fail(self, key: str, allowed: str) -> ConfigError:
+        return ConfigError(f"{key} = {self._raw[key]!r}: must be {allowed}")
+
+    def _decoded(self, key: str, json_types: tuple[type, ...]) -> Any:
+        value = self._raw[key]
+        if isinstance(value, str) and not isinstance(value, json_types):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                return value
+        return value
+
+    def string(self, key: str) -> str:
+        value = self._raw[key]
+        if not isinstance(value, str) or not value.strip():
+            raise self._fail(key, "a non-empty string")
+        return value.strip()
+
+    def optional_string(self, key: str) -> str | None:
+        value = self._raw[key]
+        if value is None or value in ("", "none", "null"):
+            return None
+        return self.string(key)
+
+    def _bounded(self, key: str, value: float, low: float, high: float, what: str) -> None:
+        if not low <= value <= high:
+            raise ConfigError(f"{key} = {self._raw[key]!r}: must be {what} from {low:g} to {high:g}")
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self._decoded(key, ())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, f"an integer from {low} to {high}")
+        self._bounded(key, value, low, high, "an integer")
+        return value
+
+    def number(self, key: str, low: float, high: float) -> float:
+        value = self._decoded(key, ())
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._fail(key, f"a number from {low:g} to {high:g}")
+        self._bounded(key, float(value), low, high, "a number")
+        return float(value)
+
+    def optional_number(self, key: str, low: float, high: float) -> float | None:
+        if self._raw[key] in (None, "", "none", "null"):
+            return None
+        return self.number(key, low, high)
+
+    def boolean(self, key: str) -> bool:
+        value = self._decoded(key, ())
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self._decoded(key, ())
+        if not isinstance(value, dict):
+            raise self._fail(key, 'a JSON object, e.g. {"epochCount": 2}')
+        return value
+
+    def string_list(self, key: str) -> list[str]:
+        value = self._decoded(key, ())
+        if isinstance(value, str):  # -c notification_emails=a@x.com,b@y.com
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings (JSON list or comma-separated)")
+        return value
+
+    def models(self, key: str) -> dict[str, ModelSpec]:
+        value = self.mapping(key)
+        parse: Callable[[str, Any], ModelSpec] = lambda mid, spec: ModelSpec.from_dict(mid, spec, key)  # noqa: E731
+        try:
+            return {model_id: parse(model_id, spec) for model_id, spec in value.items()}
+        except CatalogError as exc:
+            raise ConfigError(str(exc)) from exc

@@ -1,0 +1,51 @@
+"""cdk-nag acknowledgments: each on the narrowest construct, each with its reason.
+
+Rule packs are added in :mod:`stacks.application`; unacknowledged findings fail synthesis. Findings
+that name a resource are built from the construct's logical ID at synth time, never hard-coded.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
+from constructs import IConstruct
+
+#: Actions that have no resource type in the Service Authorization Reference, so IAM only accepts
+#: ``Resource: "*"`` for them. This is the one list of such exceptions; tests check every "*" against it.
+ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
+    "xray:PutTraceSegments": "X-Ray trace upload (Lambda active tracing, state machine tracing)",
+    "xray:PutTelemetryRecords": "X-Ray telemetry upload (Lambda active tracing, state machine tracing)",
+    "xray:GetSamplingRules": "X-Ray sampling rules (state machine tracing)",
+    "xray:GetSamplingTargets": "X-Ray sampling targets (state machine tracing)",
+    "logs:CreateLogDelivery": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:GetLogDelivery": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:UpdateLogDelivery": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:DeleteLogDelivery": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:ListLogDeliveries": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:PutResourcePolicy": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:DescribeResourcePolicies": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "logs:DescribeLogGroups": "CloudWatch Logs vended delivery for the state machine's execution logs",
+}
+
+
+def logical_ref(construct: IConstruct) -> str:
+    """The ``<LogicalId.Arn>``-style name cdk-nag uses for a construct's CloudFormation resource."""
+    child = construct.node.default_child if not isinstance(construct, CfnElement) else construct
+    assert isinstance(child, CfnElement), f"{construct.node.path} has no CloudFormation resource"
+    return str(Stack.of(construct).get_logical_id(child))
+
+
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding (e.g. ``AwsSolutions-IAM5[Resource::*]``) on one construct."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def acknowledge_wildcard_resource(construct: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge ``AwsSolutions-IAM5[Resource::<resource>]`` on ``construct``."""
+    acknowledge(construct, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+
+
+def nag_arn(stack: Stack, service: str, resource: str) -> str:
+    """How cdk-nag prints ``arn:<partition>:<service>:<region>:<account>:<resource>`` for this stack."""
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    return f"arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"

@@ -1,0 +1,116 @@
+"""One pipeline Lambda: the shared code asset, its own role, its own encrypted log group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.nag import acknowledge_wildcard_resource, logical_ref
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+POWERTOOLS_SERVICE = "bedrock-finetune"
+METRICS_NAMESPACE = "BedrockFineTuning"
+
+
+def powertools_layer_arn(version: int) -> str:
+    """The public Powertools for AWS Lambda (Python) V3 layer for this runtime, in the stack's region."""
+    return (
+        f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:017000801446:layer:"
+        f"AWSLambdaPowertoolsPythonV3-python314-x86_64:{version}"
+    )
+
+
+class PipelineFunction(Construct):
+    """A Python Lambda running ``handlers.<module>.handler`` with least-privilege role and logs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        module: str,
+        description: str,
+        code: lambda_.Code,
+        powertools: lambda_.ILayerVersion,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        environment: dict[str, str] | None = None,
+        timeout: Duration = Duration.seconds(60),
+        memory_size: int = 256,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=key,
+            removal_policy=removal_policy,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            description=f"Execution role of the {construct_id} Lambda",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            code=code,
+            handler=f"handlers.{module}.handler",
+            role=self.role,
+            layers=[powertools],
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            timeout=timeout,
+            memory_size=memory_size,
+            environment_encryption=key,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **(environment or {}),
+            },
+        )
+
+        acknowledge_wildcard_resource(
+            self.role,
+            f"<{logical_ref(self.log_group)}.Arn>:log-stream:*",
+            "Log streams are created by the Lambda runtime at run time; scoped to this function's log group.",
+        )
+        acknowledge_wildcard_resource(
+            self.role,
+            "*",
+            "Only X-Ray trace upload (Lambda active tracing) uses '*': xray:PutTraceSegments and "
+            "xray:PutTelemetryRecords have no resource type (see stacks/nag.py).",
+        )
+
+    def add_to_policy(self, *statements: iam.PolicyStatement) -> None:
+        """Grant this function's role exactly these statements."""
+        for statement in statements:
+            self.role.add_to_policy(statement)
+
+
+def lambda_code() -> lambda_.Code:
+    """The runtime code asset, shared by every pipeline function."""
+    return lambda_.Code.from_asset(
+        str(LAMBDAS_DIR),
+        exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"],
+    )

@@ -1,0 +1,361 @@
+"""The fine-tuning state machine (Standard workflow), in the CDK chain syntax.
+
+Happy path: Identify run -> Let uploads settle -> Validate dataset -> Start customization job ->
+(Wait for job -> Get customization job)* -> Collect training results -> Quality gate ->
+Create provisioned throughput -> (Wait for throughput -> Get provisioned throughput)* ->
+Notify success -> Model in service.
+
+Every failure (a task's error after its retries, job Failed/Stopped, throughput Failed, quality gate
+not met) records ``$.failure = {step, error, cause}`` and goes through Clean up failed run ->
+Notify failure -> Run failed, whose error and cause come from the notification step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from bedrock_finetune.errors import TRANSIENT_ERRORS
+
+#: Lambda service-side errors worth retrying (the function never ran, or was throttled).
+LAMBDA_SERVICE_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+]
+
+
+@dataclass(frozen=True)
+class WorkflowFunctions:
+    """The Lambdas the state machine invokes, one per task."""
+
+    validate_dataset: lambda_.IFunction
+    start_job: lambda_.IFunction
+    get_job: lambda_.IFunction
+    collect_training_results: lambda_.IFunction
+    create_throughput: lambda_.IFunction
+    get_throughput: lambda_.IFunction
+    clean_up: lambda_.IFunction
+    notify: lambda_.IFunction
+
+
+@dataclass(frozen=True)
+class WorkflowTiming:
+    """Waits and limits, from configuration."""
+
+    settle_seconds: int
+    job_poll_seconds: int
+    throughput_poll_seconds: int
+    execution_timeout: Duration
+
+
+def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
+    """A task payload: the given fields plus the execution's ARN and name (the correlation id)."""
+    return sfn.TaskInput.from_object(
+        {
+            **fields,
+            "executionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
+            "executionName": sfn.JsonPath.string_at("$$.Execution.Name"),
+        }
+    )
+
+
+class FineTuningWorkflow(Construct):
+    """The Standard state machine that runs one fine-tuning run end to end."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: WorkflowFunctions,
+        timing: WorkflowTiming,
+        log_group: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        # ---- failure chain: clean up, tell people, fail with a cause that says where to look ----
+        run_failed = sfn.Fail(self, "Run failed", error_path="$.notice.error", cause_path="$.notice.cause")
+        notification_lost = sfn.Fail(
+            self,
+            "Run failed (notification not sent)",
+            error_path="$.failure.error",
+            cause_path="$.failure.cause",
+        )
+        notify_failure = self._task(
+            "Notify failure",
+            functions.notify,
+            {"outcome": "failed", "state": sfn.JsonPath.object_at("$")},
+            result_path="$.notice",
+        )
+        notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
+        clean_up = self._task(
+            "Clean up failed run",
+            functions.clean_up,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "failure": sfn.JsonPath.object_at("$.failure"),
+            },
+            result_path="$.cleanup",
+        )
+        # A failed clean-up must still be reported: record its error and notify anyway.
+        clean_up.add_catch(
+            sfn.Pass(
+                self,
+                "Clean-up failed",
+                parameters={"summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)"},
+                result_path="$.cleanup",
+            ).next(notify_failure),
+            errors=["States.ALL"],
+            result_path="$.cleanupError",
+        )
+        failure_chain = clean_up.next(notify_failure).next(run_failed)
+
+        def record_failure(step: str) -> sfn.Pass:
+            return sfn.Pass(
+                self,
+                f"{step} failed",
+                parameters={"step": step, "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
+                result_path="$.failure",
+            )
+
+        def fails_to_chain(task: tasks.LambdaInvoke, step: str) -> tasks.LambdaInvoke:
+            task.add_catch(
+                record_failure(step).next(failure_chain), errors=["States.ALL"], result_path="$.caught"
+            )
+            return task
+
+        def status_failure(name: str, step: str, error: str, cause_path: str) -> sfn.Pass:
+            return sfn.Pass(
+                self,
+                name,
+                parameters={"step": step, "error": error, "cause.$": cause_path},
+                result_path="$.failure",
+            )
+
+        # ---- happy path ----
+        identify_run = sfn.Pass(
+            self,
+            "Identify run",
+            comment="The run is the folder name: datasets/<run>/train.jsonl",
+            parameters={
+                "run": {
+                    "bucket.$": "$.bucket",
+                    "key.$": "$.key",
+                    "etag.$": "$.etag",
+                    "versionId.$": "$.versionId",
+                    "run.$": "States.ArrayGetItem(States.StringSplit($.key, '/'), 1)",
+                }
+            },
+        )
+        settle = sfn.Wait(
+            self,
+            "Let uploads settle",
+            comment="Give validation.jsonl and hyperparameters.json time to arrive (aws s3 sync order)",
+            time=sfn.WaitTime.duration(Duration.seconds(timing.settle_seconds)),
+        )
+        validate = fails_to_chain(
+            self._task(
+                "Validate dataset",
+                functions.validate_dataset,
+                {"run": sfn.JsonPath.object_at("$.run")},
+                result_path="$.validation",
+                timeout=Duration.minutes(15),
+            ),
+            "Validate dataset",
+        )
+        start_job = fails_to_chain(
+            self._task(
+                "Start customization job",
+                functions.start_job,
+                {
+                    "run": sfn.JsonPath.object_at("$.run"),
+                    "validation": sfn.JsonPath.object_at("$.validation"),
+                },
+                result_path="$.job",
+            ),
+            "Start customization job",
+        )
+        wait_for_job = sfn.Wait(
+            self, "Wait for job", time=sfn.WaitTime.duration(Duration.seconds(timing.job_poll_seconds))
+        )
+        get_job = fails_to_chain(
+            self._task(
+                "Get customization job",
+                functions.get_job,
+                {"job": sfn.JsonPath.object_at("$.job")},
+                result_path="$.job",
+            ),
+            "Get customization job",
+        )
+        collect = fails_to_chain(
+            self._task(
+                "Collect training results",
+                functions.collect_training_results,
+                {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
+                result_path="$.training",
+            ),
+            "Collect training results",
+        )
+        create_throughput = fails_to_chain(
+            self._task(
+                "Create provisioned throughput",
+                functions.create_throughput,
+                {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
+                result_path="$.throughput",
+            ),
+            "Create provisioned throughput",
+        )
+        wait_for_throughput = sfn.Wait(
+            self,
+            "Wait for throughput",
+            time=sfn.WaitTime.duration(Duration.seconds(timing.throughput_poll_seconds)),
+        )
+        get_throughput = fails_to_chain(
+            self._task(
+                "Get provisioned throughput",
+                functions.get_throughput,
+                {"throughput": sfn.JsonPath.object_at("$.throughput")},
+                result_path="$.throughput",
+            ),
+            "Get provisioned throughput",
+        )
+        notify_success = self._task(
+            "Notify success",
+            functions.notify,
+            {"outcome": "succeeded", "state": sfn.JsonPath.object_at("$")},
+            result_path="$.notice",
+        )
+        # The model is in service either way; a lost notification must not trigger clean-up.
+        notify_success.add_catch(
+            sfn.Fail(
+                self,
+                "Model in service (notification not sent)",
+                error="NotificationFailed",
+                cause="The provisioned model is in service, but the success notification could not be "
+                "published; see the execution output and the Notify success logs.",
+            ),
+            errors=["States.ALL"],
+            result_path="$.notifyError",
+        )
+
+        job_status = (
+            sfn.Choice(self, "Job status?")
+            .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)
+            .when(
+                sfn.Condition.string_equals("$.job.status", "Failed"),
+                status_failure(
+                    "Customization job failed",
+                    "Customization job",
+                    "CustomizationJobFailed",
+                    "$.job.failureMessage",
+                ).next(failure_chain),
+            )
+            .when(
+                sfn.Condition.string_equals("$.job.status", "Stopped"),
+                sfn.Pass(
+                    self,
+                    "Customization job stopped",
+                    parameters={
+                        "step": "Customization job",
+                        "error": "CustomizationJobStopped",
+                        "cause.$": "States.Format('The job was stopped before it completed. {}', "
+                        "$.job.failureMessage)",
+                    },
+                    result_path="$.failure",
+                ).next(failure_chain),
+            )
+            .otherwise(wait_for_job)
+        )
+        quality_gate = (
+            sfn.Choice(self, "Quality gate met?")
+            .when(sfn.Condition.boolean_equals("$.training.qualityGate.passed", True), create_throughput)
+            .otherwise(
+                status_failure(
+                    "Quality gate not met",
+                    "Quality gate",
+                    "QualityGateNotMet",
+                    "$.training.qualityGate.reason",
+                ).next(failure_chain)
+            )
+        )
+        throughput_status = (
+            sfn.Choice(self, "Throughput status?")
+            .when(
+                sfn.Condition.string_equals("$.throughput.status", "InService"),
+                notify_success.next(sfn.Succeed(self, "Model in service")),
+            )
+            .when(
+                sfn.Condition.string_equals("$.throughput.status", "Failed"),
+                status_failure(
+                    "Provisioned throughput failed",
+                    "Provisioned throughput",
+                    "ProvisionedThroughputFailed",
+                    "$.throughput.failureMessage",
+                ).next(failure_chain),
+            )
+            .otherwise(wait_for_throughput)
+        )
+
+        wait_for_job.next(get_job).next(job_status)
+        collect.next(quality_gate)
+        create_throughput.next(wait_for_throughput)
+        wait_for_throughput.next(get_throughput).next(throughput_status)
+        definition = identify_run.next(settle).next(validate).next(start_job).next(wait_for_job)
+
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=timing.execution_timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment="Fine-tune Claude on Amazon Bedrock: validate, train, provision, report",
+        )
+
+    def _task(
+        self,
+        name: str,
+        function: lambda_.IFunction,
+        fields: dict[str, object],
+        *,
+        result_path: str,
+        timeout: Duration = Duration.minutes(2),
+    ) -> tasks.LambdaInvoke:
+        """A Lambda task with explicit retries: Lambda service errors and Bedrock throttling/5xx are
+        retried with exponential back-off and full jitter; everything else fails at once."""
+        task = tasks.LambdaInvoke(
+            self,
+            name,
+            lambda_function=function,
+            payload=_with_execution(fields),
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path=result_path,
+            task_timeout=sfn.Timeout.duration(timeout),
+        )
+        task.add_retry(
+            errors=LAMBDA_SERVICE_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        task.add_retry(
+            errors=list(TRANSIENT_ERRORS),
+            interval=Duration.seconds(20),
+            max_attempts=6,
+            backoff_rate=2,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
