@@ -47,6 +47,7 @@ from bedrock_finetune.catalog import (
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
     "ERROR_CODES",
+    "MAX_HYPERPARAMETERS_BYTES",
     "MAX_ISSUES_PER_CODE",
     "RESERVED_STRINGS",
     "WARNING_CODES",
