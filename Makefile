@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CDK := npx --no-install cdk
 
@@ -49,8 +50,9 @@ deploy: install
 destroy: install
 	$(CDK) destroy
 
+# The real pipeline, offline: synthesize, deploy into the emulation, upload datasets/json-mode, follow.
 demo: install
-	$(PY) -m finetune_cli.demo_summary
+	$(VENV)/bin/finetune local datasets/json-mode
 
 # Validator throughput vs json.loads (goal >= 0.7) and peak RSS on a 1 GB file (goal < 256 MB).
 # Generates its data in a temporary directory (about 1.2 GB of free space needed).

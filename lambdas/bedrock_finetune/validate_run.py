@@ -102,7 +102,9 @@ def validate_s3_run(
         "records": {name: info.get("records") for name, info in document.get("files", {}).items()},
         "warnings": sum(document["warning_counts"].values()),
         "warningCounts": document["warning_counts"],
-        "estimatedTokens": stats.get("total_tokens") if isinstance(stats, dict) else None,
+        "estimatedTokens": sum(
+            (part or {}).get("estimated_tokens_total", 0) for part in (stats or {}).values()
+        ),
         "estimatedBillableTokens": document.get("estimated_billable_tokens"),
         "hyperparameters": document["hyperparameters"],
         "hasValidation": validation is not None,

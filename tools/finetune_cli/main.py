@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from finetune_cli import convert_cmd, validate_cmd
+from finetune_local import cli as local_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     validate_cmd.register(subparsers)
     convert_cmd.register(subparsers)
+    local_cmd.register(subparsers)
     return parser
 
 

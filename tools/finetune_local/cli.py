@@ -1,0 +1,93 @@
+"""``finetune local`` and ``finetune local-server``: the CLI side of the local emulation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from finetune_local.scenarios import SCENARIOS
+from finetune_local.timing import DEFAULT_SCALE
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``local`` and ``local-server`` commands to the CLI's sub-parsers."""
+    local = subparsers.add_parser(
+        "local",
+        help="run the real pipeline on a run folder, offline, in an emulated AWS",
+        description=(
+            "Synthesize the CDK app, deploy the template into an in-process AWS emulation (moto), "
+            "upload RUN_DIR to the emulated bucket (the upload of train.jsonl starts the run through "
+            "the deployed EventBridge rule) and follow the real state machine and handlers to the end. "
+            "Exit status 0 when the execution succeeded, 1 when it failed, 2 for usage errors."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios:\n" + "\n".join(f"  {s.name:<17}{s.description}" for s in SCENARIOS.values()),
+    )
+    local.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        type=Path,
+        help="folder with train.jsonl (+ optional "
+        "validation.jsonl, hyperparameters.json); its name is the run name",
+    )
+    local.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        default="ok",
+        help="how the emulated Bedrock behaves (default: ok)",
+    )
+    local.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_SCALE,
+        help=f"real seconds per AWS second for waits and back-off (default {DEFAULT_SCALE:g})",
+    )
+    local.set_defaults(handler=run_local_command)
+
+    server = subparsers.add_parser(
+        "local-server",
+        help="serve the emulated AWS with the pipeline deployed, on 127.0.0.1",
+        description=(
+            "Start the same emulation as 'finetune local' as an HTTP endpoint on 127.0.0.1, with the "
+            "stack deployed. Upload datasets/<run>/train.jsonl with the AWS CLI "
+            "(--endpoint-url) to start a run. Stop with Ctrl-C."
+        ),
+    )
+    server.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1 (default 4566)")
+    server.add_argument(
+        "--scenario",
+        choices=list(SCENARIOS),
+        default="ok",
+        help="how the emulated Bedrock behaves (default: ok)",
+    )
+    server.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEFAULT_SCALE,
+        help=f"real seconds per AWS second (default {DEFAULT_SCALE:g})",
+    )
+    server.set_defaults(handler=run_server_command)
+
+
+def run_local_command(args: argparse.Namespace) -> int:
+    """``finetune local``: 0 when the execution succeeded, 1 otherwise, 2 for a bad folder."""
+    # Imported here so that `finetune --help` does not load the CDK and moto.
+    from finetune_local.runner import RunFolderError, run_local  # noqa: PLC0415
+    from finetune_local.scenarios import scenario  # noqa: PLC0415
+
+    try:
+        result = run_local(args.run_dir, scenario(args.scenario), time_scale=args.time_scale)
+    except RunFolderError as exc:
+        print(f"finetune local: {exc}", file=sys.stderr)
+        return 2
+    return 0 if result.succeeded else 1
+
+
+def run_server_command(args: argparse.Namespace) -> int:
+    """``finetune local-server``: serve until interrupted."""
+    from finetune_local.scenarios import scenario  # noqa: PLC0415
+    from finetune_local.server import serve_forever  # noqa: PLC0415
+
+    return serve_forever(args.port, scenario(args.scenario), time_scale=args.time_scale)

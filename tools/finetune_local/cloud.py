@@ -1,0 +1,275 @@
+"""The emulated AWS: moto plus the hooks of this package, and the synthesized stack deployed into it.
+
+Deployment goes through moto's CloudFormation with the synthesized template. Four adaptations
+are made for moto, none of them to what runs:
+
+* ``AWS::KMS::Key`` tags are renamed ``TagKey``/``TagValue``: moto's KMS reads that shape from
+  CloudFormation and fails on the documented ``Key``/``Value``.
+* ``VersioningConfiguration`` of a bucket is applied after creation (moto's CloudFormation
+  ignores it).
+* ``Custom::S3BucketNotifications`` (CDK's Lambda-backed custom resource, and its handler) is
+  not created; its effect, the bucket's ``EventBridgeConfiguration``, is applied directly.
+* moto puts a state machine created by CloudFormation in a backend that cannot execute; it is
+  re-created, with the same name, role and the definition CloudFormation resolved, in the
+  backend that executes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import re
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+from moto.core.config import default_user_config
+from moto.sns.models import sns_backends
+from moto.stepfunctions.models import stepfunctions_backends
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+from finetune_local import bedrock
+from finetune_local.events import EventRouter
+from finetune_local.lambda_runtime import LambdaRuntime
+from finetune_local.scenarios import Scenario
+from finetune_local.template import Synthesized
+from finetune_local.timing import Clock
+
+MOTO_CONFIG: dict[str, dict[str, bool]] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+
+
+class DeploymentFailed(RuntimeError):
+    """moto's CloudFormation did not create the stack."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What the deployed stack is called in the emulation."""
+
+    stack_name: str
+    account: str
+    region: str
+    bucket: str
+    state_machine_arn: str
+    topic_arn: str
+    trigger_rule: str
+    #: The definition the executing state machine was created with.
+    definition: str
+    #: Logical id -> physical id of every resource CloudFormation created.
+    physical_ids: dict[str, str] = field(default_factory=dict)
+    #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced).
+    not_emulated: list[str] = field(default_factory=list)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Messages published to the notification topic, oldest first."""
+        topic = sns_backends[self.account][self.region].topics[self.topic_arn]
+        return [
+            {"messageId": mid, "message": message, "subject": subject, "attributes": attributes or {}}
+            for mid, message, subject, attributes, _ in topic.sent_notifications
+        ]
+
+
+def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str]]:
+    """The template with the moto adaptations above; also returns the buckets to send events."""
+    template = copy.deepcopy(synth.template)
+    resources = template["Resources"]
+    for resource in resources.values():
+        if resource["Type"] == "AWS::KMS::Key" and "Tags" in resource.get("Properties", {}):
+            resource["Properties"]["Tags"] = [
+                {"TagKey": t["Key"], "TagValue": t["Value"]} for t in resource["Properties"]["Tags"]
+            ]
+    event_buckets: list[str] = []
+    for logical_id, resource in list(resources.items()):
+        if resource["Type"] != "Custom::S3BucketNotifications":
+            continue
+        props = resource["Properties"]
+        if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
+            event_buckets.append(props["BucketName"]["Ref"])
+        handler = props["ServiceToken"]["Fn::GetAtt"][0]
+        role = resources[handler]["Properties"]["Role"]["Fn::GetAtt"][0]
+        del resources[logical_id], resources[handler]
+        for other_id, other in list(resources.items()):
+            if other["Type"] == "AWS::IAM::Policy" and {"Ref": role} in other["Properties"].get("Roles", []):
+                del resources[other_id]
+        resources.pop(role, None)
+        for other in resources.values():
+            if "DependsOn" in other:
+                depends = [other["DependsOn"]] if isinstance(other["DependsOn"], str) else other["DependsOn"]
+                other["DependsOn"] = [d for d in depends if d in resources]
+    return template, event_buckets
+
+
+@contextlib.contextmanager
+def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "The local emulation runs this asset from its source folder.\n")
+    return buffer.getvalue()
+
+
+class LocalCloud:
+    """moto with the Lambda runtime, Bedrock, EventBridge and clock hooks installed."""
+
+    def __init__(
+        self,
+        synth: Synthesized,
+        scenario: Scenario,
+        *,
+        clock: Clock | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.synth = synth
+        self.scenario = scenario
+        self.clock = clock or Clock()
+        self.endpoint_url = endpoint_url
+        extra_env = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}
+        self.runtime = LambdaRuntime(synth.assets, synth.region, extra_env=extra_env)
+        self.router = EventRouter()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the emulated AWS."""
+        return boto3.client(
+            service,
+            region_name=self.synth.region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        )
+
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[LocalCloud]:
+        """Install the hooks (in-process moto or a moto server thread in this process)."""
+        bedrock.configure(self.scenario)
+        # The interpreter logs every Fail state as an error; the execution history has it already.
+        interpreter_log = logging.getLogger("moto.stepfunctions.parser")
+        level = interpreter_log.level
+        interpreter_log.setLevel(logging.CRITICAL)
+        with (
+            _restore_level(interpreter_log, level),
+            self.runtime.installed(),
+            self.router.installed(),
+            self.clock.installed(),
+            bedrock.installed(),
+        ):
+            yield self
+
+    @contextlib.contextmanager
+    def in_process(self) -> Iterator[Deployment]:
+        """moto in this process (``mock_aws``), hooks installed, the stack deployed."""
+        with (
+            mock.patch.dict("os.environ", {"AWS_DEFAULT_REGION": self.synth.region}),
+            mock_aws(config=MOTO_CONFIG),  # type: ignore[call-overload]
+            self.hooks(),
+        ):
+            yield self.deploy()
+
+    def deploy(self) -> Deployment:
+        """Deploy the synthesized template into the emulation."""
+        # moto logs and warns about each resource type it skips, every time it parses the template.
+        moto_cfn_log = logging.getLogger("moto")
+        level = moto_cfn_log.level
+        moto_cfn_log.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                deployment = self._deploy()
+        finally:
+            moto_cfn_log.setLevel(level)
+        pattern = re.compile(r"parse (\S+) but it's not supported")
+        deployment.not_emulated.extend(
+            sorted({m.group(1) for w in caught if (m := pattern.search(str(w.message)))})
+        )
+        return deployment
+
+    def _deploy(self) -> Deployment:
+        synth = self.synth
+        for key in ("stepfunctions", "lambda"):
+            default_user_config.setdefault(key, {}).update(MOTO_CONFIG[key])  # type: ignore[misc]
+        self.client("ssm").put_parameter(Name=BOOTSTRAP_VERSION_PARAMETER, Value="30", Type="String")
+        s3 = self.client("s3")
+        s3.create_bucket(
+            Bucket=synth.bootstrap_bucket, CreateBucketConfiguration={"LocationConstraint": synth.region}
+        )
+        for key in synth.assets:
+            s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())
+
+        template, event_buckets = template_for_moto(synth)
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=synth.stack_name,
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        stack = cfn.describe_stacks(StackName=synth.stack_name)["Stacks"][0]
+        summaries = cfn.list_stack_resources(StackName=synth.stack_name)["StackResourceSummaries"]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            failed = [
+                f"{r['LogicalResourceId']}: {r['ResourceStatus']}"
+                for r in summaries
+                if r["ResourceStatus"] != "CREATE_COMPLETE"
+            ]
+            raise DeploymentFailed(f"{synth.stack_name}: {stack['StackStatus']}; {'; '.join(failed)}")
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+        # moto's CloudFormation ignores VersioningConfiguration; the run identity uses version ids.
+        for logical_id, bucket in synth.resources_of_type("AWS::S3::Bucket").items():
+            versioning = bucket.get("Properties", {}).get("VersioningConfiguration", {})
+            if versioning.get("Status") == "Enabled":
+                s3.put_bucket_versioning(
+                    Bucket=physical[logical_id], VersioningConfiguration={"Status": "Enabled"}
+                )
+        for logical_id in event_buckets:
+            s3.put_bucket_notification_configuration(
+                Bucket=physical[logical_id], NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
+        definition = self._recreate_state_machine(outputs["StateMachineArn"])
+        trigger = next(
+            physical[k]
+            for k, r in synth.template["Resources"].items()
+            if r["Type"] == "AWS::Events::Rule"
+            and '"aws.s3"' in json.dumps(r["Properties"].get("EventPattern"))
+        )
+        return Deployment(
+            stack_name=synth.stack_name,
+            account=synth.account,
+            region=synth.region,
+            bucket=outputs["BucketName"],
+            state_machine_arn=outputs["StateMachineArn"],
+            topic_arn=outputs["TopicArn"],
+            trigger_rule=trigger,
+            definition=definition,
+            physical_ids=physical,
+        )
+
+    def _recreate_state_machine(self, arn: str) -> str:
+        account, region = self.synth.account, self.synth.region
+        created = stepfunctions_backends[account][region].describe_state_machine(arn)
+        executing = stepfunctions_parser_backends[account][region]
+        executing.create_state_machine(
+            name=created.name,
+            definition=created.definition,
+            roleArn=created.roleArn,
+            sm_type=getattr(created, "sm_type", None) or "STANDARD",
+        )
+        return str(executing.describe_state_machine(arn).definition)

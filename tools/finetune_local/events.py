@@ -1,0 +1,206 @@
+"""S3 -> EventBridge -> Step Functions, as on AWS.
+
+moto 5.2.5 sends S3 events to EventBridge rules, but in a shape that differs from AWS's
+(``eTag`` instead of ``etag``, an epoch number for ``time``), without applying the target's input
+transformer, and with no Step Functions target (the error is swallowed). This module replaces
+that delivery: it builds the documented "Object Created" event (bedrock-facts.md §7), matches it
+against every enabled rule on the default bus with moto's own pattern matcher (the one behind
+``TestEventPattern``), applies each target's ``Input`` / ``InputPath`` / ``InputTransformer``,
+and starts an execution of a Step Functions target with the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+from moto.events.models import events_backends
+from moto.s3 import notifications as s3_notifications
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "PostObject",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+}
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
+_sequencer = itertools.count(0x617F08299329D189)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event delivered by one rule to one target."""
+
+    rule: str
+    target_arn: str
+    input: Any
+    execution_arn: str | None
+
+
+def object_created_event(account: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
+    """The EventBridge event S3 sends for an object-level event (bedrock-facts.md §7)."""
+    obj: dict[str, Any] = {
+        "key": key.name,
+        "size": key.size,
+        "etag": key.etag.replace('"', ""),
+        "sequencer": f"{next(_sequencer):X}",
+    }
+    if getattr(key, "version_id", None) not in (None, "null"):
+        obj["version-id"] = key.version_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": s3_notifications._detail_type(event_name),
+        "source": "aws.s3",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": bucket.region_name,
+        "resources": [bucket.arn],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": obj,
+            "request-id": uuid.uuid4().hex[:16].upper(),
+            "requester": account,
+            "source-ip-address": "127.0.0.1",
+            "reason": _REASONS.get(event_name, event_name.rsplit(":", maxsplit=1)[-1]),
+        },
+    }
+
+
+def _json_path(event: Any, path: str) -> tuple[bool, Any]:
+    """EventBridge's JSONPath subset: dot notation and array indices."""
+    node = event
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path.removeprefix("$").lstrip(".")):
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(node, list) or index >= len(node):
+                return False, None
+            node = node[index]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def transform_input(target: dict[str, Any], event: dict[str, Any], rule_arn: str, rule_name: str) -> Any:
+    """What EventBridge sends to ``target`` for ``event``: Input, InputPath, InputTransformer or the event.
+
+    In an InputTransformer template, a placeholder inside a JSON string is replaced by the value's
+    text; elsewhere by its JSON; a path missing from the event gives ``null``.
+    """
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if "InputPath" in target:
+        return _json_path(event, target["InputPath"])[1]
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return event
+    values: dict[str, tuple[bool, Any]] = {
+        name: _json_path(event, path) for name, path in transformer.get("InputPathsMap", {}).items()
+    }
+    values["aws.events.rule-arn"] = (True, rule_arn)
+    values["aws.events.rule-name"] = (True, rule_name)
+    values["aws.events.event"] = (True, {k: v for k, v in event.items() if k != "detail"})
+    values["aws.events.event.json"] = (True, event)
+    values["aws.events.event.ingestion-time"] = (True, event.get("time"))
+    template: str = transformer["InputTemplate"]
+    out: list[str] = []
+    in_string = False
+    i = 0
+    while i < len(template):
+        ch = template[i]
+        match = _PLACEHOLDER.match(template, i) if ch == "<" else None
+        if match and match.group(1) in values:
+            found, value = values[match.group(1)]
+            if in_string:
+                out.append(
+                    ""
+                    if not found or value is None
+                    else (value if isinstance(value, str) else json.dumps(value))
+                )
+            else:
+                out.append(json.dumps(value) if found else "null")
+            i = match.end()
+            continue
+        if ch == "\\" and in_string:
+            out.append(template[i : i + 2])
+            i += 2
+            continue
+        if ch == '"':
+            in_string = not in_string
+        out.append(ch)
+        i += 1
+    text = "".join(out)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class EventRouter:
+    """Delivers S3 events to the deployed rules' targets; records every delivery."""
+
+    def __init__(self, on_delivery: Callable[[Delivery], None] | None = None) -> None:
+        self.deliveries: list[Delivery] = []
+        self.errors: list[str] = []
+        self.on_delivery = on_delivery
+
+    def send_s3_event(self, account: str, bucket: Any, event_name: str, key: Any) -> None:
+        """Replacement for ``moto.s3.notifications._send_event_bridge_message``."""
+        event = object_created_event(account, bucket, event_name, key)
+        self.put_event(account, bucket.region_name, event)
+
+    def put_event(self, account: str, region: str, event: dict[str, Any]) -> None:
+        """Route ``event`` through the default bus's enabled rules."""
+        backend = events_backends[account][region]
+        bus = backend.event_buses.get("default")
+        for rule in list(bus.rules.values()) if bus else []:
+            pattern = rule.event_pattern
+            if rule.state != "ENABLED" or not pattern.matches_event(copy.deepcopy(event)):  # type: ignore[arg-type]
+                continue
+            for target in list(rule.targets):
+                try:
+                    self._deliver(account, region, rule, target, event)
+                except Exception as exc:
+                    # On AWS a failed delivery is retried, then goes to the target's dead-letter queue.
+                    message = f"rule {rule.name} -> {target['Arn']}: {type(exc).__name__}: {exc}"
+                    self.errors.append(message)
+                    print(f"[local] event delivery failed: {message}", file=sys.stderr)
+
+    def _deliver(
+        self, account: str, region: str, rule: Any, target: dict[str, Any], event: dict[str, Any]
+    ) -> None:
+        payload = transform_input(target, event, rule.arn, rule.name)
+        arn = target["Arn"]
+        execution_arn = None
+        if ":states:" in arn and ":stateMachine:" in arn:
+            backend = stepfunctions_parser_backends[account][region]
+            execution = backend.start_execution(
+                arn, name=str(uuid.uuid4()), execution_input=json.dumps(payload)
+            )
+            execution_arn = execution.exec_arn
+        else:
+            raise NotImplementedError("only Step Functions targets are emulated for S3 events")
+        delivery = Delivery(rule=rule.name, target_arn=arn, input=payload, execution_arn=execution_arn)
+        self.deliveries.append(delivery)
+        if self.on_delivery:
+            self.on_delivery(delivery)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[EventRouter]:
+        """Deliver S3 events through this router while the context is open."""
+        with mock.patch.object(s3_notifications, "_send_event_bridge_message", self.send_s3_event):
+            yield self

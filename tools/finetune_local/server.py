@@ -1,0 +1,122 @@
+"""``finetune local-server``: the same emulation, served over HTTP on 127.0.0.1.
+
+moto's ``ThreadedMotoServer`` runs in this process, so the hooks (handlers, Bedrock, EventBridge
+delivery, time compression) apply to it exactly as in ``finetune local``. The state machine
+interpreter reaches Lambda at ``localhost:$MOTO_PORT``, which ``ThreadedMotoServer`` does not
+set, so it is set here; the handlers reach the emulation through ``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+from finetune_local.cloud import Deployment, LocalCloud
+from finetune_local.events import Delivery
+from finetune_local.runner import follow_delivery, print_summary
+from finetune_local.scenarios import Scenario
+from finetune_local.template import Synthesized, synthesize
+from finetune_local.timing import Clock
+
+#: Slower than ``finetune local``: a person uploads with the AWS CLI and watches with
+#: describe-execution, so the 60 s settle wait takes 0.6 s and a 10-minute poll 6 s.
+SERVER_SCALE = 0.01
+
+
+@contextlib.contextmanager
+def serving(
+    port: int,
+    scenario: Scenario,
+    synth: Synthesized,
+    *,
+    time_scale: float = SERVER_SCALE,
+    out: TextIO | None = None,
+) -> Iterator[tuple[LocalCloud, Deployment]]:
+    """Serve the emulation on 127.0.0.1:``port`` with the stack deployed; follow runs to ``out``."""
+    saved_config = copy.deepcopy(default_user_config)
+    saved_port = os.environ.get("MOTO_PORT")
+    os.environ["MOTO_PORT"] = str(port)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        cloud = LocalCloud(synth, scenario, clock=Clock(scale=time_scale), endpoint_url=endpoint)
+        with cloud.hooks():
+            deployment = cloud.deploy()
+            if out is not None:
+                cloud.router.on_delivery = lambda d: _follow_in_background(cloud, deployment, d, out)
+            yield cloud, deployment
+    finally:
+        server.stop()
+        for key, value in saved_config.items():
+            default_user_config[key] = value  # type: ignore[literal-required]
+        if saved_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = saved_port
+
+
+def _follow_in_background(cloud: LocalCloud, deployment: Deployment, delivery: Delivery, out: TextIO) -> None:
+    def worker() -> None:
+        try:
+            result = follow_delivery(cloud, deployment, delivery, out)
+            print_summary(result, out)
+        except Exception as exc:  # a follower must never take the server down
+            print(f"  (could not follow {delivery.execution_arn}: {exc})", file=out)
+
+    threading.Thread(target=worker, daemon=True).start()
+
+
+def banner(deployment: Deployment, endpoint: str) -> str:
+    """What to do with the server: the bucket and example AWS CLI commands."""
+    aws = f"aws --endpoint-url {endpoint} --region {deployment.region}"
+    return "\n".join(
+        [
+            f"Emulated AWS on {endpoint} with stack {deployment.stack_name} deployed.",
+            f"  bucket:        {deployment.bucket}",
+            f"  state machine: {deployment.state_machine_arn}",
+            f"  topic:         {deployment.topic_arn}",
+            "",
+            "Any credentials work (AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing).",
+            "Start a run by uploading train.jsonl (upload validation.jsonl and hyperparameters.json first):",
+            f"  {aws} s3 cp datasets/json-mode/validation.jsonl s3://{deployment.bucket}/datasets/json-mode/",
+            f"  {aws} s3 cp datasets/json-mode/hyperparameters.json s3://{deployment.bucket}/datasets/json-mode/",
+            f"  {aws} s3 cp datasets/json-mode/train.jsonl s3://{deployment.bucket}/datasets/json-mode/",
+            "Follow it:",
+            f"  {aws} stepfunctions list-executions --state-machine-arn {deployment.state_machine_arn}",
+            f"  {aws} stepfunctions describe-execution --execution-arn <executionArn>",
+            f"  {aws} s3 cp s3://{deployment.bucket}/reports/json-mode/validation.json -",
+            "Progress of each run is printed here. Ctrl-C stops the server.",
+        ]
+    )
+
+
+def serve_forever(port: int, scenario: Scenario, *, time_scale: float = SERVER_SCALE) -> int:
+    """Synthesize, serve, print the banner, and run until Ctrl-C."""
+    out = sys.stdout
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="finetune-local-server-") as outdir:
+        synth = synthesize(Path(outdir))
+        print(
+            f"Synthesized {synth.stack_name} ({time.time() - started:.1f} s); scenario {scenario.name}.",
+            file=out,
+        )
+        with serving(port, scenario, synth, time_scale=time_scale, out=out) as (_, deployment):
+            print(banner(deployment, f"http://127.0.0.1:{port}"), file=out, flush=True)
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                print("\nStopped.", file=out)
+    return 0
