@@ -6,6 +6,7 @@ import json
 
 import pytest
 from dataset_builders import dumps, valid_lines, with_line, write_jsonl
+
 from finetune_cli.main import main
 
 

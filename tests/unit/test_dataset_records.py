@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-from bedrock_finetune.dataset import Code, max_line_bytes
 from dataset_builders import (
     HAIKU,
     conversation,
@@ -17,6 +16,8 @@ from dataset_builders import (
     validate,
     with_line,
 )
+
+from bedrock_finetune.dataset import Code, max_line_bytes
 
 U, A = "user", "assistant"
 

@@ -5,13 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from bedrock_finetune.dataset import (
-    MAX_HYPERPARAMETERS_BYTES,
-    MAX_ISSUES_PER_CODE,
-    HyperparametersSource,
-    LocalFile,
-    validate_run,
-)
 from dataset_builders import (
     HAIKU,
     MIN_RECORDS,
@@ -23,6 +16,14 @@ from dataset_builders import (
     validate,
     with_line,
     write_jsonl,
+)
+
+from bedrock_finetune.dataset import (
+    MAX_HYPERPARAMETERS_BYTES,
+    MAX_ISSUES_PER_CODE,
+    HyperparametersSource,
+    LocalFile,
+    validate_run,
 )
 
 # ---- files -------------------------------------------------------------------------------------

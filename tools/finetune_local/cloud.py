@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import re
+import time
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -180,7 +181,29 @@ class LocalCloud:
             mock_aws(config=MOTO_CONFIG),  # type: ignore[call-overload]
             self.hooks(),
         ):
-            yield self.deploy()
+            deployment = self.deploy()
+            try:
+                yield deployment
+            finally:
+                self.stop_running(deployment)
+
+    def stop_running(self, deployment: Deployment) -> None:
+        """Stop executions still running, so none outlives the emulation (and reaches for AWS)."""
+        sfn = self.client("stepfunctions")
+        running = sfn.list_executions(stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING")
+        for execution in running["executions"]:
+            for _ in range(200):
+                try:
+                    sfn.stop_execution(
+                        executionArn=execution["executionArn"], cause="the emulation is closing"
+                    )
+                    break
+                except Exception:
+                    # moto cannot stop an execution whose worker has not started yet.
+                    time.sleep(0.01)
+        # A handler that is already running finishes first; no new one starts after a stop.
+        with self.runtime.lock:
+            pass
 
     def deploy(self) -> Deployment:
         """Deploy the synthesized template into the emulation."""

@@ -122,7 +122,7 @@ class LambdaRuntime:
         self.extra_env = dict(extra_env or {})
         self.on_invocation = on_invocation
         self.invocations: list[Invocation] = []
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
 
     # -- moto hook -------------------------------------------------------------------------------
     def invoke(  # noqa: PLR0917 - moto's LambdaSimpleBackend.invoke signature
@@ -152,7 +152,7 @@ class LambdaRuntime:
         started = time.time()
         result: Any = None
         error: dict[str, Any] | None = None
-        with self._lock, self._environment(fn), self._captured(buffer):
+        with self.lock, self._environment(fn), self._captured(buffer):
             try:
                 handler = self._load(fn)
             except Exception as exc:

@@ -330,11 +330,12 @@ def warm_up() -> None:
 def run_local(
     run_dir: Path,
     scenario: Scenario,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     *,
     time_scale: float = DEFAULT_SCALE,
 ) -> LocalRun:
-    """``finetune local``: synthesize, deploy, upload, follow, summarize."""
+    """``finetune local``: synthesize, deploy, upload, follow, summarize (to stdout by default)."""
+    out = out or sys.stdout
     run = check_run_folder(run_dir)
     print(f"Local run {run!r}, scenario {scenario.name}: {scenario.description}", file=out)
     started = time.time()

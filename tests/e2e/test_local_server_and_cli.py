@@ -1,0 +1,87 @@
+"""``finetune local-server`` over HTTP on the loopback interface, and ``finetune local``'s exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from finetune_cli.main import main
+from finetune_local import runner
+from finetune_local.scenarios import scenario
+from finetune_local.server import banner, serving
+from finetune_local.template import Synthesized
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_upload_through_the_server_starts_and_finishes_a_run(
+    synthesized: Synthesized, run_folder: Path
+) -> None:
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    out = io.StringIO()
+    with serving(port, scenario("ok"), synthesized, time_scale=0, out=out) as (_, deployment):
+        assert f"s3://{deployment.bucket}/datasets/" in banner(deployment, endpoint)
+        client = {
+            name: boto3.client(name, endpoint_url=endpoint, region_name=deployment.region,
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            for name in ("s3", "stepfunctions")
+        }  # fmt: skip
+        for name in ("validation.jsonl", "hyperparameters.json", "train.jsonl"):
+            client["s3"].put_object(
+                Bucket=deployment.bucket,
+                Key=f"datasets/{run_folder.name}/{name}",
+                Body=(run_folder / name).read_bytes(),
+            )
+        sfn = client["stepfunctions"]
+        deadline = time.time() + 60
+        while True:
+            [execution] = sfn.list_executions(stateMachineArn=deployment.state_machine_arn)["executions"]
+            if execution["status"] != "RUNNING" or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        assert described["status"] == "SUCCEEDED"
+        output = json.loads(described["output"])
+        assert output["throughput"]["status"] == "InService"
+        assert [n["subject"] for n in deployment.notifications()] == [
+            f"[fine-tuning] {run_folder.name}: model in service"
+        ]
+        deadline = time.time() + 10
+        while "Summary" not in out.getvalue() and time.time() < deadline:
+            time.sleep(0.05)
+        assert "Model in service" in out.getvalue()  # the server printed the run's progress
+
+
+@pytest.mark.parametrize(("scenario_name", "status"), [("ok", 0), ("job-fails", 1)])
+def test_finetune_local_exit_status_says_whether_the_run_succeeded(  # noqa: PLR0917 - pytest fixtures
+    synthesized: Synthesized,
+    run_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    scenario_name: str,
+    status: int,
+) -> None:
+    monkeypatch.setattr(runner, "synthesize", lambda outdir: synthesized)  # synthesized once per session
+    assert main(["local", str(run_folder), "--scenario", scenario_name]) == status
+    printed = capsys.readouterr().out
+    assert "  Validate dataset\n" in printed
+    assert "poll 3: job " in printed
+    assert f"Run:                {run_folder.name}" in printed
+    assert "Notification:       [fine-tuning]" in printed
+
+
+def test_finetune_local_rejects_a_folder_without_train_jsonl(tmp_path: Path) -> None:
+    assert main(["local", str(tmp_path)]) == 2
