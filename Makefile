@@ -29,7 +29,7 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 synth: install
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet $(CDK_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -44,10 +44,10 @@ unit: install
 test: lint typecheck unit
 
 deploy: install
-	$(CDK) deploy
+	$(CDK) deploy $(CDK_ARGS)
 
 destroy: install
-	$(CDK) destroy
+	$(CDK) destroy $(CDK_ARGS)
 
 demo: install
 	$(PY) -m finetune_cli.demo_summary

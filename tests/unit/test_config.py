@@ -162,3 +162,13 @@ def test_a_malformed_model_spec_names_the_bad_key() -> None:
     spec["limits"] = {**spec["limits"], "max_train_records": -5}  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match=rf"models\.{HAIKU_45}\.limits\.max_train_records = -5"):
         load_config(cdk_json_context(base_model_id=HAIKU_45, models={HAIKU_45: spec}))
+
+
+def test_readme_documents_every_configuration_key() -> None:
+    from pathlib import Path
+
+    from stacks.config import DEFAULTS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [key for key in DEFAULTS if f"| `{key}` |" not in readme]
+    assert missing == [], f"README configuration table lacks {missing}"
