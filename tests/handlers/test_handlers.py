@@ -147,6 +147,29 @@ def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[s
     assert "Custom model ARN: arn:custom-model" in body
     assert "Final validation loss: 0.6" in body
     assert "billed every hour" in body
+    # And reports/<run>/run.json links everything the run made
+    s3 = boto3.client("s3", region_name="us-west-2")
+    record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
+    assert record == {
+        "run": "run-1",
+        "outcome": "succeeded",
+        "error": None,
+        "cause": None,
+        "dataset": {
+            "uri": "s3://data-bucket/datasets/run-1/train.jsonl",
+            "versionId": "v1",
+            "etag": '"etag1"',
+        },
+        "execution": EXECUTION_ARN,
+        "validationReport": None,
+        "trainingReport": None,
+        "customizationJob": "arn:job",
+        "hyperparameters": {"epochCount": "2"},
+        "customModel": "arn:custom-model",
+        "provisionedModel": "arn:provisioned-model",
+        "provisionedModelStatus": None,
+        "cleanup": None,
+    }
 
 
 def test_collect_training_results_writes_the_report_and_applies_the_gate(
@@ -227,3 +250,6 @@ def test_ended_execution_is_cleaned_up_and_notified(
     assert message["Subject"] == "[fine-tuning] run-1: Execution failed"
     assert "Error: ExecutionAborted" in message["Message"]
     assert f"stopped customization job {started['jobArn']}" in message["Message"]
+    s3 = boto3.client("s3", region_name="us-west-2")
+    record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
+    assert (record["outcome"], record["error"]) == ("failed", "ExecutionAborted")
