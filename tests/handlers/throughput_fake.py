@@ -84,7 +84,9 @@ class ThroughputFake:
     def _remember_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["fake_api_params"] = dict(params)
 
-    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _answer(
+        self, model: Any, context: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         params = context.get("fake_api_params", {})
         handler = getattr(self, f"_op_{model.name}", None)
         if handler is None:
