@@ -27,7 +27,6 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
@@ -90,12 +89,6 @@ class _Provider(Construct):
             framework_on_event_role=self.on_event_role,
             framework_complete_and_timeout_role=self.waiter_role,
             provider_function_env_encryption=key,
-            disable_waiter_state_machine_logging=False if is_complete is not None else None,
-            waiter_state_machine_log_options=(
-                cr.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL)
-                if is_complete is not None
-                else None
-            ),
         )
         self._acknowledge(on_event, is_complete)
 
@@ -133,21 +126,21 @@ class _Provider(Construct):
         if waiter is not None:
             acknowledge(
                 waiter,
+                "AwsSolutions-SF1",
+                "Execution logging of the framework's waiter is off: CDK would grant its role "
+                "logs:CreateLogStream and logs:PutLogEvents on '*'. Each poll is logged by the teardown's "
+                "isComplete handler and the framework functions in their own log groups.",
+            )
+            acknowledge(
+                waiter,
                 "AwsSolutions-SF2",
                 "The Provider framework's waiter state machine offers no X-Ray option; it only polls "
-                "the teardown's isComplete handler. Its handlers are traced.",
-            )
-            waiter_role = waiter.node.find_child("Role")
-            acknowledge_wildcard_resource(
-                waiter_role,
-                "*",
-                "Only CloudWatch Logs vended delivery for the waiter's execution logs, whose actions "
-                "have no resource type (stacks/nag.py).",
+                "the teardown's isComplete handler, which is traced.",
             )
             for child in self.provider.node.children:
                 if isinstance(child, lambda_.Function):
                     acknowledge_wildcard_resource(
-                        waiter_role,
+                        waiter.node.find_child("Role"),
                         f"<{logical_ref(child)}.Arn>:*",
                         "Versions of the Provider framework's own isComplete/onTimeout relay functions.",
                     )
