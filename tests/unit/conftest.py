@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from bedrock_finetune.catalog import ModelSpec
-from dataset_builders import small_model
+from tests.unit.dataset_builders import small_model
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from dataset_builders import dumps, valid_lines, with_line, write_jsonl
+
 from finetune_cli.main import main
+from tests.unit.dataset_builders import dumps, valid_lines, with_line, write_jsonl
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import json
 import math
 
 import pytest
+
 from bedrock_finetune.dataset import Code, max_line_bytes
-from dataset_builders import (
+from tests.unit.dataset_builders import (
     HAIKU,
     conversation,
     dumps,

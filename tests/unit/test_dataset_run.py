@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from bedrock_finetune.dataset import (
     MAX_HYPERPARAMETERS_BYTES,
     MAX_ISSUES_PER_CODE,
@@ -12,7 +13,7 @@ from bedrock_finetune.dataset import (
     LocalFile,
     validate_run,
 )
-from dataset_builders import (
+from tests.unit.dataset_builders import (
     HAIKU,
     MIN_RECORDS,
     MemorySource,
