@@ -52,5 +52,10 @@ destroy: install
 demo: install
 	$(PY) -m finetune_cli.demo_summary
 
+# Validator throughput vs json.loads (goal >= 0.7) and peak RSS on a 1 GB file (goal < 256 MB).
+# Generates its data in a temporary directory (about 1.2 GB of free space needed).
+bench: install
+	$(PY) bench/validator_bench.py
+
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

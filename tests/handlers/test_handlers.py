@@ -253,3 +253,81 @@ def test_ended_execution_is_cleaned_up_and_notified(
     s3 = boto3.client("s3", region_name="us-west-2")
     record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
     assert (record["outcome"], record["error"]) == ("failed", "ExecutionAborted")
+
+
+def _upload_run(files: dict[str, bytes]) -> str:
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.put_bucket_versioning(Bucket="data-bucket", VersioningConfiguration={"Status": "Enabled"})
+    version = ""
+    for name, body in files.items():
+        response = s3.put_object(Bucket="data-bucket", Key=f"datasets/run-1/{name}", Body=body)
+        if name == "train.jsonl":
+            version = response["VersionId"]
+    return version
+
+
+@pytest.fixture
+def validator_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
+
+    monkeypatch.setenv("MODEL_SPEC", json.dumps(BUILTIN_MODELS[CLAUDE_3_HAIKU].to_dict()))
+    monkeypatch.setenv("DEFAULT_HYPERPARAMETERS", json.dumps({"epochCount": 2}))
+    monkeypatch.setenv("CHARS_PER_TOKEN", "3")
+
+
+def test_validate_handler_accepts_the_sample_run_and_writes_its_report(validator_env: None) -> None:
+    from pathlib import Path
+
+    from handlers.validate_dataset import handler
+
+    sample = Path(__file__).resolve().parents[2] / "datasets" / "json-mode"
+    version = _upload_run({p.name: p.read_bytes() for p in sample.iterdir()})
+    summary = handler(
+        {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+        FakeLambdaContext(),
+    )
+    assert summary["valid"] is True
+    assert summary["hasValidation"] is True
+    assert summary["records"] == {"train": 87, "validation": 42}
+    # hyperparameters.json overrides the configured default epochCount
+    assert summary["hyperparameters"] == {"epochCount": 2, "batchSize": 8, "learningRateMultiplier": 1.0}
+    assert summary["estimatedBillableTokens"] == summary["estimatedTokens"] * 2
+    s3 = boto3.client("s3", region_name="us-west-2")
+    report = json.loads(
+        s3.get_object(Bucket="data-bucket", Key="reports/run-1/validation.json")["Body"].read()
+    )
+    assert report["valid"] is True
+    assert summary["reportUri"] == "s3://data-bucket/reports/run-1/validation.json"
+
+
+def test_validate_handler_stops_an_invalid_run_with_the_first_errors(validator_env: None) -> None:
+    from bedrock_finetune.errors import DatasetInvalid
+    from handlers.validate_dataset import handler
+
+    good = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    lines = [good] * 40 + ['{"messages": []}', "not json"]
+    version = _upload_run({"train.jsonl": ("\n".join(lines) + "\n").encode()})
+    with pytest.raises(DatasetInvalid) as caught:
+        handler(
+            {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+            FakeLambdaContext(),
+        )
+    message = str(caught.value)
+    assert "train line 41: TOO_FEW_MESSAGES" in message
+    assert "train line 42: INVALID_JSON" in message
+    assert "Full report: s3://data-bucket/reports/run-1/validation.json" in message
+    s3 = boto3.client("s3", region_name="us-west-2")
+    report = json.loads(
+        s3.get_object(Bucket="data-bucket", Key="reports/run-1/validation.json")["Body"].read()
+    )
+    assert report["valid"] is False
+    assert report["error_counts"]["INVALID_JSON"] == 1
+
+
+def test_validate_handler_rejects_a_run_name_bedrock_cannot_use(validator_env: None) -> None:
+    from bedrock_finetune.errors import DatasetInvalid
+    from handlers.validate_dataset import handler
+
+    run = {**RUN, "key": "datasets/my run/train.jsonl", "run": "my run"}
+    with pytest.raises(DatasetInvalid, match=r"run name 'my run'.*Rename the folder"):
+        handler({"run": run, "executionArn": EXECUTION_ARN, "executionName": "e"}, FakeLambdaContext())
