@@ -30,7 +30,7 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 synth: install
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet $(CDK_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -45,10 +45,10 @@ unit: install
 test: lint typecheck unit
 
 deploy: install
-	$(CDK) deploy
+	$(CDK) deploy $(CDK_ARGS)
 
 destroy: install
-	$(CDK) destroy
+	$(CDK) destroy $(CDK_ARGS)
 
 # The real pipeline, offline: synthesize, deploy into the emulation, upload datasets/json-mode, follow.
 demo: install

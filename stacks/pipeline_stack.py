@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from bedrock_finetune.lineage import TAG_STACK
+from stacks.bedrock_guards import BedrockGuards
 from stacks.bedrock_service_role import BEDROCK_PRINCIPAL, BedrockServiceRole
 from stacks.config import PipelineConfig
 from stacks.dataset_bucket import DatasetBucket
@@ -97,6 +98,17 @@ class FineTuningPipelineStack(Stack):
         )
         self._grant_permissions(
             fns, key=key, data=data, service_role=service_role, notifications=notifications
+        )
+        # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
+        BedrockGuards(
+            self,
+            "Guards",
+            config=config,
+            key=key,
+            topic=notifications.topic,
+            log_retention=retention,
+            removal_policy=removal,
+            billing_functions=(fns.start_job.function, fns.create_throughput.function),
         )
 
         workflow = FineTuningWorkflow(
@@ -427,6 +439,15 @@ class FineTuningPipelineStack(Stack):
         for publisher in (fns.notify, fns.on_ended):
             publisher.add_to_policy(
                 iam.PolicyStatement(
+                    sid="WriteRunRecords", actions=["s3:PutObject"], resources=[data.reports_arn()]
+                ),
+                iam.PolicyStatement(
+                    sid="EncryptRunRecordsViaS3",
+                    actions=["kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                    conditions=s3_via,
+                ),
+                iam.PolicyStatement(
                     sid="PublishNotifications",
                     actions=["sns:Publish"],
                     resources=[notifications.topic.topic_arn],
@@ -460,6 +481,8 @@ class FineTuningPipelineStack(Stack):
             (service_role.role, ("datasets", "outputs")),
             (fns.validate.role, ("datasets", "reports")),
             (fns.collect.role, ("outputs", "reports")),
+            (fns.notify.role, ("reports",)),
+            (fns.on_ended.role, ("reports",)),
         ):
             for prefix in prefixes:
                 acknowledge_wildcard_resource(construct, f"{bucket_ref}/{prefix}/*", prefix_reason[prefix])

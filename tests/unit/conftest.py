@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from dataset_builders import small_model
 
 from bedrock_finetune.catalog import ModelSpec
+from tests.unit.dataset_builders import small_model
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from dataset_builders import HAIKU, MemorySource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bedrock_finetune.dataset import ERROR_CODES, WARNING_CODES, HyperparametersSource, validate_run
+from tests.unit.dataset_builders import HAIKU, MemorySource
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,7 +6,9 @@ import json
 import math
 
 import pytest
-from dataset_builders import (
+
+from bedrock_finetune.dataset import Code, max_line_bytes
+from tests.unit.dataset_builders import (
     HAIKU,
     conversation,
     dumps,
@@ -16,8 +18,6 @@ from dataset_builders import (
     validate,
     with_line,
 )
-
-from bedrock_finetune.dataset import Code, max_line_bytes
 
 U, A = "user", "assistant"
 

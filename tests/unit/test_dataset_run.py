@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from dataset_builders import (
+
+from bedrock_finetune.dataset import (
+    MAX_HYPERPARAMETERS_BYTES,
+    MAX_ISSUES_PER_CODE,
+    HyperparametersSource,
+    LocalFile,
+    validate_run,
+)
+from tests.unit.dataset_builders import (
     HAIKU,
     MIN_RECORDS,
     MemorySource,
@@ -16,14 +24,6 @@ from dataset_builders import (
     validate,
     with_line,
     write_jsonl,
-)
-
-from bedrock_finetune.dataset import (
-    MAX_HYPERPARAMETERS_BYTES,
-    MAX_ISSUES_PER_CODE,
-    HyperparametersSource,
-    LocalFile,
-    validate_run,
 )
 
 # ---- files -------------------------------------------------------------------------------------

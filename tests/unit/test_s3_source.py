@@ -20,11 +20,11 @@ from typing import Any
 
 import boto3
 import pytest
-from dataset_builders import HAIKU
 from moto import mock_aws
 
 from bedrock_finetune.dataset import MAX_HYPERPARAMETERS_BYTES, validate_run
 from bedrock_finetune.s3_source import S3Object, read_hyperparameters
+from tests.unit.dataset_builders import HAIKU
 
 BUCKET = "datasets-bucket"
 MB = 1024 * 1024
