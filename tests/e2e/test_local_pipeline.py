@@ -115,7 +115,11 @@ def test_the_executed_definition_is_the_templates(synthesized: Synthesized, run_
                     "Ref": name,
                     "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
                 }
-        [machine] = synthesized.resources_of_type("AWS::StepFunctions::StateMachine").values()
+        [machine] = [
+            r
+            for k, r in synthesized.resources_of_type("AWS::StepFunctions::StateMachine").items()
+            if result.deployment.physical_ids[k] == result.deployment.state_machine_arn
+        ]
         pseudo = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
         expected = resolve(machine["Properties"]["DefinitionString"], physical, pseudo)
         assert executed == expected

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from finetune_local.defaults import DEFAULT_SCALE, SERVER_SCALE
 from finetune_local.scenarios import SCENARIOS
-from finetune_local.timing import DEFAULT_SCALE
 
 
 def register(subparsers: Any) -> None:
@@ -65,8 +65,8 @@ def register(subparsers: Any) -> None:
     server.add_argument(
         "--time-scale",
         type=float,
-        default=DEFAULT_SCALE,
-        help=f"real seconds per AWS second (default {DEFAULT_SCALE:g})",
+        default=SERVER_SCALE,
+        help=f"real seconds per AWS second (default {SERVER_SCALE:g})",
     )
     server.set_defaults(handler=run_server_command)
 

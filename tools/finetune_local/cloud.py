@@ -1,14 +1,18 @@
 """The emulated AWS: moto plus the hooks of this package, and the synthesized stack deployed into it.
 
-Deployment goes through moto's CloudFormation with the synthesized template. Four adaptations
-are made for moto, none of them to what runs:
+Deployment goes through moto's CloudFormation with the synthesized template. These adaptations
+are made for moto, none of them to the state machine, the trigger or the handlers it runs:
 
 * ``AWS::KMS::Key`` tags are renamed ``TagKey``/``TagValue``: moto's KMS reads that shape from
   CloudFormation and fails on the documented ``Key``/``Value``.
 * ``VersioningConfiguration`` of a bucket is applied after creation (moto's CloudFormation
   ignores it).
-* ``Custom::S3BucketNotifications`` (CDK's Lambda-backed custom resource, and its handler) is
-  not created; its effect, the bucket's ``EventBridgeConfiguration``, is applied directly.
+* Custom resources are not created: moto would invoke their handlers in Docker and wait for
+  a response. ``Custom::S3BucketNotifications`` has its effect (the bucket's
+  ``EventBridgeConfiguration``) applied directly; the deploy-time guards (``Custom::BedrockPreflight``
+  checks model access and quotas of the real account, ``Custom::BedrockTeardown`` acts on stack
+  deletion) have no meaning in the emulation and are listed as not run. Stack outputs that read
+  their attributes are left out.
 * moto puts a state machine created by CloudFormation in a backend that cannot execute; it is
   re-created, with the same name, role and the definition CloudFormation resolved, in the
   backend that executes.
@@ -82,8 +86,26 @@ class Deployment:
         ]
 
 
-def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str]]:
-    """The template with the moto adaptations above; also returns the buckets to send events."""
+def _references(node: Any, logical_id: str) -> bool:
+    """Whether ``node`` uses ``Ref`` or ``Fn::GetAtt`` on ``logical_id``."""
+    if isinstance(node, dict):
+        if node.get("Ref") == logical_id:
+            return True
+        att = node.get("Fn::GetAtt")
+        if isinstance(att, list) and att and att[0] == logical_id:
+            return True
+        return any(_references(v, logical_id) for v in node.values())
+    if isinstance(node, list):
+        return any(_references(v, logical_id) for v in node)
+    return False
+
+
+def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], list[str]]:
+    """The template with the moto adaptations above.
+
+    Returns it with the buckets whose events go to EventBridge and the custom resource types
+    that are not run.
+    """
     template = copy.deepcopy(synth.template)
     resources = template["Resources"]
     for resource in resources.values():
@@ -92,24 +114,25 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str]]:
                 {"TagKey": t["Key"], "TagValue": t["Value"]} for t in resource["Properties"]["Tags"]
             ]
     event_buckets: list[str] = []
+    skipped: list[str] = []
     for logical_id, resource in list(resources.items()):
-        if resource["Type"] != "Custom::S3BucketNotifications":
+        if not resource["Type"].startswith("Custom::"):
             continue
         props = resource["Properties"]
-        if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
-            event_buckets.append(props["BucketName"]["Ref"])
-        handler = props["ServiceToken"]["Fn::GetAtt"][0]
-        role = resources[handler]["Properties"]["Role"]["Fn::GetAtt"][0]
-        del resources[logical_id], resources[handler]
-        for other_id, other in list(resources.items()):
-            if other["Type"] == "AWS::IAM::Policy" and {"Ref": role} in other["Properties"].get("Roles", []):
-                del resources[other_id]
-        resources.pop(role, None)
+        if resource["Type"] == "Custom::S3BucketNotifications":
+            if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
+                event_buckets.append(props["BucketName"]["Ref"])
+        else:
+            skipped.append(resource["Type"])
+        del resources[logical_id]
         for other in resources.values():
             if "DependsOn" in other:
                 depends = [other["DependsOn"]] if isinstance(other["DependsOn"], str) else other["DependsOn"]
-                other["DependsOn"] = [d for d in depends if d in resources]
-    return template, event_buckets
+                other["DependsOn"] = [d for d in depends if d != logical_id]
+        outputs = template.get("Outputs", {})
+        for name in [n for n, o in outputs.items() if _references(o, logical_id)]:
+            del outputs[name]
+    return template, event_buckets, sorted(skipped)
 
 
 @contextlib.contextmanager
@@ -235,7 +258,7 @@ class LocalCloud:
         for key in synth.assets:
             s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())
 
-        template, event_buckets = template_for_moto(synth)
+        template, event_buckets, skipped_custom = template_for_moto(synth)
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=synth.stack_name,
@@ -283,6 +306,7 @@ class LocalCloud:
             trigger_rule=trigger,
             definition=definition,
             physical_ids=physical,
+            not_emulated=[f"{t} (not run)" for t in skipped_custom],
         )
 
     def _recreate_state_machine(self, arn: str) -> str:

@@ -200,7 +200,7 @@ def execute(
         )
         if deployment.not_emulated:
             print(
-                f"  not emulated (moto has no CloudFormation support; IAM is not enforced locally): "
+                f"  not emulated (IAM is not enforced locally; guards act on a real account): "
                 f"{', '.join(deployment.not_emulated)}",
                 file=out,
             )

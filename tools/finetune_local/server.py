@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import sys
 import tempfile
@@ -27,11 +28,7 @@ from finetune_local.events import Delivery
 from finetune_local.runner import follow_delivery, print_summary
 from finetune_local.scenarios import Scenario
 from finetune_local.template import Synthesized, synthesize
-from finetune_local.timing import Clock
-
-#: Slower than ``finetune local``: a person uploads with the AWS CLI and watches with
-#: describe-execution, so the 60 s settle wait takes 0.6 s and a 10-minute poll 6 s.
-SERVER_SCALE = 0.01
+from finetune_local.timing import SERVER_SCALE, Clock
 
 
 @contextlib.contextmanager
@@ -47,6 +44,8 @@ def serving(
     saved_config = copy.deepcopy(default_user_config)
     saved_port = os.environ.get("MOTO_PORT")
     os.environ["MOTO_PORT"] = str(port)
+    # One access-log line per request would drown the run's progress.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:

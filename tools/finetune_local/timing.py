@@ -24,8 +24,9 @@ from botocore.retries.standard import ExponentialBackoff
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-#: Default: ten minutes of AWS time take about 0.06 s.
-DEFAULT_SCALE = 0.0001
+from finetune_local.defaults import DEFAULT_SCALE, SERVER_SCALE
+
+__all__ = ["DEFAULT_SCALE", "SERVER_SCALE", "Clock"]
 
 
 @dataclass
