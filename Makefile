@@ -29,7 +29,7 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 synth: install
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet $(CDK_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -52,13 +52,18 @@ iam-snapshot: install
 	$(PY) -m iam_review --snapshot
 
 deploy: install
-	$(CDK) deploy
+	$(CDK) deploy $(CDK_ARGS)
 
 destroy: install
-	$(CDK) destroy
+	$(CDK) destroy $(CDK_ARGS)
 
 demo: install
 	$(PY) -m finetune_cli.demo_summary
+
+# Validator throughput vs json.loads (goal >= 0.7) and peak RSS on a 1 GB file (goal < 256 MB).
+# Generates its data in a temporary directory (about 1.2 GB of free space needed).
+bench: install
+	$(PY) bench/validator_bench.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

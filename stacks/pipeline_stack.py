@@ -463,6 +463,15 @@ class FineTuningPipelineStack(Stack):
         for publisher in (fns.notify, fns.on_ended):
             publisher.add_to_policy(
                 iam.PolicyStatement(
+                    sid="WriteRunRecords", actions=["s3:PutObject"], resources=[data.reports_arn()]
+                ),
+                iam.PolicyStatement(
+                    sid="EncryptRunRecordsViaS3",
+                    actions=["kms:GenerateDataKey"],
+                    resources=[key.key_arn],
+                    conditions=s3_via,
+                ),
+                iam.PolicyStatement(
                     sid="PublishNotifications",
                     actions=["sns:Publish"],
                     resources=[notifications.topic.topic_arn],
@@ -496,6 +505,8 @@ class FineTuningPipelineStack(Stack):
             (service_role.role, ("datasets", "outputs")),
             (fns.validate.role, ("datasets", "reports")),
             (fns.collect.role, ("outputs", "reports")),
+            (fns.notify.role, ("reports",)),
+            (fns.on_ended.role, ("reports",)),
         ):
             for prefix in prefixes:
                 acknowledge_wildcard_resource(construct, f"{bucket_ref}/{prefix}/*", prefix_reason[prefix])

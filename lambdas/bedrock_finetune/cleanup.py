@@ -28,7 +28,7 @@ def clean_up_run(bedrock: Any, names: RunNames) -> dict[str, Any]:
     job = find_job(bedrock, names.job_name)
     if job is not None and job.get("status") in _STOPPABLE:
         try:
-            bedrock.stop_model_customization_job(jobIdentifier=job["jobArn"])
+            bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
         except ClientError as exc:
             # Conflict: it is already stopping or finished; nothing left to do.
             if exc.response.get("Error", {}).get("Code") != "ConflictException":

@@ -70,5 +70,9 @@ class RunLocation:
         return f"{REPORTS_PREFIX}{self.run}/training.json"
 
     @property
+    def run_record_key(self) -> str:
+        return f"{REPORTS_PREFIX}{self.run}/run.json"
+
+    @property
     def output_uri(self) -> str:
         return f"s3://{self.bucket}/{OUTPUTS_PREFIX}{self.run}/"

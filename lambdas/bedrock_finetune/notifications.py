@@ -133,6 +133,43 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
     )
 
 
+def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notice: Notice) -> dict[str, Any]:
+    """The run's lineage in one document: dataset, execution, reports, job, models, outcome."""
+    run = state.get("run") or {}
+    job = state.get("job") or {}
+    pt = state.get("throughput") or {}
+    training = state.get("training") or {}
+    return {
+        "run": run.get("run"),
+        "outcome": outcome,
+        "error": notice.error or None,
+        "cause": notice.cause or None,
+        "dataset": {
+            "uri": f"s3://{run.get('bucket')}/{run.get('key')}" if run.get("key") else None,
+            "versionId": run.get("versionId"),
+            "etag": run.get("etag"),
+        },
+        "execution": execution_arn,
+        "validationReport": (state.get("validation") or {}).get("reportUri"),
+        "trainingReport": training.get("reportUri"),
+        "customizationJob": job.get("jobArn"),
+        "hyperparameters": job.get("hyperparameters")
+        or (state.get("validation") or {}).get("hyperparameters"),
+        "customModel": job.get("outputModelArn") or None,
+        "provisionedModel": pt.get("provisionedModelArn"),
+        "provisionedModelStatus": pt.get("status"),
+        "cleanup": (state.get("cleanup") or {}).get("summary"),
+    }
+
+
+def write_run_record(s3: Any, bucket: str, key: str, record: Mapping[str, Any]) -> str:
+    """Write ``reports/<run>/run.json``; returns its URI."""
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=json.dumps(record, indent=2).encode(), ContentType="application/json"
+    )
+    return f"s3://{bucket}/{key}"
+
+
 def publish(sns: Any, topic_arn: str, notice: Notice, outcome: str, run: str) -> str:
     """Publish ``notice`` to the topic; returns the message id."""
     response = sns.publish(

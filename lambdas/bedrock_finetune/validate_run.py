@@ -12,10 +12,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bedrock_finetune.catalog import ModelSpec
-from bedrock_finetune.dataset import HyperparametersSource, validate_run
+from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.errors import DatasetInvalid, RunNotFound
 from bedrock_finetune.layout import InvalidRunKey, RunLocation
-from bedrock_finetune.s3_source import S3Object
+from bedrock_finetune.s3_source import S3Object, read_hyperparameters
 
 _FIRST_ERRORS = 5
 
@@ -73,37 +73,39 @@ def validate_s3_run(
         if validation_head is not None
         else None
     )
-    hyperparameters = None
-    if _head(s3, bucket, location.hyperparameters_key) is not None:
-        body = s3.get_object(Bucket=bucket, Key=location.hyperparameters_key)["Body"].read(1_000_000)
-        hyperparameters = HyperparametersSource(uri=location.uri("hyperparameters.json"), data=body)
+    hyperparameters = (
+        read_hyperparameters(s3, bucket, location.hyperparameters_key)
+        if _head(s3, bucket, location.hyperparameters_key) is not None
+        else None
+    )
 
     report = validate_run(
         train, validation, hyperparameters, model, defaults=defaults, chars_per_token=chars_per_token
     )
-    document = report.to_dict()
-    report_uri = _write_report(s3, location, document)
-    if not document["valid"]:
+    report_uri = _write_report(s3, location, report.to_dict())
+    summary = report.summary(max_errors=_FIRST_ERRORS)
+    if not report.valid:
         first = "; ".join(
-            f"{e['file']}:{e['line']} {e['code']} {e['message']}"
-            if e.get("line")
-            else f"{e['file']} {e['code']} {e['message']}"
-            for e in document["errors"][:_FIRST_ERRORS]
+            f"{e['file']} line {e['line']}: {e['code']}" if e["line"] else f"{e['file']}: {e['code']}"
+            for e in summary["first_errors"]
         )
-        total = sum(document["error_counts"].values())
         raise DatasetInvalid(
-            f"{total} error(s) in run {location.run}. First: {first}. Full report: {report_uri}"
+            f"run {location.run} has {report.error_count} error(s) and was not started. "
+            f"First: {first}. Fix them and upload train.jsonl again. Full report: {report_uri}"
         )
-    stats = document.get("statistics", {})
+    train_stats = report.train_statistics
     return {
-        "valid": True,
         "run": location.run,
         "reportUri": report_uri,
-        "records": {name: info.get("records") for name, info in document.get("files", {}).items()},
-        "warnings": sum(document["warning_counts"].values()),
-        "warningCounts": document["warning_counts"],
-        "estimatedTokens": stats.get("total_tokens") if isinstance(stats, dict) else None,
-        "estimatedBillableTokens": document.get("estimated_billable_tokens"),
-        "hyperparameters": document["hyperparameters"],
+        "valid": True,
+        "records": {
+            "train": report.train.records,
+            "validation": report.validation.records if report.validation else 0,
+        },
+        "warnings": report.warning_count,
+        "warningCounts": dict(report.warning_counts),
+        "estimatedTokens": train_stats.tokens_total if train_stats else 0,
+        "estimatedBillableTokens": report.estimated_billable_tokens,
+        "hyperparameters": dict(report.hyperparameters),
         "hasValidation": validation is not None,
     }

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bedrock_finetune.cleanup import clean_up_run
 from bedrock_finetune.layout import InvalidRunKey, RunLocation
 from bedrock_finetune.naming import identity_from_run, names_for
-from bedrock_finetune.notifications import Links, failure_notice, publish
+from bedrock_finetune.notifications import Links, failure_notice, publish, run_record, write_run_record
 from handlers._runtime import client, env, logger, metrics, tracer
 
 _ERRORS = {"TIMED_OUT": "ExecutionTimedOut", "ABORTED": "ExecutionAborted"}
@@ -51,8 +51,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "cleanup": result,
     }
     links = Links(region=env("AWS_REGION"), bucket=env("BUCKET_NAME"), log_group=env("PIPELINE_LOG_GROUP"))
-    publish(
-        client("sns"), env("TOPIC_ARN"), failure_notice(state, links, execution_arn), "failed", location.run
-    )
+    notice = failure_notice(state, links, execution_arn)
+    record = run_record(state, "failed", execution_arn, notice)
+    write_run_record(client("s3"), location.bucket, location.run_record_key, record)
+    publish(client("sns"), env("TOPIC_ARN"), notice, "failed", location.run)
     logger.info("clean-up after ended execution", extra={"status": status, **result})
     return result

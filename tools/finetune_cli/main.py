@@ -5,24 +5,32 @@ from __future__ import annotations
 import argparse
 import sys
 
+from finetune_cli import convert_cmd, validate_cmd
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each command registers itself as a sub-parser."""
     parser = argparse.ArgumentParser(
         prog="finetune", description="Fine-tune Claude on Amazon Bedrock: validate, convert, run locally."
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    validate_cmd.register(subparsers)
+    convert_cmd.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code (2 for usage errors, as argparse does)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on bad arguments and after --help
+        return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    status: int = args.handler(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1079 @@
+"""Dataset validation: the gate every run passes before any money is spent.
+
+Pure logic, no AWS: the ValidateDataset Lambda passes S3 sources (see ``s3_source``), the
+``finetune validate`` CLI passes :class:`LocalFile` sources. Rules and limits come from the model
+catalog (:mod:`bedrock_finetune.catalog`); the public codes are the :class:`Code` members.
+
+How it works, and why:
+
+* A file is streamed once, in raw chunks, and split on ``b"\\n"`` here, so blank lines, a
+  byte-order mark and invalid UTF-8 are seen per line, and a single trailing newline is fine.
+  Memory stays bounded: a line is held only while it is checked, and a line over
+  :func:`max_line_bytes` is counted but never held or parsed (it cannot be within the token limit).
+* Each line gets exactly one ``json.loads``; the checks after it are cheap type and membership
+  tests. Every line is checked and every problem reported; nothing stops at the first error.
+* Tokens are estimated as ``ceil(characters / chars_per_token)`` over ``system`` plus every
+  ``content`` (characters are Unicode code points). The default of 3 characters per token is
+  deliberately conservative (AWS plans with about 6), so records near the limit are flagged
+  rather than rejected by Bedrock hours later.
+* Duplicates and train/validation overlap are found by hashing a canonical form of each
+  error-free record (its ``system`` and its ``(role, content)`` pairs; key order, whitespace and
+  JSON escapes do not matter). Only a 64-bit hash and a line number are kept per record.
+* Lists in the report are capped at :data:`MAX_ISSUES_PER_CODE` items per code; the counts are
+  always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from bedrock_finetune.catalog import (
+    DEFAULT_CHARS_PER_TOKEN,
+    ModelSpec,
+    check_hyperparameters,
+    effective_hyperparameters,
+)
+
+__all__ = [
+    "DEFAULT_CHARS_PER_TOKEN",
+    "ERROR_CODES",
+    "MAX_HYPERPARAMETERS_BYTES",
+    "MAX_ISSUES_PER_CODE",
+    "RESERVED_STRINGS",
+    "WARNING_CODES",
+    "Code",
+    "DatasetSource",
+    "FileStatistics",
+    "FileSummary",
+    "HyperparametersSource",
+    "Issue",
+    "LocalFile",
+    "ValidationReport",
+    "estimate_tokens",
+    "max_line_bytes",
+    "validate_run",
+]
+
+FileRole = Literal["train", "validation", "hyperparameters"]
+
+
+class Code(StrEnum):
+    """The public validation codes. Spelled exactly as documented; renaming one is a breaking change."""
+
+    # Record level (file and 1-based line)
+    INVALID_JSON = "INVALID_JSON"
+    BLANK_LINE = "BLANK_LINE"
+    NOT_AN_OBJECT = "NOT_AN_OBJECT"
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    MISSING_MESSAGES = "MISSING_MESSAGES"
+    INVALID_TYPE = "INVALID_TYPE"
+    MISSING_FIELD = "MISSING_FIELD"
+    INVALID_ROLE = "INVALID_ROLE"
+    TOO_FEW_MESSAGES = "TOO_FEW_MESSAGES"
+    FIRST_NOT_USER = "FIRST_NOT_USER"
+    LAST_NOT_ASSISTANT = "LAST_NOT_ASSISTANT"
+    NOT_ALTERNATING = "NOT_ALTERNATING"
+    EMPTY_CONTENT = "EMPTY_CONTENT"
+    RESERVED_STRING = "RESERVED_STRING"
+    TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+    ENCODING = "ENCODING"
+    # File level (line is null)
+    FILE_EMPTY = "FILE_EMPTY"
+    TOO_FEW_RECORDS = "TOO_FEW_RECORDS"
+    TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
+    TOO_MANY_TOTAL_RECORDS = "TOO_MANY_TOTAL_RECORDS"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    # Hyperparameters (file "hyperparameters")
+    INVALID_HYPERPARAMETERS_FILE = "INVALID_HYPERPARAMETERS_FILE"
+    UNKNOWN_HYPERPARAMETER = "UNKNOWN_HYPERPARAMETER"
+    HYPERPARAMETER_INVALID = "HYPERPARAMETER_INVALID"
+    HYPERPARAMETER_OUT_OF_RANGE = "HYPERPARAMETER_OUT_OF_RANGE"
+    # Warnings: they do not make a run invalid
+    DUPLICATE_RECORD = "DUPLICATE_RECORD"
+    VALIDATION_OVERLAP = "VALIDATION_OVERLAP"
+    NEAR_TOKEN_LIMIT = "NEAR_TOKEN_LIMIT"  # noqa: S105 - a code, not a password
+    EARLY_STOPPING_WITHOUT_VALIDATION = "EARLY_STOPPING_WITHOUT_VALIDATION"
+
+
+WARNING_CODES: frozenset[Code] = frozenset(
+    {
+        Code.DUPLICATE_RECORD,
+        Code.VALIDATION_OVERLAP,
+        Code.NEAR_TOKEN_LIMIT,
+        Code.EARLY_STOPPING_WITHOUT_VALIDATION,
+    }
+)
+ERROR_CODES: frozenset[Code] = frozenset(Code) - WARNING_CODES
+
+#: Strings Bedrock reserves for its own prompt format; they may not appear in system or content.
+RESERVED_STRINGS: tuple[str, ...] = ("\nHuman:", "\nAssistant:")
+
+#: At most this many items per code in ``errors`` / ``warnings``; the counts stay complete.
+MAX_ISSUES_PER_CODE = 100
+
+#: A record at or above this share of the token limit gets a NEAR_TOKEN_LIMIT warning.
+NEAR_LIMIT_RATIO = 0.9
+
+#: ``hyperparameters.json`` is a handful of numbers; anything bigger is not one.
+MAX_HYPERPARAMETERS_BYTES = 64 * 1024
+
+#: Percentiles are exact up to this many records per file, from a uniform sample beyond.
+STATISTICS_SAMPLE_SIZE = 100_000
+
+#: Duplicate detection remembers at most this many records per file (a few MB); a file this big
+#: is far over every documented record limit and already invalid.
+MAX_TRACKED_RECORDS = 200_000
+
+_CHUNK_SIZE = 1024 * 1024
+_MIN_LINE_CAP = 8 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_TOP_KEYS = frozenset({"system", "messages"})
+_MESSAGE_KEYS = frozenset({"role", "content"})
+_ROLES = frozenset({"user", "assistant"})
+# A reserved string can only be in a decoded string if the raw line has it literally, with the
+# newline as the two bytes "\\n", unless an ASCII character is escaped as \\u00XX. So one regex
+# pass over the raw bytes rules out nearly every line; it costs less than searching each string
+# for each reserved string. Lines it flags get the exact check on the decoded strings.
+_RESERVED_PREFILTER = re.compile(rb"\\n(?:Human|Assistant):|\\u00")
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+class DatasetSource(Protocol):
+    """A JSONL file to validate: a display ``uri``, its ``size`` if known, and its raw bytes.
+
+    ``open()`` returns an iterable of raw byte chunks with arbitrary boundaries (file reads, an S3
+    ``StreamingBody.iter_chunks()``); the validator splits lines itself. It should release its
+    resources when the iteration ends or the iterator is closed.
+    """
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def size(self) -> int | None: ...
+
+    def open(self) -> Iterable[bytes]: ...
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A dataset file on the local disk, read in chunks."""
+
+    path: Path | str
+    chunk_size: int = _CHUNK_SIZE
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    @property
+    def size(self) -> int | None:
+        try:
+            return Path(self.path).stat().st_size
+        except OSError:
+            return None
+
+    def open(self) -> Iterator[bytes]:
+        with Path(self.path).open("rb") as stream:
+            while chunk := stream.read(self.chunk_size):
+                yield chunk
+
+
+@dataclass(frozen=True)
+class HyperparametersSource:
+    """The run's ``hyperparameters.json``: tiny, so held as bytes."""
+
+    uri: str
+    data: bytes
+
+    @classmethod
+    def from_path(cls, path: Path | str) -> HyperparametersSource:
+        """Read a local hyperparameters file (at most a little more than the size limit)."""
+        with Path(path).open("rb") as stream:
+            return cls(uri=str(path), data=stream.read(MAX_HYPERPARAMETERS_BYTES + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One error or warning. ``line`` is 1-based, or None for file-level and hyperparameter issues."""
+
+    code: Code
+    file: FileRole
+    line: int | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "file": self.file, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What was read: where, how many records (non-blank lines) and how many bytes."""
+
+    path: str
+    records: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "records": self.records, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class FileStatistics:
+    """Size statistics over the records that have a ``messages`` list.
+
+    Percentiles use the nearest-rank method; ``sampled`` is true when the file had more than
+    :data:`STATISTICS_SAMPLE_SIZE` such records and the percentiles come from a uniform sample.
+    """
+
+    records: int
+    messages_min: int
+    messages_mean: float
+    messages_max: int
+    tokens_min: int
+    tokens_median: int
+    tokens_p95: int
+    tokens_max: int
+    tokens_total: int
+    sampled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "messages_per_record": {
+                "min": self.messages_min,
+                "mean": round(self.messages_mean, 2),
+                "max": self.messages_max,
+            },
+            "estimated_tokens_per_record": {
+                "min": self.tokens_min,
+                "median": self.tokens_median,
+                "p95": self.tokens_p95,
+                "max": self.tokens_max,
+            },
+            "estimated_tokens_total": self.tokens_total,
+            "sampled": self.sampled,
+        }
+
+
+@dataclass
+class ValidationReport:
+    """The full result of validating a run. :meth:`to_dict` is the JSON report."""
+
+    model: str
+    chars_per_token: float
+    train: FileSummary
+    validation: FileSummary | None
+    hyperparameters_path: str | None
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    warning_counts: dict[str, int] = field(default_factory=dict)
+    hyperparameters: dict[str, int | float] = field(default_factory=dict)
+    epochs: int = 1
+    train_statistics: FileStatistics | None = None
+    validation_statistics: FileStatistics | None = None
+
+    @property
+    def valid(self) -> bool:
+        """True when there is no error (warnings are allowed)."""
+        return not self.error_counts
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.error_counts.values())
+
+    @property
+    def warning_count(self) -> int:
+        return sum(self.warning_counts.values())
+
+    @property
+    def estimated_billable_tokens(self) -> int:
+        """Estimated training tokens times epochs (validation data is not billed as training)."""
+        total = self.train_statistics.tokens_total if self.train_statistics else 0
+        return total * self.epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (see docs/validation.md for the shape)."""
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "chars_per_token": self.chars_per_token,
+            "files": {
+                "train": self.train.to_dict(),
+                "validation": self.validation.to_dict() if self.validation else None,
+                "hyperparameters": (
+                    {"path": self.hyperparameters_path} if self.hyperparameters_path else None
+                ),
+            },
+            "errors": [issue.to_dict() for issue in self.errors],
+            "warnings": [issue.to_dict() for issue in self.warnings],
+            "error_counts": dict(self.error_counts),
+            "warning_counts": dict(self.warning_counts),
+            "hyperparameters": dict(self.hyperparameters),
+            "statistics": {
+                "train": self.train_statistics.to_dict() if self.train_statistics else None,
+                "validation": (self.validation_statistics.to_dict() if self.validation_statistics else None),
+            },
+            "epochs": self.epochs,
+            "estimated_billable_tokens": self.estimated_billable_tokens,
+        }
+
+    def summary(self, max_errors: int = 5) -> dict[str, Any]:
+        """The small dict the ValidateDataset Lambda returns: verdict, counts, first errors."""
+        return {
+            "valid": self.valid,
+            "model": self.model,
+            "error_count": self.error_count,
+            "warning_count": self.warning_count,
+            "error_counts": dict(self.error_counts),
+            "warning_counts": dict(self.warning_counts),
+            "first_errors": [issue.to_dict() for issue in self.errors[:max_errors]],
+            "hyperparameters": dict(self.hyperparameters),
+            "estimated_billable_tokens": self.estimated_billable_tokens,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Public helpers
+
+
+def estimate_tokens(characters: int, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
+    """The token estimate for ``characters`` characters: ``ceil(characters / chars_per_token)``."""
+    return math.ceil(characters / chars_per_token)
+
+
+def max_line_bytes(model: ModelSpec, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
+    """Lines longer than this are counted but not held or parsed: no record within the token
+    limit can be that long (a character is at most 6 bytes of JSON, ``\\uXXXX``; the margin covers
+    keys and punctuation). At least 8 MiB.
+    """
+    max_chars = math.ceil(model.limits.max_tokens_per_record * chars_per_token)
+    return max(_MIN_LINE_CAP, 8 * max_chars)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Collector:
+    """Errors and warnings with complete counts and lists capped per code."""
+
+    def __init__(self) -> None:
+        self.errors: list[Issue] = []
+        self.warnings: list[Issue] = []
+        self.error_counts: Counter[str] = Counter()
+        self.warning_counts: Counter[str] = Counter()
+        self.total_errors = 0
+
+    def add(self, code: Code, file: FileRole, line: int | None, message: str) -> None:
+        if code in WARNING_CODES:
+            counts, items = self.warning_counts, self.warnings
+        else:
+            counts, items = self.error_counts, self.errors
+            self.total_errors += 1
+        counts[code] += 1
+        if counts[code] <= MAX_ISSUES_PER_CODE:
+            items.append(Issue(code, file, line, message))
+
+
+@dataclass
+class _FileResult:
+    summary: FileSummary
+    statistics: FileStatistics | None
+    hashes: dict[int, int]
+    checked: bool
+
+
+class _ByteCounter:
+    """Passes chunks through, counting their bytes, and closes the source's iterator."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.count += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if callable(close):
+            close()
+
+
+class _Stats:
+    """Running statistics with bounded memory (reservoir sample of token counts)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.tokens_total = 0
+        self.messages_total = 0
+        self.messages_min = 0
+        self.messages_max = 0
+        self.sample: array[int] = array("q")
+        self._rng = random.Random(0)  # noqa: S311 - sampling for statistics, not security
+
+    def add(self, messages: int, tokens: int) -> None:
+        if self.count == 0:
+            self.messages_min = self.messages_max = messages
+        elif messages < self.messages_min:
+            self.messages_min = messages
+        elif messages > self.messages_max:
+            self.messages_max = messages
+        self.count += 1
+        self.messages_total += messages
+        self.tokens_total += tokens
+        if len(self.sample) < STATISTICS_SAMPLE_SIZE:
+            self.sample.append(tokens)
+        else:
+            slot = self._rng.randrange(self.count)
+            if slot < STATISTICS_SAMPLE_SIZE:
+                self.sample[slot] = tokens
+
+    def result(self) -> FileStatistics | None:
+        if self.count == 0:
+            return None
+        ordered = sorted(self.sample)
+        return FileStatistics(
+            records=self.count,
+            messages_min=self.messages_min,
+            messages_mean=self.messages_total / self.count,
+            messages_max=self.messages_max,
+            tokens_min=ordered[0],
+            tokens_median=_nearest_rank(ordered, 0.5),
+            tokens_p95=_nearest_rank(ordered, 0.95),
+            tokens_max=ordered[-1],
+            tokens_total=self.tokens_total,
+            sampled=self.count > len(ordered),
+        )
+
+
+def _nearest_rank(ordered: list[int], quantile: float) -> int:
+    return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
+
+
+def _split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[tuple[bytes | None, int]]:
+    """Yield ``(line, length)`` for each ``\\n``-separated line, without the newline.
+
+    ``line`` is None when the line is longer than ``cap`` bytes: it is then counted, not kept.
+    A final newline does not start another line; text after the last newline is a line.
+    """
+    pending: list[bytes] = []
+    pending_len = 0
+    for chunk in chunks:
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            if pending_len:
+                total = pending_len + end - start
+                if total > cap or pending_len > cap:
+                    yield None, total
+                else:
+                    pending.append(chunk[start:end])
+                    yield b"".join(pending), total
+                pending.clear()
+                pending_len = 0
+            elif end - start > cap:
+                yield None, end - start
+            else:
+                yield chunk[start:end], end - start
+            start = end + 1
+        if start < len(chunk):
+            rest = len(chunk) - start
+            if pending_len + rest <= cap:
+                pending.append(chunk[start:] if start else chunk)
+            else:
+                pending.clear()  # over the cap: keep counting, stop holding
+            pending_len += rest
+    if pending_len:
+        yield (None if pending_len > cap else b"".join(pending)), pending_len
+
+
+_JSON_TYPE_NAMES: dict[type, str] = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _type_name(value: object) -> str:
+    """How a parsed JSON value is called in messages: 'null', 'a number', 'a list'..."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+class _FileValidator:
+    """Checks one JSONL file line by line, feeding a shared collector."""
+
+    def __init__(
+        self,
+        role: Literal["train", "validation"],
+        model: ModelSpec,
+        chars_per_token: float,
+        out: _Collector,
+        train_hashes: Mapping[int, int] | None,
+    ) -> None:
+        self.role: Literal["train", "validation"] = role
+        self.model = model
+        self.chars_per_token = chars_per_token
+        self.out = out
+        self.train_hashes = train_hashes
+        self.max_tokens = model.limits.max_tokens_per_record
+        self.near_tokens = math.ceil(self.max_tokens * NEAR_LIMIT_RATIO)
+        self.stats = _Stats()
+        self.hashes: dict[int, int] = {}
+
+    def run(self, source: DatasetSource, max_bytes: int) -> _FileResult:
+        declared = source.size
+        if declared is not None and declared > max_bytes:
+            # Streaming many gigabytes only to say "too large" could outlast a Lambda; the file
+            # must shrink first, and its lines are checked after that.
+            self._too_large(declared, max_bytes, checked=False)
+            return _FileResult(FileSummary(source.uri, 0, declared), None, {}, checked=False)
+        records = 0
+        read = _ByteCounter(source.open())
+        cap = max_line_bytes(self.model, self.chars_per_token)
+        try:
+            for number, (line, length) in enumerate(_split_lines(read, cap), start=1):
+                if line is None:
+                    records += 1
+                    self._oversized(number, length, cap)
+                elif not line or line.isspace():
+                    self._add(
+                        Code.BLANK_LINE,
+                        number,
+                        "blank line; delete it (records are one per line, and only a single "
+                        "newline may end the file)",
+                    )
+                else:
+                    records += 1
+                    self._check_line(line, number)
+        finally:
+            read.close()
+        if read.count > max_bytes:
+            self._too_large(read.count, max_bytes, checked=True)
+        return _FileResult(
+            FileSummary(source.uri, records, read.count), self.stats.result(), self.hashes, checked=True
+        )
+
+    # ---- line checks -----------------------------------------------------------------------
+
+    def _add(self, code: Code, line: int | None, message: str) -> None:
+        self.out.add(code, self.role, line, message)
+
+    def _too_large(self, size: int, limit: int, *, checked: bool) -> None:
+        what = "training" if self.role == "train" else "validation"
+        self._add(
+            Code.FILE_TOO_LARGE,
+            None,
+            f"the {what} file is {_fmt_bytes(size)}, over the {_fmt_bytes(limit)} limit for "
+            f"{self.model.display_name}; remove or shorten records"
+            + ("" if checked else " (its lines were not checked: shrink it first, then validate again)"),
+        )
+
+    def _oversized(self, number: int, length: int, cap: int) -> None:
+        self._add(
+            Code.TOO_MANY_TOKENS,
+            number,
+            f"the line is {_fmt_bytes(length)}, far longer than any record within the "
+            f"{self.max_tokens:,}-token limit can be (lines over {_fmt_bytes(cap)} are not parsed); "
+            "shorten the conversation or split it into several records",
+        )
+
+    def _check_line(self, line: bytes, number: int) -> None:
+        errors_before = self.out.total_errors
+        if line.startswith(_BOM):
+            self._add(
+                Code.ENCODING,
+                number,
+                "the line starts with a UTF-8 byte-order mark (BOM); save the file as UTF-8 "
+                "without BOM (for example 'UTF-8' rather than 'UTF-8 with BOM' in your editor)",
+            )
+            line = line[3:]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._add(
+                Code.ENCODING,
+                number,
+                f"invalid UTF-8 at byte {exc.start + 1} of the line ({exc.reason}); save the file "
+                "as UTF-8 (it may be Latin-1, Windows-1252 or UTF-16)",
+            )
+            text = line.decode("utf-8", "replace")
+        try:
+            record = json.loads(text)
+        except RecursionError:
+            self._add(Code.INVALID_JSON, number, "the line is nested too deeply to be a record; fix it")
+            return
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            self._add(
+                Code.INVALID_JSON,
+                number,
+                f"the line is not valid JSON ({detail}); each line must be one complete JSON object: "
+                "check quotes, commas and brackets, and that no record spans several lines",
+            )
+            return
+        if type(record) is not dict:
+            self._add(
+                Code.NOT_AN_OBJECT,
+                number,
+                f"the line is {_type_name(record)}, not a JSON object; each line must be one "
+                'object like {"system": "...", "messages": [...]}',
+            )
+            return
+        self._check_record(
+            record, number, errors_before, maybe_reserved=_RESERVED_PREFILTER.search(line) is not None
+        )
+
+    def _check_record(
+        self, record: dict[str, Any], number: int, errors_before: int, *, maybe_reserved: bool
+    ) -> None:
+        system_text = self._check_top_level(record, number)
+        messages = record.get("messages")
+        if type(messages) is not list:
+            self._invalid_messages(number, messages, present="messages" in record)
+            return
+        # The common case, a well-formed message in its expected place, costs a few type checks;
+        # anything else goes to _check_message, which reports each problem, and _check_order.
+        roles: list[str | None] = []
+        contents: list[str] = [system_text]
+        chars = len(system_text)
+        in_order = True
+        expected = "user"
+        for index, message in enumerate(messages, start=1):
+            if type(message) is dict and len(message) == 2:
+                role = message.get("role")
+                content = message.get("content")
+                if type(content) is str and type(role) is str and content and not content.isspace():
+                    if role == expected:
+                        expected = "assistant" if role == "user" else "user"
+                        roles.append(role)
+                        chars += len(content)
+                        contents.append(content)
+                        continue
+                    if role in _ROLES:
+                        in_order = False
+                        expected = "assistant" if role == "user" else "user"
+                        roles.append(role)
+                        chars += len(content)
+                        contents.append(content)
+                        continue
+            in_order = False
+            roles.append(self._check_message(message, index, number))
+            if type(message) is dict and type(content := message.get("content")) is str:
+                chars += len(content)
+
+        if maybe_reserved:
+            self._check_reserved(system_text, messages, number)
+        if not in_order or expected != "user" or len(roles) < 2:
+            self._check_order(roles, number)
+        tokens = math.ceil(chars / self.chars_per_token)
+        if tokens >= self.near_tokens:
+            self._check_tokens(tokens, number)
+        self.stats.add(len(messages), tokens)
+        if self.out.total_errors == errors_before:
+            # Only error-free records take part in duplicate and overlap detection. Their roles
+            # alternate from "user", so system and contents are the whole canonical form.
+            self._track(hash(tuple(contents)), number)
+
+    def _check_top_level(self, record: dict[str, Any], number: int) -> str:
+        """Unknown keys and the ``system`` prompt; returns the system text ("" if none or invalid)."""
+        if len(record) > 2 or not _TOP_KEYS.issuperset(record):
+            for key in record:
+                if key not in _TOP_KEYS:
+                    self._add(
+                        Code.UNKNOWN_KEY,
+                        number,
+                        f"unknown top-level key {key!r}; a record may only have 'system' and "
+                        "'messages': remove it",
+                    )
+        system = record.get("system")
+        if type(system) is str:
+            return system
+        if "system" in record:
+            self._invalid_system(number, system)
+        return ""
+
+    def _invalid_system(self, number: int, system: object) -> None:
+        self._add(
+            Code.INVALID_TYPE,
+            number,
+            f"'system' is {_type_name(system)}, not a string; make it a string, or leave the key "
+            "out when there is no system prompt",
+        )
+
+    def _invalid_messages(self, number: int, messages: object, *, present: bool) -> None:
+        if not present:
+            self._add(
+                Code.MISSING_MESSAGES,
+                number,
+                "the record has no 'messages'; add a list of alternating user/assistant messages, "
+                'e.g. "messages": [{"role": "user", "content": "..."}, '
+                '{"role": "assistant", "content": "..."}]',
+            )
+        else:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"'messages' is {_type_name(messages)}, not a list; make it a list of "
+                '{"role": ..., "content": ...} objects',
+            )
+
+    def _check_order(self, roles: list[str | None], number: int) -> None:
+        """Count and order of turns. Messages with a missing or invalid role are skipped here:
+        their own error already says what to fix."""
+        count = len(roles)
+        if count < 2:
+            self._add(
+                Code.TOO_FEW_MESSAGES,
+                number,
+                f"the record has {count} message{'' if count == 1 else 's'}; it needs at least 2: "
+                "a user message and the assistant's reply",
+            )
+        if not roles:
+            return
+        if roles[0] == "assistant":
+            self._add(
+                Code.FIRST_NOT_USER,
+                number,
+                "the first message is from 'assistant'; a conversation must start with a 'user' "
+                "message: add the user turn or drop the leading assistant turn",
+            )
+        if roles[-1] == "user":
+            self._add(
+                Code.LAST_NOT_ASSISTANT,
+                number,
+                "the last message is from 'user'; a conversation must end with the 'assistant' "
+                "reply to train on: add it or drop the trailing user turn",
+            )
+        for index in range(1, count):
+            current = roles[index]
+            if current is not None and current == roles[index - 1]:
+                self._add(
+                    Code.NOT_ALTERNATING,
+                    number,
+                    f"messages {index} and {index + 1} are both from {current!r}; roles must "
+                    "alternate user/assistant: merge the two messages or add the missing turn",
+                )
+
+    def _check_tokens(self, tokens: int, number: int) -> None:
+        if tokens > self.max_tokens:
+            self._add(
+                Code.TOO_MANY_TOKENS,
+                number,
+                f"the record is about {tokens:,} tokens (estimated at {self.chars_per_token:g} "
+                f"characters per token), over the {self.max_tokens:,}-token limit; shorten it or "
+                "split the conversation into several records",
+            )
+        elif tokens >= self.near_tokens:
+            self._add(
+                Code.NEAR_TOKEN_LIMIT,
+                number,
+                f"the record is about {tokens:,} tokens, {100 * tokens // self.max_tokens}% of the "
+                f"{self.max_tokens:,}-token limit; the estimate is approximate, so consider "
+                "shortening it",
+            )
+
+    def _track(self, digest: int, number: int) -> None:
+        first = self.hashes.get(digest)
+        if first is not None:
+            self._add(
+                Code.DUPLICATE_RECORD,
+                number,
+                f"the same record as line {first}; remove the duplicate (repeats over-weight an example)",
+            )
+        elif len(self.hashes) < MAX_TRACKED_RECORDS:
+            self.hashes[digest] = number
+        if self.train_hashes is not None:
+            train_line = self.train_hashes.get(digest)
+            if train_line is not None:
+                self._add(
+                    Code.VALIDATION_OVERLAP,
+                    number,
+                    f"identical to training line {train_line}; remove it from one of the files so "
+                    "the validation loss measures unseen data",
+                )
+
+    def _check_message(self, message: object, index: int, number: int) -> str | None:
+        """Report every problem with one message; return its role if it is a valid one."""
+        if type(message) is not dict:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} is {_type_name(message)}, not an object; write it as "
+                '{"role": "user" or "assistant", "content": "..."}',
+            )
+            return None
+        for key in message:
+            if key not in _MESSAGE_KEYS:
+                self._add(
+                    Code.UNKNOWN_KEY,
+                    number,
+                    f"message {index} has unknown key {key!r}; a message may only have 'role' and "
+                    "'content': remove it",
+                )
+        self._check_content(message, index, number)
+        return self._check_role(message, index, number)
+
+    def _check_role(self, message: dict[str, Any], index: int, number: int) -> str | None:
+        if "role" not in message:
+            self._add(
+                Code.MISSING_FIELD,
+                number,
+                f'message {index} has no \'role\'; add "role": "user" or "role": "assistant"',
+            )
+            return None
+        role = message["role"]
+        if type(role) is not str:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} has a 'role' that is {_type_name(role)}, not a string; use "
+                '"user" or "assistant"',
+            )
+            return None
+        if role not in _ROLES:
+            self._add(
+                Code.INVALID_ROLE,
+                number,
+                f"message {index} has role {_short(role)}; use 'user' or 'assistant' (put a "
+                "system prompt in the top-level 'system' field)",
+            )
+            return None
+        return role
+
+    def _check_content(self, message: dict[str, Any], index: int, number: int) -> None:
+        if "content" not in message:
+            self._add(
+                Code.MISSING_FIELD,
+                number,
+                f'message {index} has no \'content\'; add the message text as "content": "..."',
+            )
+            return
+        content = message["content"]
+        if type(content) is not str:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} has 'content' that is {_type_name(content)}, not a string; "
+                "fine-tuning takes plain text: make it a string",
+            )
+        elif not content or content.isspace():
+            self._add(
+                Code.EMPTY_CONTENT,
+                number,
+                f"message {index} has empty content; give it text or remove the message",
+            )
+
+    def _check_reserved(self, system: str, messages: list[Any], number: int) -> None:
+        """The exact reserved-string check, for lines the raw-bytes prefilter flagged."""
+        texts = [("'system'", system)]
+        texts += [
+            (f"message {index}", message["content"])
+            for index, message in enumerate(messages, start=1)
+            if type(message) is dict and type(message.get("content")) is str
+        ]
+        for where, text in texts:
+            for reserved in RESERVED_STRINGS:
+                if reserved in text:
+                    self._add(
+                        Code.RESERVED_STRING,
+                        number,
+                        f"{where} contains the reserved string {reserved!r} (a newline followed by "
+                        f"{reserved.strip()!r}); Bedrock rejects it: reword it, e.g. remove the "
+                        "newline or the colon",
+                    )
+
+
+def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI share
+    train: DatasetSource,
+    validation: DatasetSource | None,
+    hyperparameters: HyperparametersSource | None,
+    model: ModelSpec,
+    defaults: Mapping[str, object] | None = None,
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN,
+) -> ValidationReport:
+    """Validate a whole run (training file, optional validation file, optional hyperparameters).
+
+    Never raises for bad data: every problem becomes an error or warning in the report. Errors
+    from reading a source (a missing file, an S3 error) propagate to the caller.
+    ``defaults`` are configured hyperparameter defaults; the run's file overrides them.
+    """
+    if not chars_per_token > 0 or not math.isfinite(chars_per_token):
+        raise ValueError(f"chars_per_token must be a positive number, not {chars_per_token!r}")
+    out = _Collector()
+    limits = model.limits
+
+    train_result = _FileValidator("train", model, chars_per_token, out, None).run(
+        train, limits.max_train_bytes
+    )
+    validation_result: _FileResult | None = None
+    if validation is not None:
+        validation_result = _FileValidator(
+            "validation", model, chars_per_token, out, train_result.hashes
+        ).run(validation, limits.max_validation_bytes)
+    _check_record_counts(train_result, validation_result, model, out)
+
+    overrides = _check_hyperparameters(hyperparameters, model, out)
+    effective = effective_hyperparameters(model, defaults, overrides)
+    early = [
+        name
+        for name in {**(defaults or {}), **overrides}
+        if (hp := model.hyperparameter(name)) and hp.early_stopping
+    ]
+    if early and (validation_result is None or validation_result.summary.records == 0):
+        out.add(
+            Code.EARLY_STOPPING_WITHOUT_VALIDATION,
+            "hyperparameters",
+            None,
+            f"{', '.join(early)} {'is' if len(early) == 1 else 'are'} set but the run has no "
+            "validation data, so early stopping cannot take effect; add a validation file "
+            "(validation.jsonl) or remove the early-stopping settings",
+        )
+
+    epoch_spec = model.hyperparameter("epochCount")
+    epochs = effective.get("epochCount", epoch_spec.default if epoch_spec else 1)
+    return ValidationReport(
+        model=model.model_id,
+        chars_per_token=chars_per_token,
+        train=train_result.summary,
+        validation=validation_result.summary if validation_result else None,
+        hyperparameters_path=hyperparameters.uri if hyperparameters else None,
+        errors=out.errors,
+        warnings=out.warnings,
+        error_counts=dict(out.error_counts),
+        warning_counts=dict(out.warning_counts),
+        hyperparameters=effective,
+        epochs=int(epochs),
+        train_statistics=train_result.statistics,
+        validation_statistics=validation_result.statistics if validation_result else None,
+    )
+
+
+def _check_record_counts(
+    train: _FileResult, validation: _FileResult | None, model: ModelSpec, out: _Collector
+) -> None:
+    limits = model.limits
+    name = model.display_name
+    records = train.summary.records
+    if train.checked and records == 0:
+        out.add(
+            Code.FILE_EMPTY,
+            "train",
+            None,
+            f"the training file has no records; add at least {limits.min_train_records} "
+            "conversations, one JSON object per line",
+        )
+    elif 0 < records < limits.min_train_records:
+        out.add(
+            Code.TOO_FEW_RECORDS,
+            "train",
+            None,
+            f"the training file has {records} records; {name} needs at least "
+            f"{limits.min_train_records}: add more examples",
+        )
+    if records > limits.max_train_records:
+        out.add(
+            Code.TOO_MANY_RECORDS,
+            "train",
+            None,
+            f"the training file has {records:,} records; the maximum for {name} is "
+            f"{limits.max_train_records:,}: remove records or split them across runs",
+        )
+    if validation is None:
+        return
+    v_records = validation.summary.records
+    if validation.checked and v_records == 0:
+        out.add(
+            Code.FILE_EMPTY,
+            "validation",
+            None,
+            "the validation file has no records; add conversations to it, or leave the validation file out",
+        )
+    if v_records > limits.max_validation_records:
+        out.add(
+            Code.TOO_MANY_RECORDS,
+            "validation",
+            None,
+            f"the validation file has {v_records:,} records; the maximum for {name} is "
+            f"{limits.max_validation_records:,}: remove records",
+        )
+    if records + v_records > limits.max_total_records:
+        out.add(
+            Code.TOO_MANY_TOTAL_RECORDS,
+            "validation",
+            None,
+            f"training and validation files have {records + v_records:,} records together; the "
+            f"maximum for {name} is {limits.max_total_records:,} (a service quota you can ask to "
+            "raise): remove records from either file",
+        )
+
+
+def _check_hyperparameters(
+    source: HyperparametersSource | None, model: ModelSpec, out: _Collector
+) -> dict[str, object]:
+    """Report problems with the run's hyperparameters file; return its values (empty if unusable)."""
+    if source is None:
+        return {}
+    how = (
+        'it must be one JSON object of name to value, e.g. {"epochCount": 3, "learningRateMultiplier": '
+        f'"0.5"}}; allowed names: {", ".join(model.hyperparameter_names)}'
+    )
+    problem: str | None = None
+    values: object = None
+    if len(source.data) > MAX_HYPERPARAMETERS_BYTES:
+        problem = f"the file is larger than {_fmt_bytes(MAX_HYPERPARAMETERS_BYTES)}"
+    else:
+        try:
+            values = json.loads(source.data.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "the file is not UTF-8 text (or starts with a byte-order mark)"
+        except RecursionError:
+            problem = "the file is nested too deeply"
+        except ValueError as exc:
+            problem = f"the file is not valid JSON ({exc})"
+        else:
+            if type(values) is not dict:
+                problem = f"the file holds {_type_name(values)}, not an object"
+    if problem is not None or not isinstance(values, dict):
+        out.add(Code.INVALID_HYPERPARAMETERS_FILE, "hyperparameters", None, f"{problem}; {how}")
+        return {}
+    for found in check_hyperparameters(values, model):
+        out.add(Code(found.code), "hyperparameters", None, found.message)
+    return values
+
+
+def _short(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def _fmt_bytes(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

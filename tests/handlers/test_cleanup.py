@@ -1,0 +1,127 @@
+"""Clean-up after a failed, aborted or timed-out run: stop the job, delete throughput, keep commitments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from bedrock_finetune.cleanup import clean_up_run
+from bedrock_finetune.errors import BedrockTransientError
+from bedrock_finetune.naming import RunIdentity, names_for
+
+NAMES = names_for(
+    "run-1", RunIdentity(bucket="b", key="datasets/run-1/train.jsonl", version_id="v1", etag=None)
+)
+BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
+JOB_ARN = f"arn:aws:bedrock:us-west-2:123456789012:model-customization-job/{BASE}/abcdefghijkl"
+PT_ARN = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abcdefghijkl"
+MODEL_ARN = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{BASE}/abcdefghijkl"
+
+
+def _job(status: str) -> dict[str, Any]:
+    return {
+        "jobArn": JOB_ARN,
+        "jobName": NAMES.job_name,
+        "outputModelName": NAMES.custom_model_name,
+        "roleArn": "arn:aws:iam::123456789012:role/r",
+        "creationTime": "2026-11-22T00:00:00Z",
+        "baseModelArn": f"arn:aws:bedrock:us-west-2::foundation-model/{BASE}",
+        "trainingDataConfig": {"s3Uri": "s3://b/datasets/run-1/train.jsonl"},
+        "validationDataConfig": {"validators": []},
+        "outputDataConfig": {"s3Uri": "s3://b/outputs/run-1/"},
+        "status": status,
+    }
+
+
+def _pt(commitment: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "modelUnits": 1,
+        "desiredModelUnits": 1,
+        "provisionedModelName": NAMES.provisioned_model_name,
+        "provisionedModelArn": PT_ARN,
+        "modelArn": MODEL_ARN,
+        "desiredModelArn": MODEL_ARN,
+        "foundationModelArn": "arn:aws:bedrock:us-west-2::foundation-model/x",
+        "status": "InService",
+        "creationTime": "2026-11-22T00:00:00Z",
+        "lastModifiedTime": "2026-11-22T00:00:00Z",
+    }
+    if commitment:
+        response["commitmentDuration"] = commitment
+        response["commitmentExpirationTime"] = "2026-12-22T00:00:00Z"
+    return response
+
+
+@pytest.fixture
+def stubbed() -> Iterator[tuple[Any, Stubber]]:
+    client = boto3.client("bedrock", region_name="us-west-2")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _not_found(stubber: Stubber, operation: str) -> None:
+    stubber.add_client_error(operation, "ResourceNotFoundException", http_status_code=404)
+
+
+def test_running_job_is_stopped_and_no_throughput_is_touched(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_response("get_model_customization_job", _job("InProgress"), {"jobIdentifier": NAMES.job_name})
+    stubber.add_response("stop_model_customization_job", {}, {"jobIdentifier": NAMES.job_name})
+    _not_found(stubber, "get_provisioned_model_throughput")
+    result = clean_up_run(client, NAMES)
+    assert result["jobStopped"] is True
+    assert result["throughputDeleted"] is False
+    assert result["summary"] == f"stopped customization job {JOB_ARN}"
+
+
+def test_throughput_without_commitment_is_deleted(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_response("get_model_customization_job", _job("Completed"))
+    stubber.add_response(
+        "get_provisioned_model_throughput", _pt(), {"provisionedModelId": NAMES.provisioned_model_name}
+    )
+    stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
+    result = clean_up_run(client, NAMES)
+    assert result == {
+        "jobStopped": False,
+        "throughputDeleted": True,
+        "throughputKept": None,
+        "summary": f"deleted provisioned throughput {PT_ARN}",
+    }
+
+
+def test_committed_throughput_is_kept_and_reported(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_response("get_model_customization_job", _job("Completed"))
+    stubber.add_response("get_provisioned_model_throughput", _pt("OneMonth"))
+    result = clean_up_run(client, NAMES)  # no delete call is stubbed: making one would fail the test
+    assert result["throughputKept"] == PT_ARN
+    assert "has a OneMonth commitment and cannot be deleted" in result["summary"]
+    assert "it keeps billing" in result["summary"]
+
+
+def test_nothing_to_clean_is_a_no_op(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    _not_found(stubber, "get_model_customization_job")
+    _not_found(stubber, "get_provisioned_model_throughput")
+    assert clean_up_run(client, NAMES)["summary"] == "nothing to clean up (no running job, no throughput)"
+
+
+def test_job_already_stopping_is_not_an_error(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_response("get_model_customization_job", _job("InProgress"))
+    stubber.add_client_error("stop_model_customization_job", "ConflictException", http_status_code=400)
+    _not_found(stubber, "get_provisioned_model_throughput")
+    assert clean_up_run(client, NAMES)["jobStopped"] is True
+
+
+def test_throttling_during_clean_up_is_retryable(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_client_error("get_model_customization_job", "ThrottlingException", http_status_code=429)
+    with pytest.raises(BedrockTransientError):
+        clean_up_run(client, NAMES)

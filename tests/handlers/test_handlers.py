@@ -1,0 +1,333 @@
+"""The thin handlers, invoked as Lambda would, against moto (and a Stubber where moto lacks an API)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import FakeLambdaContext
+
+EXECUTION_ARN = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
+RUN = {
+    "bucket": "data-bucket",
+    "key": "datasets/run-1/train.jsonl",
+    "etag": '"etag1"',
+    "versionId": "v1",
+    "run": "run-1",
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, aws: None) -> dict[str, str]:
+    sns = boto3.client("sns", region_name="us-west-2")
+    topic_arn = sns.create_topic(Name="runs")["TopicArn"]
+    sqs = boto3.client("sqs", region_name="us-west-2")
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"}
+    )
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.create_bucket(Bucket="data-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    values = {
+        "AWS_REGION": "us-west-2",
+        "SERVICE_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role",
+        "BASE_MODEL_ID": "anthropic.claude-3-haiku-20240307-v1:0:200k",
+        "CUSTOM_MODEL_KMS_KEY_ARN": "",
+        "STACK_TAG": "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1",
+        "RESOURCE_TAGS": json.dumps({"project": "bedrock-finetune"}),
+        "TOPIC_ARN": topic_arn,
+        "BUCKET_NAME": "data-bucket",
+        "PIPELINE_LOG_GROUP": "/pipeline/logs",
+        "QUALITY_GATE": json.dumps({"max_validation_loss": None, "max_loss_ratio": None}),
+        "DEFAULT_EPOCHS": "2",
+        "QUEUE_URL": queue_url,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def _published(env: dict[str, str]) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name="us-west-2")
+    messages = sqs.receive_message(QueueUrl=env["QUEUE_URL"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_start_job_handler_tags_the_job_with_its_lineage(env: dict[str, str]) -> None:
+    from handlers.start_customization_job import handler
+
+    event = {
+        "run": RUN,
+        "validation": {
+            "hasValidation": True,
+            "hyperparameters": {"epochCount": 3, "learningRateMultiplier": 0.5},
+        },
+        "executionArn": EXECUTION_ARN,
+        "executionName": "exec-1",
+    }
+    result = handler(event, FakeLambdaContext())
+    assert result["hyperparameters"] == {"epochCount": "3", "learningRateMultiplier": "0.5"}
+    bedrock = boto3.client("bedrock", region_name="us-west-2")
+    job = bedrock.get_model_customization_job(jobIdentifier=result["jobName"])
+    assert job["hyperParameters"] == {"epochCount": "3", "learningRateMultiplier": "0.5"}
+    assert job["validationDataConfig"]["validators"] == [
+        {"s3Uri": "s3://data-bucket/datasets/run-1/validation.jsonl"}
+    ]
+    assert job["outputDataConfig"]["s3Uri"] == "s3://data-bucket/outputs/run-1/"
+    tags = {
+        t["key"]: t["value"] for t in bedrock.list_tags_for_resource(resourceARN=result["jobArn"])["tags"]
+    }
+    assert tags == {
+        "project": "bedrock-finetune",
+        "finetune:run": "run-1",
+        "finetune:dataset": "s3://data-bucket/datasets/run-1/train.jsonl",
+        "finetune:dataset-version": "v1",
+        "finetune:execution": EXECUTION_ARN,
+        "finetune:stack": env["STACK_TAG"],
+    }
+
+
+def test_notify_failure_says_which_step_why_and_where_to_look(env: dict[str, str]) -> None:
+    from handlers.notify import handler
+
+    cause = json.dumps(
+        {"errorType": "BedrockQuotaExceeded", "errorMessage": "no model units; ask AWS Support"}
+    )
+    state = {
+        "run": RUN,
+        "validation": {"reportUri": "s3://data-bucket/reports/run-1/validation.json"},
+        "failure": {"step": "Create provisioned throughput", "error": "BedrockQuotaExceeded", "cause": cause},
+        "cleanup": {"summary": "nothing to clean up (no running job, no throughput)"},
+    }
+    result = handler(
+        {"outcome": "failed", "state": state, "executionArn": EXECUTION_ARN, "executionName": "exec-1"},
+        FakeLambdaContext(),
+    )
+    assert result["error"] == "BedrockQuotaExceeded"
+    assert result["cause"] == (
+        "Create provisioned throughput failed: no model units; ask AWS Support "
+        "Look at: s3://data-bucket/reports/run-1/validation.json."
+    )
+    (message,) = _published(env)
+    assert message["Subject"] == "[fine-tuning] run-1: Create provisioned throughput failed"
+    assert "Failed step: Create provisioned throughput" in message["Message"]
+    assert "Why: no model units; ask AWS Support" in message["Message"]
+    assert "Clean-up: nothing to clean up" in message["Message"]
+    assert message["MessageAttributes"]["outcome"]["Value"] == "failed"
+
+
+def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[str, str]) -> None:
+    from handlers.notify import handler
+
+    state = {
+        "run": RUN,
+        "job": {
+            "jobArn": "arn:job",
+            "outputModelArn": "arn:custom-model",
+            "hyperparameters": {"epochCount": "2"},
+        },
+        "throughput": {"provisionedModelArn": "arn:provisioned-model", "modelUnits": 1, "commitment": "none"},
+        "training": {"finalTrainingLoss": 0.5, "finalValidationLoss": 0.6, "epochs": 2, "steps": 10},
+    }
+    handler(
+        {"outcome": "succeeded", "state": state, "executionArn": EXECUTION_ARN, "executionName": "exec-1"},
+        FakeLambdaContext(),
+    )
+    (message,) = _published(env)
+    assert message["Subject"] == "[fine-tuning] run-1: model in service"
+    body = message["Message"]
+    assert "Run: run-1" in body
+    assert "Provisioned model ARN (use as modelId): arn:provisioned-model" in body
+    assert "Custom model ARN: arn:custom-model" in body
+    assert "Final validation loss: 0.6" in body
+    assert "billed every hour" in body
+    # And reports/<run>/run.json links everything the run made
+    s3 = boto3.client("s3", region_name="us-west-2")
+    record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
+    assert record == {
+        "run": "run-1",
+        "outcome": "succeeded",
+        "error": None,
+        "cause": None,
+        "dataset": {
+            "uri": "s3://data-bucket/datasets/run-1/train.jsonl",
+            "versionId": "v1",
+            "etag": '"etag1"',
+        },
+        "execution": EXECUTION_ARN,
+        "validationReport": None,
+        "trainingReport": None,
+        "customizationJob": "arn:job",
+        "hyperparameters": {"epochCount": "2"},
+        "customModel": "arn:custom-model",
+        "provisionedModel": "arn:provisioned-model",
+        "provisionedModelStatus": None,
+        "cleanup": None,
+    }
+
+
+def test_collect_training_results_writes_the_report_and_applies_the_gate(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.collect_training_results import handler
+
+    monkeypatch.setenv("QUALITY_GATE", json.dumps({"max_validation_loss": 1.0, "max_loss_ratio": None}))
+    s3 = boto3.client("s3", region_name="us-west-2")
+    prefix = "outputs/run-1/model-customization-job-abc123def456"
+    s3.put_object(
+        Bucket="data-bucket",
+        Key=f"{prefix}/validation_artifacts/post_fine_tuning_validation/validation_metrics.csv",
+        Body="step_number,epoch_number,validation_loss,perplexity\n0,0,2.0,7\n1,1,1.5,4.5\n",
+    )
+    job = {
+        "jobArn": "arn:aws:bedrock:us-west-2:123456789012:model-customization-job/m/abc123def456",
+        "outputModelArn": "arn:custom-model",
+        "hyperparameters": {"epochCount": "2"},
+    }
+    result = handler(
+        {"run": RUN, "job": job, "executionArn": EXECUTION_ARN, "executionName": "e"}, FakeLambdaContext()
+    )
+    assert result["finalValidationLoss"] == 1.5
+    assert result["qualityGate"]["passed"] is False
+    report = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/training.json")["Body"].read())
+    assert report["run"] == "run-1"
+    assert report["execution"] == EXECUTION_ARN
+    assert report["dataset"] == "s3://data-bucket/datasets/run-1/train.jsonl"
+    assert report["customModelArn"] == "arn:custom-model"
+    assert result["reportUri"] == "s3://data-bucket/reports/run-1/training.json"
+
+
+def test_ended_execution_is_cleaned_up_and_notified(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.on_execution_ended import handler
+
+    bedrock = boto3.client("bedrock", region_name="us-west-2")
+    from handlers.start_customization_job import handler as start
+
+    started = start(
+        {
+            "run": RUN,
+            "validation": {"hasValidation": False},
+            "executionArn": EXECUTION_ARN,
+            "executionName": "x",
+        },
+        FakeLambdaContext(),
+    )
+    event = {
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {
+            "executionArn": EXECUTION_ARN,
+            "name": "exec-1",
+            "status": "ABORTED",
+            "input": json.dumps({k: v for k, v in RUN.items() if k != "run"}),
+        },
+    }
+    # moto has no provisioned-throughput API: the handler must treat "not found" as nothing to delete,
+    # so answer that one call the way Bedrock does for a missing resource.
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    original = BaseClient._make_api_call
+
+    def make_api_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "GetProvisionedModelThroughput":
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no"}}, operation)
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
+    result = handler(event, FakeLambdaContext())
+    assert result["jobStopped"] is True
+    assert bedrock.get_model_customization_job(jobIdentifier=started["jobName"])["status"] == "Stopped"
+    (message,) = _published(env)
+    assert message["Subject"] == "[fine-tuning] run-1: Execution failed"
+    assert "Error: ExecutionAborted" in message["Message"]
+    assert f"stopped customization job {started['jobArn']}" in message["Message"]
+    s3 = boto3.client("s3", region_name="us-west-2")
+    record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
+    assert (record["outcome"], record["error"]) == ("failed", "ExecutionAborted")
+
+
+def _upload_run(files: dict[str, bytes]) -> str:
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.put_bucket_versioning(Bucket="data-bucket", VersioningConfiguration={"Status": "Enabled"})
+    version = ""
+    for name, body in files.items():
+        response = s3.put_object(Bucket="data-bucket", Key=f"datasets/run-1/{name}", Body=body)
+        if name == "train.jsonl":
+            version = response["VersionId"]
+    return version
+
+
+@pytest.fixture
+def validator_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
+
+    monkeypatch.setenv("MODEL_SPEC", json.dumps(BUILTIN_MODELS[CLAUDE_3_HAIKU].to_dict()))
+    monkeypatch.setenv("DEFAULT_HYPERPARAMETERS", json.dumps({"epochCount": 2}))
+    monkeypatch.setenv("CHARS_PER_TOKEN", "3")
+
+
+def test_validate_handler_accepts_the_sample_run_and_writes_its_report(validator_env: None) -> None:
+    from pathlib import Path
+
+    from handlers.validate_dataset import handler
+
+    sample = Path(__file__).resolve().parents[2] / "datasets" / "json-mode"
+    version = _upload_run({p.name: p.read_bytes() for p in sample.iterdir()})
+    summary = handler(
+        {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+        FakeLambdaContext(),
+    )
+    assert summary["valid"] is True
+    assert summary["hasValidation"] is True
+    assert summary["records"] == {"train": 87, "validation": 42}
+    # hyperparameters.json overrides the configured default epochCount
+    assert summary["hyperparameters"] == {"epochCount": 2, "batchSize": 8, "learningRateMultiplier": 1.0}
+    assert summary["estimatedBillableTokens"] == summary["estimatedTokens"] * 2
+    s3 = boto3.client("s3", region_name="us-west-2")
+    report = json.loads(
+        s3.get_object(Bucket="data-bucket", Key="reports/run-1/validation.json")["Body"].read()
+    )
+    assert report["valid"] is True
+    assert summary["reportUri"] == "s3://data-bucket/reports/run-1/validation.json"
+
+
+def test_validate_handler_stops_an_invalid_run_with_the_first_errors(validator_env: None) -> None:
+    from bedrock_finetune.errors import DatasetInvalid
+    from handlers.validate_dataset import handler
+
+    good = json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    lines = [good] * 40 + ['{"messages": []}', "not json"]
+    version = _upload_run({"train.jsonl": ("\n".join(lines) + "\n").encode()})
+    with pytest.raises(DatasetInvalid) as caught:
+        handler(
+            {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+            FakeLambdaContext(),
+        )
+    message = str(caught.value)
+    assert "train line 41: TOO_FEW_MESSAGES" in message
+    assert "train line 42: INVALID_JSON" in message
+    assert "Full report: s3://data-bucket/reports/run-1/validation.json" in message
+    s3 = boto3.client("s3", region_name="us-west-2")
+    report = json.loads(
+        s3.get_object(Bucket="data-bucket", Key="reports/run-1/validation.json")["Body"].read()
+    )
+    assert report["valid"] is False
+    assert report["error_counts"]["INVALID_JSON"] == 1
+
+
+def test_validate_handler_rejects_a_run_name_bedrock_cannot_use(validator_env: None) -> None:
+    from bedrock_finetune.errors import DatasetInvalid
+    from handlers.validate_dataset import handler
+
+    run = {**RUN, "key": "datasets/my run/train.jsonl", "run": "my run"}
+    with pytest.raises(DatasetInvalid, match=r"run name 'my run'.*Rename the folder"):
+        handler({"run": run, "executionArn": EXECUTION_ARN, "executionName": "e"}, FakeLambdaContext())

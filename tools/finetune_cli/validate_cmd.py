@@ -1,0 +1,178 @@
+"""``finetune validate``: check a run's data locally with the same rules as the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from bedrock_finetune.catalog import CLAUDE_3_HAIKU, CatalogError, resolve_model
+from bedrock_finetune.dataset import (
+    DEFAULT_CHARS_PER_TOKEN,
+    HyperparametersSource,
+    Issue,
+    LocalFile,
+    ValidationReport,
+    validate_run,
+)
+
+TRAIN_FILE = "train.jsonl"
+VALIDATION_FILE = "validation.jsonl"
+HYPERPARAMETERS_FILE = "hyperparameters.json"
+
+#: The readable summary lists at most this many errors and warnings; --json has them all.
+SHOWN_ISSUES = 30
+
+
+class UsageError(Exception):
+    """A bad argument or a missing file: exit status 2 with a one-line message."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``validate`` command to the CLI's sub-parsers."""
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate a run's training data, validation data and hyperparameters",
+        description=(
+            "Validate a run before anything is started. PATH is a training file, or a run folder "
+            f"with {TRAIN_FILE} and optionally {VALIDATION_FILE} and {HYPERPARAMETERS_FILE}. "
+            "Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error."
+        ),
+    )
+    parser.add_argument("path", metavar="PATH", help="training JSONL file or run folder")
+    parser.add_argument("--validation", metavar="FILE", help="validation JSONL file")
+    parser.add_argument("--hyperparameters", metavar="FILE", help="hyperparameters JSON file")
+    parser.add_argument(
+        "--model", metavar="MODEL_ID", default=CLAUDE_3_HAIKU, help=f"base model (default {CLAUDE_3_HAIKU})"
+    )
+    parser.add_argument(
+        "--chars-per-token",
+        metavar="N",
+        type=float,
+        default=DEFAULT_CHARS_PER_TOKEN,
+        help=f"characters per token of the token estimate (default {DEFAULT_CHARS_PER_TOKEN:g}, cautious)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the full JSON report")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        train, validation, hyperparameters = _resolve_paths(args)
+        if not (math.isfinite(args.chars_per_token) and args.chars_per_token > 0):
+            raise UsageError(f"--chars-per-token must be a positive number, not {args.chars_per_token:g}")
+        try:
+            model = resolve_model(args.model)
+        except CatalogError as exc:
+            raise UsageError(str(exc)) from exc
+        try:
+            hp_source = HyperparametersSource.from_path(hyperparameters) if hyperparameters else None
+            report = validate_run(
+                LocalFile(train),
+                LocalFile(validation) if validation else None,
+                hp_source,
+                model,
+                chars_per_token=args.chars_per_token,
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except UsageError as exc:
+        print(f"finetune validate: {exc}", file=err)
+        return 2
+    if args.json:
+        json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        out.write(render(report, model.display_name))
+    return 0 if report.valid else 1
+
+
+def _resolve_paths(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+    path = Path(args.path)
+    validation: Path | None = None
+    hyperparameters: Path | None = None
+    if path.is_dir():
+        train = path / TRAIN_FILE
+        if not train.is_file():
+            raise UsageError(f"{path} is a folder without {TRAIN_FILE}; put the training data there")
+        if (path / VALIDATION_FILE).is_file():
+            validation = path / VALIDATION_FILE
+        if (path / HYPERPARAMETERS_FILE).is_file():
+            hyperparameters = path / HYPERPARAMETERS_FILE
+    elif path.is_file():
+        train = path
+    else:
+        raise UsageError(f"{path}: no such file or folder")
+    if args.validation:
+        validation = Path(args.validation)
+        if not validation.is_file():
+            raise UsageError(f"--validation {validation}: no such file")
+    if args.hyperparameters:
+        hyperparameters = Path(args.hyperparameters)
+        if not hyperparameters.is_file():
+            raise UsageError(f"--hyperparameters {hyperparameters}: no such file")
+    return train, validation, hyperparameters
+
+
+def render(report: ValidationReport, model_name: str) -> str:
+    """The readable summary."""
+    lines = [f"{'VALID' if report.valid else 'INVALID'}: {report.train.path} for {model_name}"]
+    files = [("train", report.train), ("validation", report.validation)]
+    for role, summary in files:
+        if summary is not None:
+            lines.append(
+                f"  {role:<11} {summary.path}  {summary.records:,} records, {_human_bytes(summary.bytes)}"
+            )
+    if report.hyperparameters_path:
+        lines.append(f"  {'hyperparams':<11} {report.hyperparameters_path}")
+    for title, issues, counts in (
+        ("Errors", report.errors, report.error_counts),
+        ("Warnings", report.warnings, report.warning_counts),
+    ):
+        if not counts:
+            continue
+        total = sum(counts.values())
+        by_code = ", ".join(f"{code} {count:,}" for code, count in counts.items())
+        lines.append("")
+        lines.append(f"{title} ({total:,}: {by_code}):")
+        lines.extend(
+            f"  {_where(issue, report)}  {issue.code}  {issue.message}" for issue in issues[:SHOWN_ISSUES]
+        )
+        if total > SHOWN_ISSUES:
+            lines.append(f"  ... and {total - SHOWN_ISSUES:,} more: use --json for the full report")
+    lines.append("")
+    given = ", ".join(f"{name}={value:g}" for name, value in report.hyperparameters.items())
+    lines.append(f"Hyperparameters: {given or 'none given'} (Bedrock defaults apply to the rest)")
+    stats = report.train_statistics
+    if stats is not None:
+        lines.append(
+            f"Estimated tokens ({report.chars_per_token:g} characters per token): training total "
+            f"{stats.tokens_total:,}; per record min {stats.tokens_min:,}, median {stats.tokens_median:,}, "
+            f"p95 {stats.tokens_p95:,}, max {stats.tokens_max:,}"
+        )
+        lines.append(
+            f"Estimated billable training tokens: {stats.tokens_total:,} x {report.epochs} "
+            f"epoch{'s' if report.epochs != 1 else ''} = {report.estimated_billable_tokens:,}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _where(issue: Issue, report: ValidationReport) -> str:
+    if issue.file == "hyperparameters":
+        return report.hyperparameters_path or "hyperparameters"
+    summary = report.train if issue.file == "train" else report.validation
+    path = summary.path if summary else issue.file
+    return f"{path}:{issue.line}" if issue.line is not None else path
+
+
+def _human_bytes(size: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
