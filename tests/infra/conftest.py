@@ -1,7 +1,8 @@
-"""Synthesize once per session: the default configuration, and a variant that turns on everything else.
+"""IAM checks run on two configurations: cdk.json as committed, and a variant that turns on the rest.
 
-The variant (configured KMS key, permissions boundary, e-mail subscription, removal_policy=destroy)
-brings in the CDK-generated roles and settings the default leaves out, so every check sees them too.
+The default reuses the session's ``synthesized`` fixture (tests/conftest.py). The variant (configured
+KMS key, permissions boundary, e-mail subscription, removal_policy=destroy) brings in the CDK-generated
+roles and settings the default leaves out, so every check sees them too.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aws_cdk import App
 
-from iam_review.synth import SynthesizedStack, synthesize
+from iam_review.synth import SynthesizedStack, acknowledgments, settings_of, synthesize
+from tests.conftest import Synthesized
 
 CONFIGURED_KEY = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 VARIANT_CONTEXT: Mapping[str, Any] = {
@@ -24,7 +27,7 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
 
 
 @dataclass(frozen=True)
-class Synthesized:
+class IamSynth:
     """One synthesized configuration: its (single) stack and the context it was built from."""
 
     label: str
@@ -36,26 +39,30 @@ class Synthesized:
         return self.stack.template
 
 
-def _synth(tmp_path_factory: pytest.TempPathFactory, label: str, context: Mapping[str, Any]) -> Synthesized:
-    outdir = tmp_path_factory.mktemp(f"cdk-{label}")
-    stacks = synthesize(str(outdir), **context)
-    assert len(stacks) == 1, [s.name for s in stacks]
-    return Synthesized(label, stacks[0], context)
+@pytest.fixture(scope="session")
+def default_synth(synthesized: Synthesized) -> IamSynth:
+    """cdk.json as committed (the session's synth, with path metadata on, as the CLI does)."""
+    app = synthesized.stack.node.root
+    assert isinstance(app, App)
+    stack = SynthesizedStack(
+        name=synthesized.stack.stack_name,
+        template=synthesized.json,
+        template_file=f"{app.outdir}/{synthesized.stack.template_file}",
+        acknowledgments=acknowledgments(app),
+        settings=settings_of(synthesized.config),
+    )
+    return IamSynth("default", stack, {})
 
 
 @pytest.fixture(scope="session")
-def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """cdk.json as committed."""
-    return _synth(tmp_path_factory, "default", {})
-
-
-@pytest.fixture(scope="session")
-def variant_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def variant_synth(tmp_path_factory: pytest.TempPathFactory) -> IamSynth:
     """Every optional setting on."""
-    return _synth(tmp_path_factory, "variant", VARIANT_CONTEXT)
+    stacks = synthesize(str(tmp_path_factory.mktemp("cdk-variant")), **VARIANT_CONTEXT)
+    assert len(stacks) == 1, [s.name for s in stacks]
+    return IamSynth("variant", stacks[0], VARIANT_CONTEXT)
 
 
 @pytest.fixture(scope="session", params=["default", "variant"])
-def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+def iam_synth(request: pytest.FixtureRequest) -> IamSynth:
     """Both configurations, for checks that must hold in each."""
     return request.getfixturevalue(f"{request.param}_synth")

@@ -7,10 +7,10 @@ from typing import Any
 
 from iam_review.render import Renderer, as_list
 from iam_review.review import resources_of
-from tests.infra.conftest import CONFIGURED_KEY, Synthesized
+from tests.infra.conftest import CONFIGURED_KEY, IamSynth
 
 
-def expected_key(synth: Synthesized) -> str:
+def expected_key(synth: IamSynth) -> str:
     """The key everything must use: the configured ARN, or the stack's own key."""
     return str(synth.context.get("kms_key_arn") or "<Key>")
 
@@ -19,41 +19,41 @@ def shown(template: Mapping[str, Any], value: Any) -> str:
     return Renderer(template["Resources"]).readable(value)
 
 
-def test_the_stack_creates_a_key_only_when_none_is_configured(synthesized: Synthesized) -> None:
-    keys = list(resources_of(synthesized.template, "AWS::KMS::Key"))
-    assert len(keys) == (0 if synthesized.context.get("kms_key_arn") else 1)
+def test_the_stack_creates_a_key_only_when_none_is_configured(iam_synth: IamSynth) -> None:
+    keys = list(resources_of(iam_synth.template, "AWS::KMS::Key"))
+    assert len(keys) == (0 if iam_synth.context.get("kms_key_arn") else 1)
     for _, key in keys:
         assert key["Properties"]["EnableKeyRotation"] is True
 
 
-def test_dataset_bucket_uses_the_key(synthesized: Synthesized) -> None:
-    template = synthesized.template
+def test_dataset_bucket_uses_the_key(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
     kms_buckets = [
         shown(template, rule["ServerSideEncryptionByDefault"].get("KMSMasterKeyID"))
         for _, bucket in resources_of(template, "AWS::S3::Bucket")
         for rule in bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         if rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
     ]
-    assert kms_buckets == [expected_key(synthesized)]
+    assert kms_buckets == [expected_key(iam_synth)]
 
 
-def test_topic_uses_the_key(synthesized: Synthesized) -> None:
-    template = synthesized.template
+def test_topic_uses_the_key(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
     topics = [
         shown(template, t["Properties"]["KmsMasterKeyId"])
         for _, t in resources_of(template, "AWS::SNS::Topic")
     ]
-    assert topics == [expected_key(synthesized)]
+    assert topics == [expected_key(iam_synth)]
 
 
-def test_every_log_group_uses_the_key(synthesized: Synthesized) -> None:
+def test_every_log_group_uses_the_key(iam_synth: IamSynth) -> None:
     """The state machine's log group and every function's log group."""
-    template = synthesized.template
+    template = iam_synth.template
     groups = {
         shown(template, g["Properties"].get("KmsKeyId"))
         for _, g in resources_of(template, "AWS::Logs::LogGroup")
     }
-    assert groups == {expected_key(synthesized)}
+    assert groups == {expected_key(iam_synth)}
     state_machine = next(sm for _, sm in resources_of(template, "AWS::StepFunctions::StateMachine"))
     destinations = state_machine["Properties"]["LoggingConfiguration"]["Destinations"]
     log_group_ids = {g for g, _ in resources_of(template, "AWS::Logs::LogGroup")}
@@ -62,16 +62,16 @@ def test_every_log_group_uses_the_key(synthesized: Synthesized) -> None:
         assert arn["Fn::GetAtt"][0] in log_group_ids
 
 
-def test_every_function_environment_uses_the_key(synthesized: Synthesized) -> None:
+def test_every_function_environment_uses_the_key(iam_synth: IamSynth) -> None:
     """Functions with configuration in their environment encrypt it with the app's key."""
-    template = synthesized.template
+    template = iam_synth.template
     with_environment = [
         f["Properties"]
         for _, f in resources_of(template, "AWS::Lambda::Function")
         if f["Properties"].get("Environment")
     ]
     assert with_environment
-    assert {shown(template, f.get("KmsKeyArn")) for f in with_environment} == {expected_key(synthesized)}
+    assert {shown(template, f.get("KmsKeyArn")) for f in with_environment} == {expected_key(iam_synth)}
 
 
 def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
@@ -81,8 +81,8 @@ def _denies_plain_http(statement: Mapping[str, Any]) -> bool:
     )
 
 
-def test_buckets_refuse_non_tls_requests(synthesized: Synthesized) -> None:
-    template = synthesized.template
+def test_buckets_refuse_non_tls_requests(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
     for _, policy in resources_of(template, "AWS::S3::BucketPolicy"):
         bucket = shown(template, policy["Properties"]["Bucket"])
         denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if _denies_plain_http(s)]
@@ -95,8 +95,8 @@ def test_buckets_refuse_non_tls_requests(synthesized: Synthesized) -> None:
     assert len(list(resources_of(template, "AWS::S3::BucketPolicy"))) == bucket_count
 
 
-def test_topic_refuses_non_tls_publishing(synthesized: Synthesized) -> None:
-    template = synthesized.template
+def test_topic_refuses_non_tls_publishing(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
     policies = [p["Properties"] for _, p in resources_of(template, "AWS::SNS::TopicPolicy")]
     assert policies
     for policy in policies:
@@ -104,7 +104,7 @@ def test_topic_refuses_non_tls_publishing(synthesized: Synthesized) -> None:
         assert denies and "sns:Publish" in as_list(denies[0]["Action"])
 
 
-def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default_synth: Synthesized) -> None:
+def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default_synth: IamSynth) -> None:
     """Account root administers (IAM grants use per role); CloudWatch Logs only for this account's logs."""
     template = default_synth.template
     (_, key), *_ = resources_of(template, "AWS::KMS::Key")
@@ -119,5 +119,5 @@ def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default
         assert renderer.readable(context) == "arn:aws:logs:us-west-2:${AWS::AccountId}:log-group:*"
 
 
-def test_configured_key_is_used_by_arn(variant_synth: Synthesized) -> None:
+def test_configured_key_is_used_by_arn(variant_synth: IamSynth) -> None:
     assert expected_key(variant_synth) == CONFIGURED_KEY

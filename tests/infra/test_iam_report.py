@@ -12,7 +12,7 @@ import pytest
 from iam_review import main as report_main
 from iam_review.render import Renderer, nag_flat
 from iam_review.review import identity_statements, resources_of
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import IamSynth
 
 RESOURCES = {
     "DataBucketE6B0FAA8": {"Type": "AWS::S3::Bucket"},
@@ -50,7 +50,7 @@ def test_nag_flattening_matches_how_acknowledgments_name_resources() -> None:
 
 
 @pytest.fixture(scope="module")
-def written(default_synth: Synthesized, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
+def written(default_synth: IamSynth, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
     """Run the command (on the session's synth) and return its report, JSON and output."""
     outdir = tmp_path_factory.mktemp("report")
     with (
@@ -81,7 +81,7 @@ def test_no_intrinsic_json_is_left(written: tuple[str, dict, str]) -> None:
 
 
 def test_every_role_has_its_path_purpose_trust_and_statements(
-    written: tuple[str, dict, str], default_synth: Synthesized
+    written: tuple[str, dict, str], default_synth: IamSynth
 ) -> None:
     markdown, data, _ = written
     template = default_synth.template
@@ -115,7 +115,7 @@ def test_resource_policies_and_the_wildcard_list_close_the_report(written: tuple
     assert "`<BedrockServiceRole>`" in markdown
 
 
-def test_an_unexplained_wildcard_fails_the_command(default_synth: Synthesized, tmp_path: Path) -> None:
+def test_an_unexplained_wildcard_fails_the_command(default_synth: IamSynth, tmp_path: Path) -> None:
     """Given a statement with a wildcard nobody explained, then the report flags it and exits non-zero."""
     template = json.loads(json.dumps(default_synth.template))
     policy = next(r for _, r in resources_of(template, "AWS::IAM::Policy"))

@@ -7,10 +7,10 @@ import json
 
 from iam_review.main import SNAPSHOT, snapshot_text
 from iam_review.review import normalised_iam
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import IamSynth
 
 
-def test_iam_matches_the_committed_snapshot(default_synth: Synthesized) -> None:
+def test_iam_matches_the_committed_snapshot(default_synth: IamSynth) -> None:
     """Given cdk.json's configuration, then roles, trust and statements equal the committed snapshot."""
     current = snapshot_text([normalised_iam(default_synth.template, default_synth.stack.name)])
     committed = SNAPSHOT.read_text() if SNAPSHOT.exists() else ""
@@ -31,7 +31,7 @@ def test_iam_matches_the_committed_snapshot(default_synth: Synthesized) -> None:
         )
 
 
-def test_snapshot_ignores_hashes_that_carry_no_permission(default_synth: Synthesized) -> None:
+def test_snapshot_ignores_hashes_that_carry_no_permission(default_synth: IamSynth) -> None:
     """Logical-ID hash suffixes and asset hashes are normalised away; permissions are not."""
     template = json.loads(json.dumps(default_synth.template))
     resources = template["Resources"]

@@ -16,7 +16,7 @@ from iam_review.render import Renderer, as_list
 from iam_review.review import NO_REASON, Statement, identity_statements, resources_of, review, wildcards
 from stacks.application import cdk_json_context
 from stacks.nag import ACTIONS_WITHOUT_RESOURCE_TYPE
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import IamSynth
 
 BASE_MODEL_ID = cdk_json_context()["base_model_id"]
 BEDROCK = "arn:aws:bedrock:us-west-2:${AWS::AccountId}:"
@@ -55,11 +55,11 @@ def role_named(
     return matches[0]
 
 
-def test_resource_star_only_for_actions_without_a_resource_type(synthesized: Synthesized) -> None:
+def test_resource_star_only_for_actions_without_a_resource_type(iam_synth: IamSynth) -> None:
     """Given every Allow statement, then Resource "*" appears only with actions listed in stacks/nag.py."""
     offending = [
         (s.owner, action)
-        for s in allowed(synthesized.template)
+        for s in allowed(iam_synth.template)
         if "*" in s.resources
         for action in s.actions
         if action not in ACTIONS_WITHOUT_RESOURCE_TYPE
@@ -67,14 +67,14 @@ def test_resource_star_only_for_actions_without_a_resource_type(synthesized: Syn
     assert not offending, f"Resource '*' with actions that have a resource type: {offending}"
 
 
-def test_no_allow_uses_not_action_or_not_resource(synthesized: Synthesized) -> None:
-    loose = [s.owner for s in allowed(synthesized.template) if {"NotAction", "NotResource"} & set(s.raw)]
+def test_no_allow_uses_not_action_or_not_resource(iam_synth: IamSynth) -> None:
+    loose = [s.owner for s in allowed(iam_synth.template) if {"NotAction", "NotResource"} & set(s.raw)]
     assert not loose
 
 
-def test_pass_role_names_one_role_and_the_service(synthesized: Synthesized) -> None:
+def test_pass_role_names_one_role_and_the_service(iam_synth: IamSynth) -> None:
     """iam:PassRole only on a specific role ARN of this stack, and only to the service that needs it."""
-    template = synthesized.template
+    template = iam_synth.template
     role_ids = {i for i, _ in resources_of(template, "AWS::IAM::Role")}
     passes = [s for s in allowed(template) if grants(s, "iam:PassRole")]
     assert passes, "the job starter must be able to pass the service role"
@@ -87,9 +87,9 @@ def test_pass_role_names_one_role_and_the_service(synthesized: Synthesized) -> N
 
 
 @pytest.mark.parametrize("verb", ["Create", "Delete", "Stop"])
-def test_bedrock_mutations_stay_in_this_account_and_base_model(synthesized: Synthesized, verb: str) -> None:
+def test_bedrock_mutations_stay_in_this_account_and_base_model(iam_synth: IamSynth, verb: str) -> None:
     """Create*/Delete*/Stop* only on this account's Bedrock ARNs and the configured foundation model."""
-    template = synthesized.template
+    template = iam_synth.template
     statements = [s for s in allowed(template) if any(a.startswith(f"bedrock:{verb}") for a in s.actions)]
     assert statements, f"no bedrock:{verb}* grant found; the pipeline needs one"
     for statement in statements:
@@ -119,9 +119,9 @@ def _s3_object_grants(template: Mapping[str, Any], role: str, action: str) -> se
     ids=["bedrock-service-role", "validator"],
 )
 def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
-    synthesized: Synthesized, who: dict[str, str], reads: str, writes: str
+    iam_synth: IamSynth, who: dict[str, str], reads: str, writes: str
 ) -> None:
-    template = synthesized.template
+    template = iam_synth.template
     role = role_named(template, **who)
     assert _s3_object_grants(template, role, "s3:GetObject") == {f"arn:aws:s3:::<DataBucket>/{reads}*"}
     assert _s3_object_grants(template, role, "s3:PutObject") == {f"arn:aws:s3:::<DataBucket>/{writes}*"}
@@ -135,9 +135,9 @@ def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
         assert f"{reads}*" in as_list(statement.conditions["StringLike"]["s3:prefix"])
 
 
-def test_no_role_reaches_objects_outside_the_pipeline_prefixes(synthesized: Synthesized) -> None:
+def test_no_role_reaches_objects_outside_the_pipeline_prefixes(iam_synth: IamSynth) -> None:
     """Every object-level S3 grant names a prefix; listing always carries an s3:prefix condition."""
-    template = synthesized.template
+    template = iam_synth.template
     prefixes = tuple(f"/{p}*" for p in (DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
     for statement in allowed(template):
         if any(grants(statement, a) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")):
@@ -147,9 +147,9 @@ def test_no_role_reaches_objects_outside_the_pipeline_prefixes(synthesized: Synt
             assert "s3:prefix" in statement.conditions.get("StringLike", {}), statement.raw
 
 
-def test_kms_use_goes_through_the_service_that_needs_it(synthesized: Synthesized) -> None:
+def test_kms_use_goes_through_the_service_that_needs_it(iam_synth: IamSynth) -> None:
     """Every KMS grant to a role names the key and the service (kms:ViaService) it is used through."""
-    template = synthesized.template
+    template = iam_synth.template
     kms = [s for s in allowed(template) if any(a.startswith("kms:") for a in s.actions)]
     assert kms
     for statement in kms:
@@ -158,8 +158,8 @@ def test_kms_use_goes_through_the_service_that_needs_it(synthesized: Synthesized
         assert "*" not in statement.resources, statement.raw
 
 
-def test_bedrock_service_role_is_guarded_against_confused_deputies(synthesized: Synthesized) -> None:
-    template = synthesized.template
+def test_bedrock_service_role_is_guarded_against_confused_deputies(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
     trusts = [
         t
         for _, role in resources_of(template, "AWS::IAM::Role")
@@ -176,12 +176,10 @@ def test_bedrock_service_role_is_guarded_against_confused_deputies(synthesized: 
         )
 
 
-def test_every_role_says_what_it_is_for(synthesized: Synthesized) -> None:
+def test_every_role_says_what_it_is_for(iam_synth: IamSynth) -> None:
     """CDK-generated roles included: the report's purpose column is never empty."""
     undescribed = [
-        r["path"]
-        for r in review(synthesized.template, {}, "s")["roles"]
-        if r["purpose"] == "(no description)"
+        r["path"] for r in review(iam_synth.template, {}, "s")["roles"] if r["purpose"] == "(no description)"
     ]
     assert not undescribed
 
@@ -191,20 +189,20 @@ def test_every_role_says_what_it_is_for(synthesized: Synthesized) -> None:
 ALLOWED_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
 
 
-def test_managed_policies_are_only_the_reviewed_ones(synthesized: Synthesized) -> None:
-    attached = {p for r in review(synthesized.template, {}, "s")["roles"] for p in r["managed_policies"]}
+def test_managed_policies_are_only_the_reviewed_ones(iam_synth: IamSynth) -> None:
+    attached = {p for r in review(iam_synth.template, {}, "s")["roles"] for p in r["managed_policies"]}
     assert attached <= ALLOWED_MANAGED_POLICIES
 
 
-def test_every_remaining_wildcard_has_a_reason(synthesized: Synthesized) -> None:
+def test_every_remaining_wildcard_has_a_reason(iam_synth: IamSynth) -> None:
     """Given the report's wildcard list, then each entry carries the reason recorded in the code."""
-    found = wildcards(synthesized.template, synthesized.stack.acknowledgments)
+    found = wildcards(iam_synth.template, iam_synth.stack.acknowledgments)
     assert found
     unexplained = [w for w in found if w["reason"] == NO_REASON]
     assert not unexplained, unexplained
 
 
-def test_permissions_boundary_reaches_every_role_when_configured(variant_synth: Synthesized) -> None:
+def test_permissions_boundary_reaches_every_role_when_configured(variant_synth: IamSynth) -> None:
     boundary = variant_synth.context["permissions_boundary_arn"]
     roles = review(variant_synth.template, {}, "s")["roles"]
     assert {r["path"]: r["permissions_boundary"] for r in roles} == {r["path"]: boundary for r in roles}

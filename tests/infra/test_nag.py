@@ -15,7 +15,7 @@ from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
 import stacks.nag
 from stacks.application import build_app, cdk_json_context
-from tests.infra.conftest import VARIANT_CONTEXT, Synthesized
+from tests.infra.conftest import VARIANT_CONTEXT, IamSynth
 
 PACKS = (AwsSolutionsChecks, ServerlessChecks, NIST80053R5Checks)
 
@@ -98,7 +98,7 @@ def test_acknowledgments_are_narrow_and_explained(raw_findings: Any) -> None:
     assert not thin, f"reasons too short to explain anything: {thin}"
 
 
-def test_every_acknowledgment_goes_through_stacks_nag(default_synth: Synthesized) -> None:
+def test_every_acknowledgment_goes_through_stacks_nag(default_synth: IamSynth) -> None:
     """Acknowledgments made around the helpers would escape the checks above."""
     _app, acks = _unacknowledged_build({})
     recorded = {(path, rule) for path, rule, _ in acks}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from iam_review.review import resources_of
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import IamSynth
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
@@ -25,11 +25,11 @@ IGNORED_CFN_LINT_RULES = {
 }
 
 
-def test_cfn_lint_finds_nothing(synthesized: Synthesized) -> None:
+def test_cfn_lint_finds_nothing(iam_synth: IamSynth) -> None:
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
         [str(cfn_lint), "--format", "parseable", "--ignore-checks", *IGNORED_CFN_LINT_RULES, "--",
-         synthesized.stack.template_file],
+         iam_synth.stack.template_file],
         capture_output=True,
         text=True,
         check=False,
@@ -68,9 +68,7 @@ def resolve(template: Mapping[str, Any], value: Any) -> str:
     raise AssertionError(f"unexpected intrinsic in the definition: {value}")
 
 
-def test_state_machine_definition_is_valid_states_language(
-    default_synth: Synthesized, tmp_path: Path
-) -> None:
+def test_state_machine_definition_is_valid_states_language(default_synth: IamSynth, tmp_path: Path) -> None:
     assert ASL_VALIDATOR.exists() or shutil.which("asl-validator"), (
         "asl-validator missing: run `make install`"
     )

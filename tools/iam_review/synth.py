@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import App, Validations
 
 from stacks.application import build_app, cdk_json_context
+from stacks.config import PipelineConfig
 
 #: The CDK CLI turns this on for every synth; in-process synths need it to get ``aws:cdk:path``.
 PATH_METADATA_CONTEXT = {"aws:cdk:enable-path-metadata": True}
@@ -37,17 +38,22 @@ def acknowledgments(app: App) -> dict[str, dict[str, str]]:
     return found
 
 
-def synthesize(outdir: str, **context_overrides: Any) -> list[SynthesizedStack]:
-    """Build the app from cdk.json's context (plus overrides), synthesize into ``outdir``."""
-    context = cdk_json_context(**{**PATH_METADATA_CONTEXT, **context_overrides})
-    app, _stack, config = build_app(context, outdir=outdir)
-    settings = {
+def settings_of(config: PipelineConfig) -> dict[str, str]:
+    """The settings that change IAM, as the report's header shows them."""
+    return {
         "region": config.region,
         "base model": config.base_model_id,
         "KMS key": config.kms_key_arn or "created by the stack",
         "permissions boundary": config.permissions_boundary_arn or "none",
         "removal policy": config.removal_policy,
     }
+
+
+def synthesize(outdir: str, **context_overrides: Any) -> list[SynthesizedStack]:
+    """Build the app from cdk.json's context (plus overrides), synthesize into ``outdir``."""
+    context = cdk_json_context(**{**PATH_METADATA_CONTEXT, **context_overrides})
+    app, _stack, config = build_app(context, outdir=outdir)
+    settings = settings_of(config)
     assembly = app.synth()
     acks = acknowledgments(app)
     return [
