@@ -24,6 +24,11 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "logs:PutResourcePolicy": "CloudWatch Logs vended delivery for the state machine's execution logs",
     "logs:DescribeResourcePolicies": "CloudWatch Logs vended delivery for the state machine's execution logs",
     "logs:DescribeLogGroups": "CloudWatch Logs vended delivery for the state machine's execution logs",
+    "bedrock:ListModelCustomizationJobs": "Teardown finds the stack's running jobs (filtered by tag in code)",
+    "bedrock:ListProvisionedModelThroughputs": "Teardown finds the stack's throughput (filtered by tag)",
+    "bedrock:ListCustomModels": "Teardown finds the stack's custom models (filtered by tag in code)",
+    "servicequotas:ListServiceQuotas": "Preflight reads the Bedrock model-units quota (read-only)",
+    "servicequotas:ListAWSDefaultServiceQuotas": "Preflight reads the Bedrock model-units quota default",
 }
 
 #: Action wildcards that CDK's own custom-resource providers receive through resource policies (which

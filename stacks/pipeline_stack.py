@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from bedrock_finetune.lineage import TAG_STACK
+from stacks.bedrock_guards import BedrockGuards
 from stacks.bedrock_service_role import BEDROCK_PRINCIPAL, BedrockServiceRole
 from stacks.config import PipelineConfig
 from stacks.dataset_bucket import DatasetBucket
@@ -113,6 +114,17 @@ class FineTuningPipelineStack(Stack):
         )
         self._grant_permissions(
             fns, key=key, data=data, service_role=service_role, notifications=notifications
+        )
+        # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
+        BedrockGuards(
+            self,
+            "Guards",
+            config=config,
+            key=key,
+            topic=notifications.topic,
+            log_retention=retention,
+            removal_policy=removal,
+            billing_functions=(fns.start_job.function, fns.create_throughput.function),
         )
 
         workflow = FineTuningWorkflow(

@@ -24,9 +24,19 @@ def _render(value: Any) -> str:
     raise AssertionError(f"unexpected intrinsic {value}")
 
 
+def _pipeline_machine(synthesized: Synthesized) -> dict[str, Any]:
+    """The pipeline's state machine (the stack also has the teardown custom resource's waiter)."""
+    (machine,) = (
+        m
+        for m in synthesized.resources("AWS::StepFunctions::StateMachine").values()
+        if "/Workflow/" in m["Metadata"]["aws:cdk:path"]
+    )
+    return machine
+
+
 @pytest.fixture(scope="module")
 def definition(synthesized: Synthesized) -> dict[str, Any]:
-    (machine,) = synthesized.resources("AWS::StepFunctions::StateMachine").values()
+    machine = _pipeline_machine(synthesized)
     return json.loads(_render(machine["Properties"]["DefinitionString"]))  # type: ignore[no-any-return]
 
 
@@ -126,7 +136,7 @@ def test_run_name_is_derived_from_the_key(definition: dict[str, Any]) -> None:
 
 
 def test_state_machine_logs_everything_and_traces(synthesized: Synthesized) -> None:
-    (machine,) = synthesized.resources("AWS::StepFunctions::StateMachine").values()
+    machine = _pipeline_machine(synthesized)
     assert machine["Properties"]["StateMachineType"] == "STANDARD"
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
     logging = machine["Properties"]["LoggingConfiguration"]

@@ -1,0 +1,426 @@
+"""Guards around the pipeline: a deploy-time preflight and a teardown on stack deletion.
+
+Two CloudFormation custom resources built with the CDK custom-resource Provider framework:
+
+- ``Preflight`` (Create, Update) fails the deployment when Bedrock cannot fine-tune or serve the
+  configured base model in this region, and reports softer problems as the ``PreflightWarnings``
+  stack output. Skipped entirely with ``preflight = false``.
+- ``Teardown`` (Delete) stops this stack's customization jobs and deletes its no-commitment
+  Provisioned Throughputs (and its custom models with ``delete_custom_models_on_destroy``), waiting
+  until they are gone.
+
+Deletion order matters: CloudFormation deletes a resource before the resources it depends on. The
+teardown resource depends on the topic and the key it uses to report, so they still exist when it
+runs; the pipeline functions that create billed resources depend on it, so they are gone (and no
+run can start a job or buy throughput) before it runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import Aws, CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import custom_resources as cr
+from constructs import Construct, IConstruct
+
+from bedrock_finetune.lineage import TAG_STACK
+from stacks.config import PipelineConfig
+from stacks.nag import (
+    ACTIONS_WITHOUT_RESOURCE_TYPE,
+    acknowledge,
+    acknowledge_wildcard_resource,
+    logical_ref,
+    nag_arn,
+)
+from stacks.pipeline_function import PipelineFunction, lambda_code, powertools_layer_arn
+
+#: How long stack deletion may wait for Bedrock to delete throughputs (the Provider's total timeout).
+TEARDOWN_TIMEOUT = Duration.minutes(30)
+#: The teardown gives up (with a message naming what is left) this long before the framework's own
+#: timeout, whose status reason would only say "Operation timed out".
+_TEARDOWN_MARGIN = Duration.minutes(3)
+TEARDOWN_POLL = Duration.seconds(30)
+
+_LIST_REASON = (
+    "Only list actions that have no resource type (stacks/nag.py ACTIONS_WITHOUT_RESOURCE_TYPE): "
+    "read-only; teardown keeps only what carries this stack's finetune:stack tag."
+)
+
+
+class _Provider(Construct):
+    """A Provider framework with its own roles and one encrypted log group (no managed policies)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        on_event: lambda_.IFunction,
+        key: kms.IKey,
+        retention: logs.RetentionDays,
+        removal: RemovalPolicy,
+        is_complete: lambda_.IFunction | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=retention, encryption_key=key, removal_policy=removal
+        )
+        self.on_event_role = self._role("OnEventRole", "Provider framework: relays CloudFormation events")
+        self.waiter_role = (
+            self._role("WaitRole", "Provider framework: polls isComplete and reports timeouts")
+            if is_complete is not None
+            else None
+        )
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=on_event,
+            is_complete_handler=is_complete,
+            query_interval=TEARDOWN_POLL if is_complete is not None else None,
+            total_timeout=TEARDOWN_TIMEOUT if is_complete is not None else None,
+            log_group=self.log_group,
+            framework_on_event_role=self.on_event_role,
+            framework_complete_and_timeout_role=self.waiter_role,
+            provider_function_env_encryption=key,
+        )
+        self._acknowledge(on_event, is_complete)
+
+    def _role(self, construct_id: str, description: str) -> iam.Role:
+        role = iam.Role(
+            self,
+            construct_id,
+            description=description,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        return role
+
+    def _acknowledge(self, on_event: lambda_.IFunction, is_complete: lambda_.IFunction | None) -> None:
+        log_streams = f"<{logical_ref(self.log_group)}.Arn>:log-stream:*"
+        handlers = [fn for fn in (on_event, is_complete) if fn is not None]
+        roles = [r for r in (self.on_event_role, self.waiter_role) if r is not None]
+        for role in roles:
+            acknowledge_wildcard_resource(
+                role, log_streams, "Log streams are created at run time; scoped to the provider's log group."
+            )
+            for fn in handlers:
+                acknowledge_wildcard_resource(
+                    role,
+                    f"<{logical_ref(fn)}.Arn>:*",
+                    "Versions of this custom resource's own handler (granted by the Provider framework).",
+                )
+        waiter = self.provider.node.try_find_child("waiter-state-machine")
+        if waiter is not None:
+            acknowledge(
+                waiter,
+                "AwsSolutions-SF1",
+                "Execution logging of the framework's waiter is off: CDK would grant its role "
+                "logs:CreateLogStream and logs:PutLogEvents on '*'. Each poll is logged by the teardown's "
+                "isComplete handler and the framework functions in their own log groups.",
+            )
+            acknowledge(
+                waiter,
+                "AwsSolutions-SF2",
+                "The Provider framework's waiter state machine offers no X-Ray option; it only polls "
+                "the teardown's isComplete handler, which is traced.",
+            )
+            for child in self.provider.node.children:
+                if isinstance(child, lambda_.Function):
+                    acknowledge_wildcard_resource(
+                        waiter.node.find_child("Role"),
+                        f"<{logical_ref(child)}.Arn>:*",
+                        "Versions of the Provider framework's own isComplete/onTimeout relay functions.",
+                    )
+
+
+class BedrockGuards(Construct):
+    """The preflight (optional) and teardown custom resources of the pipeline stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: PipelineConfig,
+        key: kms.IKey,
+        topic: sns.ITopic,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+        billing_functions: Sequence[IConstruct] = (),
+    ) -> None:
+        """``billing_functions``: the pipeline functions that start jobs or buy throughput. They are
+        created after preflight passed and deleted before teardown runs."""
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._config = config
+        self._key = key
+        self._topic = topic
+        self._retention = log_retention
+        self._removal = removal_policy
+        self._code = lambda_code()
+        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", powertools_layer_arn(config.powertools_layer_version)
+        )
+        bedrock = f"arn:{Aws.PARTITION}:bedrock:{stack.region}"
+        self.foundation_model_arn = f"{bedrock}::foundation-model/{config.base_model_id}"
+        self.jobs_arn = f"{bedrock}:{stack.account}:model-customization-job/*"
+        self.provisioned_models_arn = f"{bedrock}:{stack.account}:provisioned-model/*"
+        self.custom_models_arn = f"{bedrock}:{stack.account}:custom-model/*"
+
+        self.preflight: CustomResource | None = self._preflight() if config.preflight else None
+        self.teardown = self._teardown()
+        for fn in billing_functions:
+            fn.node.add_dependency(self.teardown)
+            if self.preflight is not None:
+                fn.node.add_dependency(self.preflight)
+
+    # ---- preflight ----
+
+    def _preflight(self) -> CustomResource:
+        config = self._config
+        fn = self._function(
+            "PreflightFunction",
+            "preflight",
+            "Deploy-time check that Bedrock can fine-tune and serve the configured base model",
+        )
+        fn.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadBaseModel",
+                actions=["bedrock:GetFoundationModel"],
+                resources=[self.foundation_model_arn],
+            ),
+            *self._publish_statements(),
+        )
+        quotas = self._unscoped_policy(
+            "PreflightQuotaPolicy",
+            fn,
+            iam.PolicyStatement(
+                sid="ReadBedrockQuotas",
+                actions=["servicequotas:ListServiceQuotas", "servicequotas:ListAWSDefaultServiceQuotas"],
+                resources=["*"],
+            ),
+        )
+        provider = _Provider(
+            self,
+            "PreflightProvider",
+            on_event=fn.function,
+            key=self._key,
+            retention=self._retention,
+            removal=self._removal,
+        )
+        resource = CustomResource(
+            self,
+            "Preflight",
+            service_token=provider.provider.service_token,
+            resource_type="Custom::BedrockPreflight",
+            properties={
+                "BaseModelId": config.base_model_id,
+                "Region": Aws.REGION,
+                "ModelSpec": json.dumps(config.model.to_dict(), sort_keys=True),
+                "Hyperparameters": json.dumps(dict(config.hyperparameters), sort_keys=True),
+                "ModelUnits": str(config.model_units),
+                "Commitment": config.commitment or "",
+                "TopicArn": self._topic.topic_arn,
+                "StackName": Aws.STACK_NAME,
+            },
+        )
+        resource.node.add_dependency(self._topic, quotas)
+        CfnOutput(
+            Stack.of(self),
+            "PreflightWarnings",
+            value=resource.get_att_string("Warnings"),
+            description="Deploy-time warnings about the base model and model-units quota ('none' if none)",
+        )
+        return resource
+
+    # ---- teardown ----
+
+    def _teardown(self) -> CustomResource:
+        config = self._config
+        owned_by_stack = {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": Aws.STACK_ID}}
+        on_event = self._function(
+            "TeardownFunction",
+            "teardown",
+            "On stack deletion: stops this stack's jobs, deletes its no-commitment throughput, reports",
+            timeout=Duration.minutes(5),
+        )
+        on_event.add_to_policy(
+            iam.PolicyStatement(
+                sid="TellDeletionFromReplacement",
+                actions=["cloudformation:DescribeStacks"],
+                resources=[Aws.STACK_ID],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTags",
+                actions=["bedrock:ListTagsForResource"],
+                resources=[self.jobs_arn, self.provisioned_models_arn],
+            ),
+            iam.PolicyStatement(
+                sid="StopJobsOfThisStack",
+                actions=["bedrock:StopModelCustomizationJob"],
+                resources=[self.jobs_arn],
+                conditions=owned_by_stack,
+            ),
+            self._delete_throughput_statement(owned_by_stack),
+            *self._publish_statements(),
+        )
+        on_event_lists = self._unscoped_policy(
+            "TeardownListPolicy",
+            on_event,
+            iam.PolicyStatement(
+                sid="ListJobsAndThroughput",
+                actions=["bedrock:ListModelCustomizationJobs", "bedrock:ListProvisionedModelThroughputs"],
+                resources=["*"],
+            ),
+        )
+        wait = self._function(
+            "TeardownWaitFunction",
+            "teardown",
+            "On stack deletion: waits until this stack's throughput is gone; deletes custom models if set",
+            timeout=Duration.minutes(5),
+        )
+        # Same module, second entry point: the Provider framework's isComplete handler.
+        cfn_wait = wait.function.node.default_child
+        assert isinstance(cfn_wait, lambda_.CfnFunction)
+        cfn_wait.handler = "handlers.teardown.is_complete"
+        list_actions = ["bedrock:ListProvisionedModelThroughputs"]
+        tagged = [self.provisioned_models_arn]
+        if config.delete_custom_models_on_destroy:
+            list_actions.append("bedrock:ListCustomModels")
+            tagged.append(self.custom_models_arn)
+        wait_lists = self._unscoped_policy(
+            "TeardownWaitListPolicy",
+            wait,
+            iam.PolicyStatement(sid="ListThroughput", actions=list_actions, resources=["*"]),
+        )
+        wait.add_to_policy(
+            iam.PolicyStatement(sid="ReadTags", actions=["bedrock:ListTagsForResource"], resources=tagged),
+            self._delete_throughput_statement(owned_by_stack),
+        )
+        if config.delete_custom_models_on_destroy:
+            wait.add_to_policy(
+                iam.PolicyStatement(
+                    sid="DeleteCustomModelsOfThisStack",
+                    actions=["bedrock:DeleteCustomModel"],
+                    resources=[self.custom_models_arn],
+                    conditions=owned_by_stack,
+                )
+            )
+        provider = _Provider(
+            self,
+            "TeardownProvider",
+            on_event=on_event.function,
+            is_complete=wait.function,
+            key=self._key,
+            retention=self._retention,
+            removal=self._removal,
+        )
+        resource = CustomResource(
+            self,
+            "Teardown",
+            service_token=provider.provider.service_token,
+            resource_type="Custom::BedrockTeardown",
+            properties={
+                "StackTag": Aws.STACK_ID,
+                "Region": Aws.REGION,
+                "TopicArn": self._topic.topic_arn,
+                "DeleteCustomModels": "true" if config.delete_custom_models_on_destroy else "false",
+                "WaitSeconds": str(TEARDOWN_TIMEOUT.minus(_TEARDOWN_MARGIN).to_seconds()),
+            },
+        )
+        # Explicit, so they outlive the teardown even if the properties stop referencing them.
+        resource.node.add_dependency(self._topic, on_event_lists, wait_lists)
+        if isinstance(self._key, kms.Key):
+            resource.node.add_dependency(self._key)
+        self._acknowledge_teardown(on_event, wait)
+        return resource
+
+    def _delete_throughput_statement(self, owned_by_stack: dict[str, Any]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            sid="DeleteThroughputOfThisStack",
+            actions=["bedrock:DeleteProvisionedModelThroughput"],
+            resources=[self.provisioned_models_arn],
+            conditions=owned_by_stack,
+        )
+
+    def _acknowledge_teardown(self, on_event: PipelineFunction, wait: PipelineFunction) -> None:
+        stack = Stack.of(self)
+        reasons = {
+            "model-customization-job/*": (
+                "Job IDs are generated by Bedrock; this account and region only, and stopping is limited "
+                "to jobs tagged with this stack."
+            ),
+            "provisioned-model/*": (
+                "Provisioned model IDs are generated by Bedrock; this account and region only, and deletion "
+                "is limited to throughput tagged with this stack."
+            ),
+            "custom-model/*": (
+                "Custom model IDs are generated by Bedrock; this account and region only, and deletion is "
+                "limited to models tagged with this stack."
+            ),
+        }
+        used = {
+            on_event: ("model-customization-job/*", "provisioned-model/*"),
+            wait: ("provisioned-model/*", "custom-model/*")
+            if self._config.delete_custom_models_on_destroy
+            else ("provisioned-model/*",),
+        }
+        for fn, resources in used.items():
+            for resource in resources:
+                acknowledge_wildcard_resource(fn.role, nag_arn(stack, "bedrock", resource), reasons[resource])
+
+    # ---- shared ----
+
+    def _function(
+        self, construct_id: str, module: str, description: str, timeout: Duration = Duration.seconds(60)
+    ) -> PipelineFunction:
+        return PipelineFunction(
+            self,
+            construct_id,
+            module=module,
+            description=description,
+            code=self._code,
+            powertools=self._powertools,
+            key=self._key,
+            log_retention=self._retention,
+            removal_policy=self._removal,
+            timeout=timeout,
+        )
+
+    def _unscoped_policy(
+        self, construct_id: str, fn: PipelineFunction, statement: iam.PolicyStatement
+    ) -> iam.Policy:
+        """Actions IAM only grants on Resource "*", in a policy of their own so that the
+        acknowledgment sits on exactly these statements (the custom resource depends on it)."""
+        for action in statement.actions:
+            assert action in ACTIONS_WITHOUT_RESOURCE_TYPE, f"{action} has a resource type; scope it"
+        policy = iam.Policy(self, construct_id, statements=[statement], roles=[fn.role])
+        acknowledge_wildcard_resource(policy, "*", _LIST_REASON)
+        return policy
+
+    def _publish_statements(self) -> list[iam.PolicyStatement]:
+        stack = Stack.of(self)
+        return [
+            iam.PolicyStatement(
+                sid="PublishReport", actions=["sns:Publish"], resources=[self._topic.topic_arn]
+            ),
+            iam.PolicyStatement(
+                sid="EncryptReportViaSns",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[self._key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}},
+            ),
+        ]
