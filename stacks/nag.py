@@ -76,6 +76,18 @@ INLINE_POLICY_REASON = (
 )
 
 
+def acknowledge_synchronous_only(function: IConstruct, caller: str) -> None:
+    """Acknowledge the Lambda DLQ rules (Serverless, NIST) on a function that only ``caller`` invokes,
+    synchronously."""
+    for rule in ("Serverless-LambdaDLQ", "NIST.800.53.R5-LambdaDLQ"):
+        acknowledge(
+            function,
+            rule,
+            f"Only {caller} invokes this function, synchronously; the caller sees and handles every "
+            "error. A Lambda DLQ only receives asynchronous invocations.",
+        )
+
+
 def acknowledge_wildcard_resource(construct: IConstruct, resource: str, reason: str) -> None:
     """Acknowledge ``AwsSolutions-IAM5[Resource::<resource>]`` on ``construct``."""
     acknowledge(construct, f"AwsSolutions-IAM5[Resource::{resource}]", reason)

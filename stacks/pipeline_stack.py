@@ -26,6 +26,7 @@ from stacks.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
     acknowledge_inline_policy,
+    acknowledge_synchronous_only,
     acknowledge_wildcard_resource,
     logical_ref,
     nag_arn,
@@ -584,13 +585,9 @@ class FineTuningPipelineStack(Stack):
             fns.clean_up,
             fns.notify,
         ):
-            for rule in ("Serverless-LambdaDLQ", "NIST.800.53.R5-LambdaDLQ"):
-                acknowledge(
-                    fn.function,
-                    rule,
-                    "Only the state machine invokes this function, synchronously (LambdaInvoke); it retries "
-                    "and catches every error. A Lambda DLQ only receives asynchronous invocations.",
-                )
+            acknowledge_synchronous_only(
+                fn.function, "the state machine (LambdaInvoke, with retries and catch)"
+            )
         for role in (service_role.role, state_machine.role):
             acknowledge_inline_policy(role, INLINE_POLICY_REASON)
         events_role = state_machine.node.try_find_child("EventsRole")
