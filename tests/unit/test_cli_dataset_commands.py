@@ -10,6 +10,12 @@ from finetune_cli.main import main
 from tests.unit.dataset_builders import dumps, valid_lines, with_line, write_jsonl
 
 
+@pytest.fixture(autouse=True)
+def outside_the_repository(tmp_path, monkeypatch):
+    """Run from a folder without cdk.json, so results do not depend on the repository's config."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_folder(tmp_path):
     """A valid run folder with train, validation and hyperparameters files."""
@@ -186,3 +192,27 @@ def test_convert_accepts_a_byte_order_mark_and_crlf(tmp_path):
 def test_convert_missing_input_is_a_usage_error(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nope.jsonl"), str(tmp_path / "out.jsonl")]) == 2
     assert "nope.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_the_deployments_cdk_json_gives_defaults_model_and_token_ratio(tmp_path, capsys):
+    # Given a deployment config with early-stopping defaults and a finer token ratio
+    config = tmp_path / "deploy" / "cdk.json"
+    config.parent.mkdir()
+    context = {"hyperparameters": {"earlyStoppingPatience": 3}, "chars_per_token": 6}
+    config.write_text(json.dumps({"context": context}))
+    train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
+    # When a training file without validation data is checked against that config
+    assert main(["validate", str(train), "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # Then the configured defaults apply, as they would in the pipeline
+    assert report["hyperparameters"] == {"earlyStoppingPatience": 3}
+    assert report["warning_counts"] == {"EARLY_STOPPING_WITHOUT_VALIDATION": 1}
+    assert report["chars_per_token"] == 6
+
+
+def test_a_bad_config_is_a_usage_error(tmp_path, capsys):
+    config = tmp_path / "cdk.json"
+    config.write_text(json.dumps({"context": {"model_unit": 1}}))
+    train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
+    assert main(["validate", str(train), "--config", str(config)]) == 2
+    assert "unknown configuration key(s): model_unit" in capsys.readouterr().err

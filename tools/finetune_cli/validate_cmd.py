@@ -6,10 +6,11 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from bedrock_finetune.catalog import CLAUDE_3_HAIKU, CatalogError, resolve_model
+from bedrock_finetune.catalog import CLAUDE_3_HAIKU, CatalogError, ModelSpec, resolve_model
 from bedrock_finetune.dataset import (
     DEFAULT_CHARS_PER_TOKEN,
     HyperparametersSource,
@@ -18,6 +19,7 @@ from bedrock_finetune.dataset import (
     ValidationReport,
     validate_run,
 )
+from stacks.config import load_config
 
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
@@ -46,14 +48,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--validation", metavar="FILE", help="validation JSONL file")
     parser.add_argument("--hyperparameters", metavar="FILE", help="hyperparameters JSON file")
     parser.add_argument(
-        "--model", metavar="MODEL_ID", default=CLAUDE_3_HAIKU, help=f"base model (default {CLAUDE_3_HAIKU})"
+        "--model",
+        metavar="MODEL_ID",
+        default=None,
+        help=f"base model (default: the config's base_model_id, else {CLAUDE_3_HAIKU})",
     )
     parser.add_argument(
         "--chars-per-token",
         metavar="N",
         type=float,
-        default=DEFAULT_CHARS_PER_TOKEN,
-        help=f"characters per token of the token estimate (default {DEFAULT_CHARS_PER_TOKEN:g}, cautious)",
+        default=None,
+        help="characters per token of the token estimate "
+        f"(default: the config's chars_per_token, else {DEFAULT_CHARS_PER_TOKEN:g}, cautious)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="CDK_JSON",
+        default=None,
+        help="the deployment's cdk.json, for its base model, configured models, hyperparameter defaults "
+        "and chars_per_token, so the check matches the pipeline's (default: ./cdk.json if present)",
     )
     parser.add_argument("--json", action="store_true", help="print the full JSON report")
     parser.set_defaults(handler=run)
@@ -65,10 +78,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         train, validation, hyperparameters = _resolve_paths(args)
-        if not (math.isfinite(args.chars_per_token) and args.chars_per_token > 0):
-            raise UsageError(f"--chars-per-token must be a positive number, not {args.chars_per_token:g}")
+        settings = _deployment_settings(args.config)
+        chars_per_token = (
+            args.chars_per_token if args.chars_per_token is not None else settings.chars_per_token
+        )
+        if not (math.isfinite(chars_per_token) and chars_per_token > 0):
+            raise UsageError(f"--chars-per-token must be a positive number, not {chars_per_token:g}")
         try:
-            model = resolve_model(args.model)
+            model = resolve_model(args.model or settings.base_model_id, settings.models)
         except CatalogError as exc:
             raise UsageError(str(exc)) from exc
         try:
@@ -78,7 +95,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 LocalFile(validation) if validation else None,
                 hp_source,
                 model,
-                chars_per_token=args.chars_per_token,
+                defaults=settings.hyperparameters if model.model_id == settings.base_model_id else None,
+                chars_per_token=chars_per_token,
             )
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
@@ -91,6 +109,35 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     else:
         out.write(render(report, model.display_name))
     return 0 if report.valid else 1
+
+
+@dataclass(frozen=True)
+class _Settings:
+    base_model_id: str = CLAUDE_3_HAIKU
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    hyperparameters: dict[str, int | float] = field(default_factory=dict)
+    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+
+
+def _deployment_settings(config_path: str | None) -> _Settings:
+    """What the deployed pipeline validates with, read from cdk.json through the same config loader."""
+    path = Path(config_path) if config_path else Path("cdk.json")
+    if not path.is_file():
+        if config_path:
+            raise UsageError(f"--config {config_path}: no such file")
+        return _Settings()
+    try:
+        context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
+        config = load_config(context)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    models = {mid: ModelSpec.from_dict(mid, spec) for mid, spec in context.get("models", {}).items()}
+    return _Settings(
+        base_model_id=config.base_model_id,
+        models=models,
+        hyperparameters=dict(config.hyperparameters),
+        chars_per_token=config.chars_per_token,
+    )
 
 
 def _resolve_paths(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
