@@ -10,7 +10,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CDK := npx --no-install cdk
 
-.PHONY: install synth test lint typecheck unit deploy destroy demo bench clean
+.PHONY: install synth test lint typecheck unit deploy destroy demo bench clean iam-report iam-snapshot
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -43,6 +43,14 @@ unit: install
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
+
+# Synthesize and write cdk.out/iam-report.md (+ .json) for the account admin's review.
+iam-report: install
+	$(PY) -m iam_review --json
+
+# Rewrite tests/snapshots/iam.json after an intended permission change (review its diff, commit it).
+iam-snapshot: install
+	$(PY) -m iam_review --snapshot
 
 deploy: install
 	$(CDK) deploy $(CDK_ARGS)

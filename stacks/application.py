@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Validations
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
 from stacks.config import PipelineConfig, load_config
 from stacks.pipeline_stack import FineTuningPipelineStack
@@ -41,5 +41,5 @@ def build_app(
         env=Environment(account=config.account, region=config.region),
         description="Fine-tune Claude on Amazon Bedrock: validate, train, provision, report",
     )
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app), NIST80053R5Checks(app))
     return app, stack, config

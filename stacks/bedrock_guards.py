@@ -34,7 +34,10 @@ from bedrock_finetune.lineage import TAG_STACK
 from stacks.config import PipelineConfig
 from stacks.nag import (
     ACTIONS_WITHOUT_RESOURCE_TYPE,
+    INLINE_POLICY_REASON,
     acknowledge,
+    acknowledge_inline_policy,
+    acknowledge_synchronous_only,
     acknowledge_wildcard_resource,
     logical_ref,
     nag_arn,
@@ -108,11 +111,44 @@ class _Provider(Construct):
         )
         return role
 
+    @staticmethod
+    def _acknowledge_framework_function(fn: lambda_.Function) -> None:
+        """The Provider framework's relay functions: CDK builds them and exposes none of these settings."""
+        relay = "a relay of the CDK custom-resource Provider framework, which exposes no setting for it"
+        reasons = {
+            "Serverless-LambdaDLQ": (
+                f"This is {relay}; CloudFormation and the framework's waiter invoke it and report its "
+                "failures as the custom resource's failure."
+            ),
+            "NIST.800.53.R5-LambdaDLQ": (
+                f"This is {relay}; CloudFormation and the framework's waiter invoke it and report its "
+                "failures as the custom resource's failure."
+            ),
+            "NIST.800.53.R5-LambdaConcurrency": (
+                f"This is {relay}; it runs only during stack deployment and deletion, once per event."
+            ),
+            "NIST.800.53.R5-LambdaInsideVPC": (
+                f"This is {relay}; it only calls CloudFormation, Lambda and Step Functions APIs over TLS."
+            ),
+            "Serverless-LambdaDefaultMemorySize": (
+                f"This is {relay}; it only forwards one CloudFormation event, 128 MB is enough."
+            ),
+            "Serverless-LambdaTracing": (
+                f"This is {relay}; the handlers it relays to (preflight, teardown) are traced."
+            ),
+        }
+        for rule, reason in reasons.items():
+            acknowledge(fn, rule, reason)
+
     def _acknowledge(self, on_event: lambda_.IFunction, is_complete: lambda_.IFunction | None) -> None:
+        for child in self.provider.node.children:
+            if isinstance(child, lambda_.Function):
+                self._acknowledge_framework_function(child)
         log_streams = f"<{logical_ref(self.log_group)}.Arn>:log-stream:*"
         handlers = [fn for fn in (on_event, is_complete) if fn is not None]
         roles = [r for r in (self.on_event_role, self.waiter_role) if r is not None]
         for role in roles:
+            acknowledge_inline_policy(role, INLINE_POLICY_REASON)
             acknowledge_wildcard_resource(
                 role, log_streams, "Log streams are created at run time; scoped to the provider's log group."
             )
@@ -137,8 +173,22 @@ class _Provider(Construct):
                 "The Provider framework's waiter state machine offers no X-Ray option; it only polls "
                 "the teardown's isComplete handler, which is traced.",
             )
+            acknowledge(
+                waiter,
+                "Serverless-StepFunctionStateMachineXray",
+                "The Provider framework's waiter state machine offers no X-Ray option; it only polls "
+                "the teardown's isComplete handler, which is traced.",
+            )
+            waiter_role = waiter.node.find_child("Role")
+            acknowledge_inline_policy(waiter_role, INLINE_POLICY_REASON)
+            cfn_role = waiter_role.node.default_child
+            assert isinstance(cfn_role, iam.CfnRole)
+            cfn_role.add_property_override(
+                "Description", "Provider framework waiter: runs the teardown's isComplete until it is done"
+            )
             for child in self.provider.node.children:
-                if isinstance(child, lambda_.Function):
+                # The waiter invokes the isComplete and onTimeout relays, not onEvent.
+                if isinstance(child, lambda_.Function) and child.node.id != "framework-onEvent":
                     acknowledge_wildcard_resource(
                         waiter.node.find_child("Role"),
                         f"<{logical_ref(child)}.Arn>:*",
@@ -387,7 +437,7 @@ class BedrockGuards(Construct):
     def _function(
         self, construct_id: str, module: str, description: str, timeout: Duration = Duration.seconds(60)
     ) -> PipelineFunction:
-        return PipelineFunction(
+        fn = PipelineFunction(
             self,
             construct_id,
             module=module,
@@ -399,6 +449,8 @@ class BedrockGuards(Construct):
             removal_policy=self._removal,
             timeout=timeout,
         )
+        acknowledge_synchronous_only(fn.function, "the custom-resource Provider framework")
+        return fn
 
     def _unscoped_policy(
         self, construct_id: str, fn: PipelineFunction, statement: iam.PolicyStatement
@@ -409,6 +461,12 @@ class BedrockGuards(Construct):
             assert action in ACTIONS_WITHOUT_RESOURCE_TYPE, f"{action} has a resource type; scope it"
         policy = iam.Policy(self, construct_id, statements=[statement], roles=[fn.role])
         acknowledge_wildcard_resource(policy, "*", _LIST_REASON)
+        acknowledge(
+            policy,
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            "Kept as a separate inline policy of this one role so that the acknowledgment of Resource '*' "
+            "covers exactly these list actions; created and deleted with the role.",
+        )
         return policy
 
     def _publish_statements(self) -> list[iam.PolicyStatement]:

@@ -31,6 +31,24 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "servicequotas:ListAWSDefaultServiceQuotas": "Preflight reads the Bedrock model-units quota default",
 }
 
+#: Action wildcards that CDK's own custom-resource providers receive through resource policies (which
+#: cdk-nag does not inspect), by provider construct ID. The IAM report and the least-privilege tests
+#: take their reasons from here; the reason applies only when the grantee is that provider's role.
+GENERATED_POLICY_WILDCARDS: dict[str, dict[str, str]] = {
+    "Custom::S3AutoDeleteObjectsCustomResourceProvider": {
+        "s3:DeleteObject*": (
+            "CDK's S3 auto-delete custom resource (removal_policy=destroy only) deletes every object "
+            "version of this bucket when the stack is deleted; granted in this bucket's policy only."
+        ),
+        "s3:GetBucket*": (
+            "CDK's S3 auto-delete custom resource reads this bucket's tags and policy (destroy only)."
+        ),
+        "s3:List*": (
+            "CDK's S3 auto-delete custom resource lists this bucket's object versions (destroy only)."
+        ),
+    },
+}
+
 
 def logical_ref(construct: IConstruct) -> str:
     """The ``<LogicalId.Arn>``-style name cdk-nag uses for a construct's CloudFormation resource."""
@@ -42,6 +60,32 @@ def logical_ref(construct: IConstruct) -> str:
 def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     """Acknowledge one cdk-nag finding (e.g. ``AwsSolutions-IAM5[Resource::*]``) on one construct."""
     Validations.of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def acknowledge_inline_policy(role: IConstruct, reason: str) -> None:
+    """Acknowledge NIST 800-53 R5 ``IAMNoInlinePolicy`` on the inline policy CDK created for ``role``."""
+    policy = role.node.try_find_child("DefaultPolicy")
+    assert policy is not None, f"{role.node.path} has no default policy to acknowledge"
+    acknowledge(policy, "NIST.800.53.R5-IAMNoInlinePolicy", reason)
+
+
+#: Why the pipeline's roles keep CDK's one-role inline policy (NIST 800-53 R5 IAMNoInlinePolicy).
+INLINE_POLICY_REASON = (
+    "This policy is attached to this one role only and is created and deleted with it; a "
+    "customer-managed policy would be a reusable object that no other principal should attach."
+)
+
+
+def acknowledge_synchronous_only(function: IConstruct, caller: str) -> None:
+    """Acknowledge the Lambda DLQ rules (Serverless, NIST) on a function that only ``caller`` invokes,
+    synchronously."""
+    for rule in ("Serverless-LambdaDLQ", "NIST.800.53.R5-LambdaDLQ"):
+        acknowledge(
+            function,
+            rule,
+            f"Only {caller} invokes this function, synchronously; the caller sees and handles every "
+            "error. A Lambda DLQ only receives asynchronous invocations.",
+        )
 
 
 def acknowledge_wildcard_resource(construct: IConstruct, resource: str, reason: str) -> None:

@@ -7,6 +7,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.nag import acknowledge
+
 
 class Notifications(Construct):
     """Where every run's outcome is published."""
@@ -23,4 +25,11 @@ class Notifications(Construct):
             enforce_ssl=True,
         )
         for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "An e-mail copy of a run's outcome; the outcome itself stays in the execution history and "
+                "the run's reports. A dead-letter queue for it would need its own customer-key queue "
+                "whose key policy admits the SNS service.",
+            )

@@ -1,0 +1,208 @@
+"""Least privilege, checked on the synthesized template: every role, every statement, both configurations.
+
+Roles are found by what they are (trusted principal, the function they run), never by logical ID.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
+from iam_review.render import Renderer, as_list
+from iam_review.review import NO_REASON, Statement, identity_statements, resources_of, review, wildcards
+from stacks.application import cdk_json_context
+from stacks.nag import ACTIONS_WITHOUT_RESOURCE_TYPE
+from tests.infra.conftest import IamSynth
+
+BASE_MODEL_ID = cdk_json_context()["base_model_id"]
+BEDROCK = "arn:aws:bedrock:us-west-2:${AWS::AccountId}:"
+FOUNDATION_MODEL = f"arn:aws:bedrock:us-west-2::foundation-model/{BASE_MODEL_ID}"
+S3_OBJECT_ACTIONS = ("s3:GetObject*", "s3:PutObject*", "s3:DeleteObject*", "s3:*Object", "s3:*")
+
+
+def allowed(template: Mapping[str, Any]) -> Iterator[Statement]:
+    return (s for s in identity_statements(template) if s.effect == "Allow")
+
+
+def grants(statement: Statement, action: str) -> bool:
+    """Whether the statement's actions (with their wildcards) include ``action``."""
+    return any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in statement.actions)
+
+
+def readable(template: Mapping[str, Any], value: Any) -> str:
+    return Renderer(template["Resources"]).readable(value)
+
+
+def role_named(
+    template: Mapping[str, Any], *, trusted_by: str | None = None, handler: str | None = None
+) -> str:
+    """The readable name of the role trusted by a service, or of the role a Lambda handler runs as."""
+    renderer = Renderer(template["Resources"])
+    matches = []
+    for logical_id, role in resources_of(template, "AWS::IAM::Role"):
+        trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if trusted_by and any(trusted_by in as_list(t["Principal"].get("Service")) for t in trust):
+            matches.append(renderer.name(logical_id))
+    if handler:
+        for _, fn in resources_of(template, "AWS::Lambda::Function"):
+            if fn["Properties"].get("Handler") == handler:
+                matches.append(renderer.name(fn["Properties"]["Role"]["Fn::GetAtt"][0]))
+    assert len(matches) == 1, (trusted_by, handler, matches)
+    return matches[0]
+
+
+def test_resource_star_only_for_actions_without_a_resource_type(iam_synth: IamSynth) -> None:
+    """Given every Allow statement, then Resource "*" appears only with actions listed in stacks/nag.py."""
+    offending = [
+        (s.owner, action)
+        for s in allowed(iam_synth.template)
+        if "*" in s.resources
+        for action in s.actions
+        if action not in ACTIONS_WITHOUT_RESOURCE_TYPE
+    ]
+    assert not offending, f"Resource '*' with actions that have a resource type: {offending}"
+
+
+def test_no_allow_uses_not_action_or_not_resource(iam_synth: IamSynth) -> None:
+    loose = [s.owner for s in allowed(iam_synth.template) if {"NotAction", "NotResource"} & set(s.raw)]
+    assert not loose
+
+
+def test_pass_role_names_one_role_and_the_service(iam_synth: IamSynth) -> None:
+    """iam:PassRole only on a specific role ARN of this stack, and only to the service that needs it."""
+    template = iam_synth.template
+    role_ids = {i for i, _ in resources_of(template, "AWS::IAM::Role")}
+    passes = [s for s in allowed(template) if grants(s, "iam:PassRole")]
+    assert passes, "the job starter must be able to pass the service role"
+    for statement in passes:
+        assert statement.actions == ["iam:PassRole"], statement.raw
+        for resource in statement.resources:
+            assert isinstance(resource, dict) and resource.get("Fn::GetAtt", [None])[0] in role_ids, resource
+        passed_to = statement.conditions.get("StringEquals", {}).get("iam:PassedToService")
+        assert passed_to == "bedrock.amazonaws.com", statement.raw
+
+
+@pytest.mark.parametrize("verb", ["Create", "Delete", "Stop"])
+def test_bedrock_mutations_stay_in_this_account_and_base_model(iam_synth: IamSynth, verb: str) -> None:
+    """Create*/Delete*/Stop* only on this account's Bedrock ARNs and the configured foundation model."""
+    template = iam_synth.template
+    statements = [s for s in allowed(template) if any(a.startswith(f"bedrock:{verb}") for a in s.actions)]
+    assert statements, f"no bedrock:{verb}* grant found; the pipeline needs one"
+    for statement in statements:
+        assert not any(a in ("bedrock:*", "*") for a in statement.actions), statement.raw
+        for resource in (readable(template, r) for r in statement.resources):
+            assert resource.startswith(BEDROCK) or resource == FOUNDATION_MODEL, (statement.owner, resource)
+        if verb in ("Delete", "Stop"):
+            # Only what this stack created: resources carry the stack's tag.
+            assert any(k.startswith("aws:ResourceTag/") for k in statement.conditions.get("StringEquals", {}))
+
+
+def _s3_object_grants(template: Mapping[str, Any], role: str, action: str) -> set[str]:
+    return {
+        readable(template, r)
+        for s in allowed(template)
+        if s.owner == role and grants(s, action)
+        for r in s.resources
+    }
+
+
+@pytest.mark.parametrize(
+    ("who", "reads", "writes"),
+    [
+        ({"trusted_by": "bedrock.amazonaws.com"}, DATASETS_PREFIX, OUTPUTS_PREFIX),
+        ({"handler": "handlers.validate_dataset.handler"}, DATASETS_PREFIX, REPORTS_PREFIX),
+    ],
+    ids=["bedrock-service-role", "validator"],
+)
+def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
+    iam_synth: IamSynth, who: dict[str, str], reads: str, writes: str
+) -> None:
+    template = iam_synth.template
+    role = role_named(template, **who)
+    assert _s3_object_grants(template, role, "s3:GetObject") == {f"arn:aws:s3:::<DataBucket>/{reads}*"}
+    assert _s3_object_grants(template, role, "s3:PutObject") == {f"arn:aws:s3:::<DataBucket>/{writes}*"}
+    listed = [s for s in allowed(template) if s.owner == role and grants(s, "s3:ListBucket")]
+    for statement in listed:
+        assert set(as_list(statement.conditions["StringLike"]["s3:prefix"])) <= {
+            f"{DATASETS_PREFIX}*",
+            f"{OUTPUTS_PREFIX}*",
+            f"{REPORTS_PREFIX}*",
+        }
+        assert f"{reads}*" in as_list(statement.conditions["StringLike"]["s3:prefix"])
+
+
+def test_no_role_reaches_objects_outside_the_pipeline_prefixes(iam_synth: IamSynth) -> None:
+    """Every object-level S3 grant names a prefix; listing always carries an s3:prefix condition."""
+    template = iam_synth.template
+    prefixes = tuple(f"/{p}*" for p in (DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
+    for statement in allowed(template):
+        if any(grants(statement, a) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")):
+            for resource in (readable(template, r) for r in statement.resources):
+                assert resource.endswith(prefixes), (statement.owner, resource)
+        if grants(statement, "s3:ListBucket"):
+            assert "s3:prefix" in statement.conditions.get("StringLike", {}), statement.raw
+
+
+def test_kms_use_goes_through_the_service_that_needs_it(iam_synth: IamSynth) -> None:
+    """Every KMS grant to a role names the key and the service (kms:ViaService) it is used through."""
+    template = iam_synth.template
+    kms = [s for s in allowed(template) if any(a.startswith("kms:") for a in s.actions)]
+    assert kms
+    for statement in kms:
+        via = statement.conditions.get("StringEquals", {}).get("kms:ViaService", "")
+        assert via.endswith(".us-west-2.amazonaws.com"), (statement.owner, statement.raw)
+        assert "*" not in statement.resources, statement.raw
+
+
+def test_bedrock_service_role_is_guarded_against_confused_deputies(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
+    trusts = [
+        t
+        for _, role in resources_of(template, "AWS::IAM::Role")
+        for t in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if "bedrock.amazonaws.com" in as_list(t["Principal"].get("Service"))
+    ]
+    assert trusts
+    for trust in trusts:
+        conditions = trust["Condition"]
+        assert readable(template, conditions["StringEquals"]["aws:SourceAccount"]) == "${AWS::AccountId}"
+        assert (
+            readable(template, conditions["ArnEquals"]["aws:SourceArn"])
+            == f"{BEDROCK}model-customization-job/*"
+        )
+
+
+def test_every_role_says_what_it_is_for(iam_synth: IamSynth) -> None:
+    """CDK-generated roles included: the report's purpose column is never empty."""
+    undescribed = [
+        r["path"] for r in review(iam_synth.template, {}, "s")["roles"] if r["purpose"] == "(no description)"
+    ]
+    assert not undescribed
+
+
+#: AWS managed policies a role may carry, and why. CDK attaches this one to its own handler functions
+#: (bucket notifications, S3 auto-delete) and offers no option to replace it.
+ALLOWED_MANAGED_POLICIES = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+
+
+def test_managed_policies_are_only_the_reviewed_ones(iam_synth: IamSynth) -> None:
+    attached = {p for r in review(iam_synth.template, {}, "s")["roles"] for p in r["managed_policies"]}
+    assert attached <= ALLOWED_MANAGED_POLICIES
+
+
+def test_every_remaining_wildcard_has_a_reason(iam_synth: IamSynth) -> None:
+    """Given the report's wildcard list, then each entry carries the reason recorded in the code."""
+    found = wildcards(iam_synth.template, iam_synth.stack.acknowledgments)
+    assert found
+    unexplained = [w for w in found if w["reason"] == NO_REASON]
+    assert not unexplained, unexplained
+
+
+def test_permissions_boundary_reaches_every_role_when_configured(variant_synth: IamSynth) -> None:
+    boundary = variant_synth.context["permissions_boundary_arn"]
+    roles = review(variant_synth.template, {}, "s")["roles"]
+    assert {r["path"]: r["permissions_boundary"] for r in roles} == {r["path"]: boundary for r in roles}
