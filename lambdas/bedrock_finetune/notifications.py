@@ -9,6 +9,14 @@ from typing import Any
 
 _SUBJECT_MAX = 100  # SNS limit for e-mail subjects
 
+#: How a failure reads in the subject and cause ("<step> failed" unless named here).
+_OUTCOMES = {
+    "CustomizationJobStopped": "stopped",
+    "QualityGateNotMet": "not met",
+    "ExecutionAborted": "aborted",
+    "ExecutionTimedOut": "timed out",
+}
+
 
 @dataclass(frozen=True)
 class Links:
@@ -111,6 +119,7 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
     report_uri = validation.get("reportUri") or failure.get("reportUri")
     cleanup = state.get("cleanup") or {}
     where = report_uri or f"CloudWatch Logs {links.log_group} and the execution history"
+    outcome = _OUTCOMES.get(str(error), "failed")
     body = _lines(
         [
             ("Run", run),
@@ -124,9 +133,9 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
             ("Logs", links.log_group),
         ]
     )
-    cause = f"{step} failed: {why} Look at: {where}."
+    cause = f"{step} {outcome}: {why.strip()} Look at: {where}."
     return Notice(
-        subject=_subject(f"[fine-tuning] {run}: {step} failed"),
+        subject=_subject(f"[fine-tuning] {run}: {step} {outcome}"),
         body=body,
         error=str(error)[:256],
         cause=cause[:32768],

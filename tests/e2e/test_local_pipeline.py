@@ -163,7 +163,12 @@ def test_stopped_job_is_reported(synthesized: Synthesized, run_folder: Path) -> 
         assert result.error == "CustomizationJobStopped"
         assert result.polls["job"] == ["InProgress", "Stopping", "Stopping", "Stopped"]
         assert result.states == [*START, *JOB_POLL * 4, "Customization job stopped", *FAILURE_END]
-        assert "stopped before it completed" in str(result.cause)
+        assert str(result.cause).startswith(
+            "Customization job stopped: The job was stopped before it completed."
+        )
+        assert "  " not in str(result.cause)
+        [notice] = result.notifications
+        assert notice["subject"] == f"[fine-tuning] {result.run}: Customization job stopped"
         assert len(result.notifications) == 1
 
 

@@ -247,7 +247,7 @@ def test_ended_execution_is_cleaned_up_and_notified(
     assert result["jobStopped"] is True
     assert bedrock.get_model_customization_job(jobIdentifier=started["jobName"])["status"] == "Stopped"
     (message,) = _published(env)
-    assert message["Subject"] == "[fine-tuning] run-1: Execution failed"
+    assert message["Subject"] == "[fine-tuning] run-1: Execution aborted"
     assert "Error: ExecutionAborted" in message["Message"]
     assert f"stopped customization job {started['jobArn']}" in message["Message"]
     s3 = boto3.client("s3", region_name="us-west-2")

@@ -101,6 +101,10 @@ def configure(scenario: Scenario) -> None:
 
 
 def _maybe_throttle(operation: str) -> None:
+    """Answer as the scenario says: throttle the first calls, fail the operations it names."""
+    for failing, code, message, status in _settings.scenario.errors:
+        if failing == operation:
+            raise BedrockError(code, message, status)
     with _settings.lock:
         if _settings.throttles_left <= 0:
             return

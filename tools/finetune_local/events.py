@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
+from moto.awslambda.utils import get_backend as lambda_backend
 from moto.events.models import events_backends
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -155,6 +156,7 @@ class EventRouter:
 
     def __init__(self, on_delivery: Callable[[Delivery], None] | None = None) -> None:
         self.deliveries: list[Delivery] = []
+        self.events: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.on_delivery = on_delivery
 
@@ -165,6 +167,7 @@ class EventRouter:
 
     def put_event(self, account: str, region: str, event: dict[str, Any]) -> None:
         """Route ``event`` through the default bus's enabled rules."""
+        self.events.append(copy.deepcopy(event))
         backend = events_backends[account][region]
         bus = backend.event_buses.get("default")
         for rule in list(bus.rules.values()) if bus else []:
@@ -192,8 +195,14 @@ class EventRouter:
                 arn, name=str(uuid.uuid4()), execution_input=json.dumps(payload)
             )
             execution_arn = execution.exec_arn
+        elif ":lambda:" in arn and ":function:" in arn:
+            # EventBridge invokes Lambda targets asynchronously; the result is not returned to anyone.
+            response_headers: dict[str, str] = {}
+            lambda_backend(account, region).invoke(arn, None, json.dumps(payload), {}, response_headers)
+            if response_headers.get("x-amz-function-error"):
+                raise RuntimeError(f"the function {arn} failed on the event")
         else:
-            raise NotImplementedError("only Step Functions targets are emulated for S3 events")
+            raise NotImplementedError("only Step Functions and Lambda targets are emulated")
         delivery = Delivery(rule=rule.name, target_arn=arn, input=payload, execution_arn=execution_arn)
         self.deliveries.append(delivery)
         if self.on_delivery:
@@ -204,3 +213,32 @@ class EventRouter:
         """Deliver S3 events through this router while the context is open."""
         with mock.patch.object(s3_notifications, "_send_event_bridge_message", self.send_s3_event):
             yield self
+
+
+def execution_status_event(account: str, region: str, description: dict[str, Any]) -> dict[str, Any]:
+    """The "Step Functions Execution Status Change" event AWS sends when an execution ends
+    (shape from the Step Functions guide, "EventBridge events")."""
+
+    def millis(value: Any) -> int | None:
+        return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [description["executionArn"]],
+        "detail": {
+            "executionArn": description["executionArn"],
+            "stateMachineArn": description["stateMachineArn"],
+            "name": description.get("name"),
+            "status": description["status"],
+            "startDate": millis(description.get("startDate")),
+            "stopDate": millis(description.get("stopDate")),
+            "input": description.get("input"),
+            "output": description.get("output"),
+        },
+    }

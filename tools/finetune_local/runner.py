@@ -28,7 +28,7 @@ from bedrock_finetune.layout import (
     VALIDATION_FILE,
 )
 from finetune_local.cloud import Deployment, LocalCloud
-from finetune_local.events import Delivery
+from finetune_local.events import Delivery, execution_status_event
 from finetune_local.scenarios import Scenario
 from finetune_local.template import Synthesized, synthesize
 from finetune_local.timing import DEFAULT_SCALE, Clock
@@ -232,6 +232,7 @@ def follow_delivery(cloud: LocalCloud, deployment: Deployment, delivery: Deliver
     run = key.split("/")[1] if key.count("/") == 2 else key
     print(f"  {key} -> rule {delivery.rule} -> execution {execution_arn.rsplit(':', 1)[1]}", file=out)
     description, follower, events = follow(cloud, execution_arn, out, cloud.clock)
+    publish_execution_ended(cloud, deployment, description)
     final = json.loads(description.get("output") or "null") or follower.last_output
     report = _read_json(cloud, deployment.bucket, f"{REPORTS_PREFIX}{run}/validation.json")
     return LocalRun(
@@ -252,6 +253,13 @@ def follow_delivery(cloud: LocalCloud, deployment: Deployment, delivery: Deliver
         deployment=deployment,
         events=events,
     )
+
+
+def publish_execution_ended(cloud: LocalCloud, deployment: Deployment, description: dict[str, Any]) -> None:
+    """Send the execution's status-change event through the deployed rules, as AWS does when an
+    execution ends (the OnExecutionEnded rule acts on TIMED_OUT and ABORTED)."""
+    event = execution_status_event(deployment.account, deployment.region, description)
+    cloud.router.put_event(deployment.account, deployment.region, event)
 
 
 def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:

@@ -24,6 +24,8 @@ class Scenario:
     polls_per_status: int = 3
     #: The first N Bedrock calls answer ThrottlingException (HTTP 429).
     throttled_calls: int = 0
+    #: Operations that always fail: (operation, error code, message, HTTP status).
+    errors: tuple[tuple[str, str, str, int], ...] = ()
     job_failure_message: str = ""
     throughput_failure_message: str = ""
 
@@ -58,6 +60,19 @@ SCENARIOS: dict[str, Scenario] = {
             throughput_failure_message=(
                 "Emulated failure (scenario throughput-fails): insufficient capacity to provision the "
                 "requested model units."
+            ),
+        ),
+        Scenario(
+            "no-model-units",
+            "The job completes; buying Provisioned Throughput fails: the account has no model units.",
+            errors=(
+                (
+                    "CreateProvisionedModelThroughput",
+                    "ServiceQuotaExceededException",
+                    "Your account does not currently have any no commitment model units reserved for "
+                    "this model (emulated, scenario no-model-units).",
+                    400,
+                ),
             ),
         ),
         Scenario(

@@ -1,0 +1,140 @@
+"""Issue 5 end to end: duplicates, quota errors, aborts, and clean-up, in the local emulation."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_local.cloud import LocalCloud
+from finetune_local.runner import follow_delivery, publish_execution_ended, started_execution, upload_run
+from finetune_local.scenarios import Scenario
+from finetune_local.template import Synthesized
+from finetune_local.timing import Clock
+from tests.e2e.conftest import run_in_emulation
+from tests.e2e.test_local_pipeline import FAILURE_END, HAPPY_PATH, JOB_POLL, START, TO_THROUGHPUT
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_duplicate_upload_event_gives_one_job_and_one_throughput(
+    synthesized: Synthesized, run_folder: Path
+) -> None:
+    with run_in_emulation(synthesized, run_folder, "ok") as (first, cloud):
+        assert first.status == "SUCCEEDED"
+        # Given EventBridge delivers the same Object Created event a second time (at-least-once)
+        train_event = next(
+            e for e in cloud.router.events if e["detail"]["object"]["key"].endswith("/train.jsonl")
+        )
+        deployment = first.deployment
+        cloud.router.put_event(deployment.account, deployment.region, train_event)
+        duplicate = cloud.router.deliveries[-1]
+        assert duplicate.execution_arn != first.execution_arn
+        # When the second execution runs
+        second = follow_delivery(cloud, deployment, duplicate, io.StringIO())
+        # Then it reuses what the first made: one job, one throughput, the same models
+        assert second.status == "SUCCEEDED"
+        assert second.final_state["job"]["reused"] is True
+        assert second.final_state["throughput"]["reused"] is True
+        assert second.final_state["job"]["jobArn"] == first.final_state["job"]["jobArn"]
+        assert (
+            second.final_state["throughput"]["provisionedModelArn"]
+            == first.final_state["throughput"]["provisionedModelArn"]
+        )
+        bedrock = cloud.client("bedrock")
+        assert len(bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"]) == 1
+        summaries = bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"]
+        assert len(summaries) == 1
+        # And the throughput carries the lineage of the run that made it
+        tags = {
+            t["key"]: t["value"]
+            for t in bedrock.list_tags_for_resource(resourceARN=summaries[0]["provisionedModelArn"])["tags"]
+        }
+        assert tags["finetune:run"] == first.run
+        assert tags["finetune:execution"] == first.execution_arn
+        assert tags["finetune:dataset"] == f"s3://{deployment.bucket}/datasets/{first.run}/train.jsonl"
+
+
+def test_no_model_units_fails_cleanly_without_retrying_and_keeps_the_model(
+    synthesized: Synthesized, run_folder: Path
+) -> None:
+    with run_in_emulation(synthesized, run_folder, "no-model-units") as (result, cloud):
+        assert result.status == "FAILED"
+        assert result.error == "BedrockQuotaExceeded"
+        assert result.states == [
+            *START, *JOB_POLL * 3, *TO_THROUGHPUT, "Create provisioned throughput failed", *FAILURE_END,
+        ]  # fmt: skip
+        # A quota error is permanent: the task ran once, no Retry
+        assert result.task_failures == [("Create provisioned throughput", "BedrockQuotaExceeded")]
+        assert "must be requested from AWS Support" in str(result.cause)
+        assert result.final_state["job"]["outputModelArn"]  # the custom model is kept
+        assert cloud.client("bedrock").list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
+        [notice] = result.notifications
+        assert notice["subject"] == f"[fine-tuning] {result.run}: Create provisioned throughput failed"
+        assert "must be requested from AWS Support" in notice["message"]
+
+
+def test_throttling_on_every_bedrock_call_is_recovered(synthesized: Synthesized, run_folder: Path) -> None:
+    with run_in_emulation(synthesized, run_folder, "throttled") as (result, _):
+        assert result.status == "SUCCEEDED"
+        assert result.states == HAPPY_PATH
+
+
+def test_an_aborted_execution_stops_its_job_and_says_so(synthesized: Synthesized, run_folder: Path) -> None:
+    # Given a job that keeps training
+    long_job = Scenario("long-job", "The job stays InProgress until stopped.", polls_per_status=1_000_000)
+    cloud = LocalCloud(synthesized, long_job, clock=Clock(scale=0))
+    with cloud.in_process() as deployment:
+        upload_run(cloud, deployment, run_folder, run_folder.name)
+        execution_arn = str(started_execution(cloud).execution_arn)
+        bedrock, sfn = cloud.client("bedrock"), cloud.client("stepfunctions")
+        jobs = _wait_for(
+            lambda: bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"],
+            "the job to start",
+        )
+        # When someone aborts the execution
+        sfn.stop_execution(executionArn=execution_arn, error="Aborted", cause="stopped from the console")
+        description = _wait_for(
+            lambda: (d := sfn.describe_execution(executionArn=execution_arn))["status"] == "ABORTED" and d,
+            "the execution to be aborted",
+        )
+        time.sleep(0.2)  # let the interpreter finish the state it was in
+        # And AWS sends the status-change event to the OnExecutionEnded rule
+        publish_execution_ended(cloud, deployment, description)
+        assert cloud.router.errors == []
+        # Then the job is stopped, nothing is bought, and the notification says what happened
+        job = bedrock.get_model_customization_job(jobIdentifier=jobs[0]["jobArn"])
+        assert job["status"] in ("Stopping", "Stopped")
+        assert bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
+        [notice] = deployment.notifications()
+        assert notice["subject"] == f"[fine-tuning] {run_folder.name}: Execution aborted"
+        assert f"stopped customization job {jobs[0]['jobArn']}" in notice["message"]
+        record = json.loads(
+            cloud.client("s3")
+            .get_object(Bucket=deployment.bucket, Key=f"reports/{run_folder.name}/run.json")["Body"]
+            .read()
+        )
+        assert (record["outcome"], record["error"]) == ("failed", "ExecutionAborted")
+
+
+def test_a_failed_execution_is_not_cleaned_up_twice(synthesized: Synthesized, run_folder: Path) -> None:
+    # The OnExecutionEnded rule acts on TIMED_OUT and ABORTED only: a FAILED run already cleaned up
+    # and notified inside the state machine.
+    with run_in_emulation(synthesized, run_folder, "job-fails") as (result, cloud):
+        assert result.status == "FAILED"
+        assert len(result.notifications) == 1
+        assert cloud.router.errors == []
