@@ -363,6 +363,19 @@ class FineTuningPipelineStack(Stack):
         sns_via = {"StringEquals": {"kms:ViaService": f"sns.{self.region}.amazonaws.com"}}
         owned_by_stack = {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": stack_tag}}
 
+        def write_reports() -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                sid="WriteReports", actions=["s3:PutObject"], resources=[data.reports_arn()]
+            )
+
+        def bucket_key_via_s3() -> iam.PolicyStatement:
+            return iam.PolicyStatement(
+                sid="UseBucketKeyViaS3",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[key.key_arn],
+                conditions=s3_via,
+            )
+
         fns.validate.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadRunFiles",
@@ -375,13 +388,8 @@ class FineTuningPipelineStack(Stack):
                 resources=[data.bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": ["datasets/*"]}},
             ),
-            iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[data.reports_arn()]),
-            iam.PolicyStatement(
-                sid="UseBucketKeyViaS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[key.key_arn],
-                conditions=s3_via,
-            ),
+            write_reports(),
+            bucket_key_via_s3(),
         )
         fns.start_job.add_to_policy(
             iam.PolicyStatement(
@@ -420,13 +428,8 @@ class FineTuningPipelineStack(Stack):
             iam.PolicyStatement(
                 sid="ReadJobOutputs", actions=["s3:GetObject"], resources=[data.outputs_arn()]
             ),
-            iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[data.reports_arn()]),
-            iam.PolicyStatement(
-                sid="UseBucketKeyViaS3",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[key.key_arn],
-                conditions=s3_via,
-            ),
+            write_reports(),
+            bucket_key_via_s3(),
         )
         fns.create_throughput.add_to_policy(
             iam.PolicyStatement(

@@ -116,16 +116,23 @@ class JobRequest:
     tags: Mapping[str, str]
 
 
-def find_job(bedrock: Any, job_identifier: str) -> dict[str, Any] | None:
-    """GetModelCustomizationJob, or None when no such job exists."""
+def _find(action: str, call: Callable[..., Any], **kwargs: Any) -> dict[str, Any] | None:
+    """A Get call that answers None when the resource does not exist."""
     try:
-        return dict(bedrock.get_model_customization_job(jobIdentifier=job_identifier))
+        return dict(call(**kwargs))
     except ClientError as exc:
         if _not_found(exc):
             return None
-        raise classify(exc, "GetModelCustomizationJob") from exc
+        raise classify(exc, action) from exc
     except BotoCoreError as exc:
-        raise classify(exc, "GetModelCustomizationJob") from exc
+        raise classify(exc, action) from exc
+
+
+def find_job(bedrock: Any, job_identifier: str) -> dict[str, Any] | None:
+    """GetModelCustomizationJob, or None when no such job exists."""
+    return _find(
+        "GetModelCustomizationJob", bedrock.get_model_customization_job, jobIdentifier=job_identifier
+    )
 
 
 def start_job(bedrock: Any, request: JobRequest) -> dict[str, Any]:
@@ -134,14 +141,18 @@ def start_job(bedrock: Any, request: JobRequest) -> dict[str, Any]:
     Returns ``{"jobArn", "jobName", "customModelName", "reused"}``.
     """
     names = request.names
-    existing = find_job(bedrock, names.job_name)
-    if existing is not None:
+
+    def started(job_arn: str, reused: bool) -> dict[str, Any]:
         return {
-            "jobArn": existing["jobArn"],
+            "jobArn": job_arn,
             "jobName": names.job_name,
             "customModelName": names.custom_model_name,
-            "reused": True,
+            "reused": reused,
         }
+
+    existing = find_job(bedrock, names.job_name)
+    if existing is not None:
+        return started(existing["jobArn"], reused=True)
     params: dict[str, Any] = {
         "jobName": names.job_name,
         "customModelName": names.custom_model_name,
@@ -165,21 +176,11 @@ def start_job(bedrock: Any, request: JobRequest) -> dict[str, Any]:
         # A concurrent attempt may have created it between our lookup and create.
         raced = find_job(bedrock, names.job_name)
         if raced is not None:
-            return {
-                "jobArn": raced["jobArn"],
-                "jobName": names.job_name,
-                "customModelName": names.custom_model_name,
-                "reused": True,
-            }
+            return started(raced["jobArn"], reused=True)
         raise classify(exc, "CreateModelCustomizationJob") from exc
     except BotoCoreError as exc:
         raise classify(exc, "CreateModelCustomizationJob") from exc
-    return {
-        "jobArn": response["jobArn"],
-        "jobName": names.job_name,
-        "customModelName": names.custom_model_name,
-        "reused": False,
-    }
+    return started(response["jobArn"], reused=False)
 
 
 def describe_job(bedrock: Any, job_identifier: str) -> dict[str, Any]:
@@ -201,14 +202,11 @@ def describe_job(bedrock: Any, job_identifier: str) -> dict[str, Any]:
 
 def find_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, Any] | None:
     """GetProvisionedModelThroughput, or None when it does not exist."""
-    try:
-        return dict(bedrock.get_provisioned_model_throughput(provisionedModelId=provisioned_model_id))
-    except ClientError as exc:
-        if _not_found(exc):
-            return None
-        raise classify(exc, "GetProvisionedModelThroughput") from exc
-    except BotoCoreError as exc:
-        raise classify(exc, "GetProvisionedModelThroughput") from exc
+    return _find(
+        "GetProvisionedModelThroughput",
+        bedrock.get_provisioned_model_throughput,
+        provisionedModelId=provisioned_model_id,
+    )
 
 
 def create_throughput(
