@@ -83,5 +83,20 @@ def test_finetune_local_exit_status_says_whether_the_run_succeeded(  # noqa: PLR
     assert "Notification:       [fine-tuning]" in printed
 
 
+def test_finetune_local_destroy_shows_what_teardown_deleted_and_no_throughput_left(
+    synthesized: Synthesized,
+    run_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(runner, "synthesize", lambda outdir: synthesized)
+    assert main(["local", str(run_folder), "--time-scale", "0", "--destroy"]) == 0
+    printed = capsys.readouterr().out
+    assert "Stack deletion:     DELETE_COMPLETE" in printed
+    assert f"Teardown:           [fine-tuning] {synthesized.stack_name} deleted" in printed
+    assert "Provisioned throughputs deleted:" in printed
+    assert "Throughput left:    none" in printed
+
+
 def test_finetune_local_rejects_a_folder_without_train_jsonl(tmp_path: Path) -> None:
     assert main(["local", str(tmp_path)]) == 2

@@ -20,7 +20,9 @@ def register(subparsers: Any) -> None:
             "Synthesize the CDK app, deploy the template into an in-process AWS emulation (moto), "
             "upload RUN_DIR to the emulated bucket (the upload of train.jsonl starts the run through "
             "the deployed EventBridge rule) and follow the real state machine and handlers to the end. "
-            "Exit status 0 when the execution succeeded, 1 when it failed, 2 for usage errors."
+            "With --destroy, the stack is then deleted as 'cdk destroy' does, its teardown included. "
+            "Exit status 0 when the execution succeeded (and the stack was deleted), 1 when not, "
+            "2 for usage errors."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="scenarios:\n" + "\n".join(f"  {s.name:<17}{s.description}" for s in SCENARIOS.values()),
@@ -43,6 +45,12 @@ def register(subparsers: Any) -> None:
         type=float,
         default=DEFAULT_SCALE,
         help=f"real seconds per AWS second for waits and back-off (default {DEFAULT_SCALE:g})",
+    )
+    local.add_argument(
+        "--destroy",
+        action="store_true",
+        help="after the run, delete the stack as 'cdk destroy' does (its teardown custom resource "
+        "included) and show what teardown deleted and what provisioned throughput is left",
     )
     local.set_defaults(handler=run_local_command)
 
@@ -72,17 +80,21 @@ def register(subparsers: Any) -> None:
 
 
 def run_local_command(args: argparse.Namespace) -> int:
-    """``finetune local``: 0 when the execution succeeded, 1 otherwise, 2 for a bad folder."""
+    """``finetune local``: 0 when the execution succeeded (and, with ``--destroy``, the stack was
+    deleted), 1 otherwise, 2 for a bad folder."""
     # Imported here so that `finetune --help` does not load the CDK and moto.
     from finetune_local.runner import RunFolderError, run_local  # noqa: PLC0415
     from finetune_local.scenarios import scenario  # noqa: PLC0415
 
     try:
-        result = run_local(args.run_dir, scenario(args.scenario), time_scale=args.time_scale)
+        result = run_local(
+            args.run_dir, scenario(args.scenario), time_scale=args.time_scale, destroy=args.destroy
+        )
     except RunFolderError as exc:
         print(f"finetune local: {exc}", file=sys.stderr)
         return 2
-    return 0 if result.succeeded else 1
+    deleted = result.deletion is None or result.deletion.stack_status == "DELETE_COMPLETE"
+    return 0 if result.succeeded and deleted else 1
 
 
 def run_server_command(args: argparse.Namespace) -> int:

@@ -7,12 +7,13 @@ are made for moto, none of them to the state machine, the trigger or the handler
   CloudFormation and fails on the documented ``Key``/``Value``.
 * ``VersioningConfiguration`` of a bucket is applied after creation (moto's CloudFormation
   ignores it).
-* Custom resources are not created: moto would invoke their handlers in Docker and wait for
-  a response. ``Custom::S3BucketNotifications`` has its effect (the bucket's
-  ``EventBridgeConfiguration``) applied directly; the deploy-time guards (``Custom::BedrockPreflight``
-  checks model access and quotas of the real account, ``Custom::BedrockTeardown`` acts on stack
-  deletion) have no meaning in the emulation and are listed as not run. Stack outputs that read
-  their attributes are left out.
+* Custom resources are not created by moto: it would invoke their handlers in Docker and wait
+  for a response. ``Custom::S3BucketNotifications`` has its effect (the bucket's
+  ``EventBridgeConfiguration``) applied directly. ``Custom::BedrockTeardown`` runs through the
+  emulated Provider framework (``provider.py``): its Create once the stack is created, its Delete
+  in :meth:`LocalCloud.destroy`. ``Custom::BedrockPreflight`` checks model access and quotas of a
+  real account, which the emulated Bedrock cannot answer truthfully: it is listed as not run, and
+  stack outputs that read its attributes are left out.
 * moto puts a state machine created by CloudFormation in a backend that cannot execute; it is
   re-created, with the same name, role and the definition CloudFormation resolved, in the
   backend that executes.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import io
 import json
 import logging
@@ -36,6 +38,7 @@ from unittest import mock
 
 import boto3
 from moto import mock_aws
+from moto.cloudformation.models import cloudformation_backends
 from moto.core.config import default_user_config
 from moto.sns.models import sns_backends
 from moto.stepfunctions.models import stepfunctions_backends
@@ -43,7 +46,8 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from finetune_local import bedrock
 from finetune_local.events import EventRouter
-from finetune_local.lambda_runtime import LambdaRuntime
+from finetune_local.lambda_runtime import Invocation, LambdaRuntime
+from finetune_local.provider import RUN_BY_PROVIDER, CustomResource, ProviderResponse, custom_resources, send
 from finetune_local.scenarios import Scenario
 from finetune_local.template import Synthesized
 from finetune_local.timing import Clock
@@ -76,6 +80,10 @@ class Deployment:
     physical_ids: dict[str, str] = field(default_factory=dict)
     #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced).
     not_emulated: list[str] = field(default_factory=list)
+    #: The stack's ARN (what ``AWS::StackId`` resolves to, and the ``finetune:stack`` tag's value).
+    stack_id: str = ""
+    #: Custom resources run through the emulated Provider framework, with their physical ids.
+    custom_resources: tuple[CustomResource, ...] = ()
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the notification topic, oldest first."""
@@ -84,6 +92,22 @@ class Deployment:
             {"messageId": mid, "message": message, "subject": subject, "attributes": attributes or {}}
             for mid, message, subject, attributes, _ in topic.sent_notifications
         ]
+
+
+@dataclass(frozen=True)
+class StackDeletion:
+    """What deleting the stack did."""
+
+    #: ``DELETE_COMPLETE``, or ``DELETE_FAILED`` when a custom resource's Delete failed.
+    stack_status: str
+    #: The failed custom resource and its status reason (``None`` when the deletion completed).
+    failure: str | None
+    #: The Provider framework's answer to each custom resource's Delete.
+    responses: list[ProviderResponse]
+    #: Messages published to the notification topic during the deletion.
+    notifications: list[dict[str, Any]]
+    #: The handler runs of the deletion, with their logs.
+    invocations: list[Invocation]
 
 
 def _references(node: Any, logical_id: str) -> bool:
@@ -104,7 +128,7 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
     """The template with the moto adaptations above.
 
     Returns it with the buckets whose events go to EventBridge and the custom resource types
-    that are not run.
+    that are not run (neither by moto nor by the emulated Provider framework).
     """
     template = copy.deepcopy(synth.template)
     resources = template["Resources"]
@@ -122,7 +146,7 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
         if resource["Type"] == "Custom::S3BucketNotifications":
             if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
                 event_buckets.append(props["BucketName"]["Ref"])
-        else:
+        elif resource["Type"] not in RUN_BY_PROVIDER:
             skipped.append(resource["Type"])
         del resources[logical_id]
         for other in resources.values():
@@ -210,10 +234,59 @@ class LocalCloud:
             finally:
                 self.stop_running(deployment)
 
+    def destroy(self, deployment: Deployment) -> StackDeletion:
+        """Delete the stack as ``cdk destroy`` does, custom resources' Delete included.
+
+        The stack goes to ``DELETE_IN_PROGRESS``; each custom resource run by the emulated Provider
+        framework gets its Delete (the teardown: onEvent, then isComplete until complete); if one
+        fails, the stack is ``DELETE_FAILED`` and stays, as on AWS. Otherwise moto's CloudFormation
+        deletes the rest (resources with ``DeletionPolicy: Retain`` stay).
+
+        Differences from AWS: CloudFormation deletes in reverse dependency order, so the pipeline
+        functions and the state machine (which depend on the teardown) are gone before it runs, and
+        the topic and key (which it depends on) after. Here running executions are stopped first
+        (deleting a state machine ends its executions), the teardown runs while the other resources
+        still exist, and moto deletes them all afterwards.
+        """
+        account, region = deployment.account, deployment.region
+        notified = len(deployment.notifications())
+        invoked = len(self.runtime.invocations)
+        self.stop_running(deployment)
+        stack = cloudformation_backends[account][region].get_stack(deployment.stack_id)
+        stack.status = "DELETE_IN_PROGRESS"
+        responses: list[ProviderResponse] = []
+        failed: str | None = None
+        for resource in reversed(deployment.custom_resources):
+            response = send(self, deployment.stack_id, resource, "Delete")
+            responses.append(response)
+            if not response.succeeded:
+                failed = f"{resource.logical_id}: {response.reason}"
+                break
+        notifications = deployment.notifications()[notified:]
+        if failed:
+            stack.status = "DELETE_FAILED"
+        else:
+            self.client("cloudformation").delete_stack(StackName=deployment.stack_id)
+            # The state machine re-created in the executing backend goes with the stack.
+            stepfunctions_parser_backends[account][region].delete_state_machine(deployment.state_machine_arn)
+        status = self.client("cloudformation").describe_stacks(StackName=deployment.stack_id)["Stacks"][0]
+        return StackDeletion(
+            stack_status=status["StackStatus"],
+            failure=failed,
+            responses=responses,
+            notifications=notifications,
+            invocations=self.runtime.invocations[invoked:],
+        )
+
     def stop_running(self, deployment: Deployment) -> None:
         """Stop executions still running, so none outlives the emulation (and reaches for AWS)."""
         sfn = self.client("stepfunctions")
-        running = sfn.list_executions(stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING")
+        try:
+            running = sfn.list_executions(
+                stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING"
+            )
+        except sfn.exceptions.StateMachineDoesNotExist:
+            return  # the stack was destroyed, its state machine with it
         for execution in running["executions"]:
             for _ in range(200):
                 try:
@@ -290,6 +363,7 @@ class LocalCloud:
             )
 
         definition = self._recreate_state_machine(outputs["StateMachineArn"])
+        created = self._create_custom_resources(stack["StackId"])
         trigger = next(
             physical[k]
             for k, r in synth.template["Resources"].items()
@@ -307,7 +381,20 @@ class LocalCloud:
             definition=definition,
             physical_ids=physical,
             not_emulated=[f"{t} (not run)" for t in skipped_custom],
+            stack_id=stack["StackId"],
+            custom_resources=created,
         )
+
+    def _create_custom_resources(self, stack_id: str) -> tuple[CustomResource, ...]:
+        # On AWS they are created in dependency order among the other resources; here after them.
+        # The teardown's Create does nothing but return its physical id, so the order does not show.
+        created = []
+        for resource in custom_resources(self, stack_id):
+            response = send(self, stack_id, resource, "Create")
+            if not response.succeeded:
+                raise DeploymentFailed(f"{resource.logical_id}: CREATE_FAILED: {response.reason}")
+            created.append(dataclasses.replace(resource, physical_id=response.physical_id))
+        return tuple(created)
 
     def _recreate_state_machine(self, arn: str) -> str:
         account, region = self.synth.account, self.synth.region

@@ -27,7 +27,7 @@ from bedrock_finetune.layout import (
     TRAIN_FILE,
     VALIDATION_FILE,
 )
-from finetune_local.cloud import Deployment, LocalCloud
+from finetune_local.cloud import Deployment, LocalCloud, StackDeletion
 from finetune_local.events import Delivery, execution_status_event
 from finetune_local.scenarios import Scenario
 from finetune_local.template import Synthesized, synthesize
@@ -62,6 +62,9 @@ class LocalRun:
     aws_seconds: float
     deployment: Deployment
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: With ``--destroy``: the stack's deletion after the run, and the throughputs left after it.
+    deletion: StackDeletion | None = None
+    throughputs_left: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -187,8 +190,10 @@ def execute(
     out: TextIO,
     *,
     time_scale: float = DEFAULT_SCALE,
+    destroy: bool = False,
 ) -> LocalRun:
-    """Deploy ``synth`` into a fresh in-process emulation, upload ``run_dir`` and follow the run."""
+    """Deploy ``synth`` into a fresh in-process emulation, upload ``run_dir`` and follow the run;
+    with ``destroy``, delete the stack afterwards (its teardown included)."""
     run = check_run_folder(run_dir)
     clock = Clock(scale=time_scale)
     cloud = LocalCloud(synth, scenario, clock=clock)
@@ -200,7 +205,7 @@ def execute(
         )
         if deployment.not_emulated:
             print(
-                f"  not emulated (IAM is not enforced locally; guards act on a real account): "
+                f"  not emulated (IAM is not enforced locally; the preflight checks a real account): "
                 f"{', '.join(deployment.not_emulated)}",
                 file=out,
             )
@@ -210,7 +215,15 @@ def execute(
             f"s3://{deployment.bucket}/{DATASETS_PREFIX}{run}/",
             file=out,
         )
-        return follow_delivery(cloud, deployment, started_execution(cloud), out)
+        result = follow_delivery(cloud, deployment, started_execution(cloud), out)
+        if destroy:
+            result.deletion = cloud.destroy(deployment)
+            summaries = cloud.client("bedrock").list_provisioned_model_throughputs()[
+                "provisionedModelSummaries"
+            ]
+            result.throughputs_left = [pt["provisionedModelArn"] for pt in summaries]
+            print(f"  deleted stack {deployment.stack_name}: {result.deletion.stack_status}", file=out)
+        return result
 
 
 def started_execution(cloud: LocalCloud) -> Delivery:
@@ -308,6 +321,16 @@ def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
         yield "Cause", result.cause
     for note in result.notifications:
         yield "Notification", note["subject"]
+    deletion = result.deletion
+    if deletion is not None:
+        yield "Stack deletion", deletion.stack_status
+        if deletion.failure:
+            yield "", deletion.failure
+        for note in deletion.notifications:
+            yield "Teardown", note["subject"]
+            for line in note["message"].splitlines():
+                yield "", line
+        yield "Throughput left", ", ".join(result.throughputs_left) or "none"
     yield "Total time", f"{result.seconds:.2f} s (about {_duration(result.aws_seconds)} of waiting on AWS)"
 
 
@@ -341,8 +364,9 @@ def run_local(
     out: TextIO | None = None,
     *,
     time_scale: float = DEFAULT_SCALE,
+    destroy: bool = False,
 ) -> LocalRun:
-    """``finetune local``: synthesize, deploy, upload, follow, summarize (to stdout by default)."""
+    """``finetune local``: synthesize, deploy, upload, follow, (destroy,) summarize (to stdout by default)."""
     out = out or sys.stdout
     run = check_run_folder(run_dir)
     print(f"Local run {run!r}, scenario {scenario.name}: {scenario.description}", file=out)
@@ -354,7 +378,7 @@ def run_local(
         synth = synthesize(Path(outdir))
         warm.join()
         print(f"  synthesized {synth.stack_name} with cdk-nag ({time.time() - started:.1f} s)", file=out)
-        result = execute(synth, run_dir, scenario, out, time_scale=time_scale)
+        result = execute(synth, run_dir, scenario, out, time_scale=time_scale, destroy=destroy)
     result.seconds = time.time() - started
     print_summary(result, out)
     return result
