@@ -138,3 +138,28 @@ def test_a_failed_execution_is_not_cleaned_up_twice(synthesized: Synthesized, ru
         assert result.status == "FAILED"
         assert len(result.notifications) == 1
         assert cloud.router.errors == []
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The app with a quality gate no model can meet (a second synthesis, for this module only)."""
+    from finetune_local.template import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("cdk.out.gated"), quality_gate_max_validation_loss="0.01")
+
+
+def test_a_model_below_the_quality_gate_gets_no_throughput(gated: Synthesized, run_folder: Path) -> None:
+    with run_in_emulation(gated, run_folder, "ok") as (result, cloud):
+        assert result.status == "FAILED"
+        assert result.error == "QualityGateNotMet"
+        assert result.states == [*START, *JOB_POLL * 3, "Collect training results", "Quality gate met?",
+                                 "Quality gate not met", *FAILURE_END]  # fmt: skip
+        training = result.final_state["training"]
+        assert training["qualityGate"]["passed"] is False
+        assert "is above the configured maximum 0.01" in training["qualityGate"]["reason"]
+        # No throughput was bought; the custom model is kept for a later decision
+        bedrock = cloud.client("bedrock")
+        assert bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
+        assert bedrock.get_custom_model(modelIdentifier=result.final_state["job"]["outputModelArn"])
+        [notice] = result.notifications
+        assert notice["subject"] == f"[fine-tuning] {result.run}: Quality gate not met"
