@@ -31,6 +31,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from bedrock_finetune.lineage import TAG_STACK
+from stacks.bedrock_arns import BedrockArns
 from stacks.config import PipelineConfig
 from stacks.nag import (
     ACTIONS_WITHOUT_RESOURCE_TYPE,
@@ -214,7 +215,6 @@ class BedrockGuards(Construct):
         """``billing_functions``: the pipeline functions that start jobs or buy throughput. They are
         created after preflight passed and deleted before teardown runs."""
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self._config = config
         self._key = key
         self._topic = topic
@@ -224,11 +224,11 @@ class BedrockGuards(Construct):
         self._powertools = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", powertools_layer_arn(config.powertools_layer_version)
         )
-        bedrock = f"arn:{Aws.PARTITION}:bedrock:{stack.region}"
-        self.foundation_model_arn = f"{bedrock}::foundation-model/{config.base_model_id}"
-        self.jobs_arn = f"{bedrock}:{stack.account}:model-customization-job/*"
-        self.provisioned_models_arn = f"{bedrock}:{stack.account}:provisioned-model/*"
-        self.custom_models_arn = f"{bedrock}:{stack.account}:custom-model/*"
+        arns = BedrockArns(self, config.base_model_id)
+        self.foundation_model_arn = arns.foundation_model
+        self.jobs_arn = arns.jobs
+        self.provisioned_models_arn = arns.provisioned_models
+        self.custom_models_arn = arns.custom_models
 
         self.preflight: CustomResource | None = self._preflight() if config.preflight else None
         self.teardown = self._teardown()

@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from bedrock_finetune.lineage import TAG_STACK
+from stacks.bedrock_arns import BedrockArns
 from stacks.bedrock_guards import BedrockGuards
 from stacks.bedrock_service_role import BEDROCK_PRINCIPAL, BedrockServiceRole
 from stacks.config import PipelineConfig
@@ -58,18 +59,6 @@ class PipelineFunctions:
     clean_up: PipelineFunction
     notify: PipelineFunction
     on_ended: PipelineFunction
-
-
-class BedrockArns:
-    """ARN patterns of this account's Bedrock resources, and of the configured base model."""
-
-    def __init__(self, scope: Construct, base_model_id: str) -> None:
-        stack = Stack.of(scope)
-        prefix = f"arn:{Aws.PARTITION}:bedrock:{stack.region}"
-        self.foundation_model = f"{prefix}::foundation-model/{base_model_id}"
-        self.custom_models = f"{prefix}:{stack.account}:custom-model/*"
-        self.jobs = f"{prefix}:{stack.account}:model-customization-job/*"
-        self.provisioned_models = f"{prefix}:{stack.account}:provisioned-model/*"
 
 
 class FineTuningPipelineStack(Stack):
