@@ -13,6 +13,7 @@ Notify failure -> Run failed, whose error and cause come from the notification s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -127,7 +128,11 @@ class FineTuningWorkflow(Construct):
                 result_path="$.failure",
             )
 
-        def fails_to_chain(task: tasks.LambdaInvoke, step: str) -> tasks.LambdaInvoke:
+        def pipeline_task(
+            step: str, function: lambda_.IFunction, fields: dict[str, object], **options: Any
+        ) -> tasks.LambdaInvoke:
+            """A task whose every error (after its retries) is recorded as ``step`` failing."""
+            task = self._task(step, function, fields, **options)
             task.add_catch(
                 record_failure(step).next(failure_chain), errors=["States.ALL"], result_path="$.caught"
             )
@@ -162,71 +167,53 @@ class FineTuningWorkflow(Construct):
             comment="Give validation.jsonl and hyperparameters.json time to arrive (aws s3 sync order)",
             time=sfn.WaitTime.duration(Duration.seconds(timing.settle_seconds)),
         )
-        validate = fails_to_chain(
-            self._task(
-                "Validate dataset",
-                functions.validate_dataset,
-                {"run": sfn.JsonPath.object_at("$.run")},
-                result_path="$.validation",
-                timeout=Duration.minutes(15),
-            ),
+        validate = pipeline_task(
             "Validate dataset",
+            functions.validate_dataset,
+            {"run": sfn.JsonPath.object_at("$.run")},
+            result_path="$.validation",
+            timeout=Duration.minutes(15),
         )
-        start_job = fails_to_chain(
-            self._task(
-                "Start customization job",
-                functions.start_job,
-                {
-                    "run": sfn.JsonPath.object_at("$.run"),
-                    "validation": sfn.JsonPath.object_at("$.validation"),
-                },
-                result_path="$.job",
-            ),
+        start_job = pipeline_task(
             "Start customization job",
+            functions.start_job,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "validation": sfn.JsonPath.object_at("$.validation"),
+            },
+            result_path="$.job",
         )
         wait_for_job = sfn.Wait(
             self, "Wait for job", time=sfn.WaitTime.duration(Duration.seconds(timing.job_poll_seconds))
         )
-        get_job = fails_to_chain(
-            self._task(
-                "Get customization job",
-                functions.get_job,
-                {"job": sfn.JsonPath.object_at("$.job")},
-                result_path="$.job",
-            ),
+        get_job = pipeline_task(
             "Get customization job",
+            functions.get_job,
+            {"job": sfn.JsonPath.object_at("$.job")},
+            result_path="$.job",
         )
-        collect = fails_to_chain(
-            self._task(
-                "Collect training results",
-                functions.collect_training_results,
-                {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
-                result_path="$.training",
-            ),
+        collect = pipeline_task(
             "Collect training results",
+            functions.collect_training_results,
+            {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
+            result_path="$.training",
         )
-        create_throughput = fails_to_chain(
-            self._task(
-                "Create provisioned throughput",
-                functions.create_throughput,
-                {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
-                result_path="$.throughput",
-            ),
+        create_throughput = pipeline_task(
             "Create provisioned throughput",
+            functions.create_throughput,
+            {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
+            result_path="$.throughput",
         )
         wait_for_throughput = sfn.Wait(
             self,
             "Wait for throughput",
             time=sfn.WaitTime.duration(Duration.seconds(timing.throughput_poll_seconds)),
         )
-        get_throughput = fails_to_chain(
-            self._task(
-                "Get provisioned throughput",
-                functions.get_throughput,
-                {"throughput": sfn.JsonPath.object_at("$.throughput")},
-                result_path="$.throughput",
-            ),
+        get_throughput = pipeline_task(
             "Get provisioned throughput",
+            functions.get_throughput,
+            {"throughput": sfn.JsonPath.object_at("$.throughput")},
+            result_path="$.throughput",
         )
         notify_success = self._task(
             "Notify success",
