@@ -75,3 +75,19 @@ def aws() -> Iterator[None]:
 
     with mock_aws():
         yield
+
+
+def subscribed_inbox() -> tuple[str, str]:
+    """Inside moto: a notification topic with an SQS queue subscribed, so tests can read what was
+    published. Returns (topic ARN, queue URL)."""
+    import boto3
+
+    sns = boto3.client("sns", region_name="us-west-2")
+    topic_arn = sns.create_topic(Name="runs")["TopicArn"]
+    sqs = boto3.client("sqs", region_name="us-west-2")
+    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return topic_arn, queue_url

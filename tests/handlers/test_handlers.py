@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, subscribed_inbox
 
 EXECUTION_ARN = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
 RUN = {
@@ -22,16 +22,7 @@ RUN = {
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, aws: None) -> dict[str, str]:
-    sns = boto3.client("sns", region_name="us-west-2")
-    topic_arn = sns.create_topic(Name="runs")["TopicArn"]
-    sqs = boto3.client("sqs", region_name="us-west-2")
-    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"}
-    )
+    topic_arn, queue_url = subscribed_inbox()
     s3 = boto3.client("s3", region_name="us-west-2")
     s3.create_bucket(Bucket="data-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     values = {

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
 from bedrock_finetune.preflight import NO_COMMITMENT_QUOTA_NAME, PreflightFailed
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, subscribed_inbox
 
 MODEL_ARN = f"arn:aws:bedrock:us-west-2::foundation-model/{CLAUDE_3_HAIKU}"
 NOW = datetime.now(UTC)
@@ -98,14 +98,7 @@ class Clients:
 
 @pytest.fixture
 def world(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    sns = boto3.client("sns", region_name="us-west-2")
-    topic_arn = sns.create_topic(Name="runs")["TopicArn"]
-    sqs = boto3.client("sqs", region_name="us-west-2")
-    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    topic_arn, queue_url = subscribed_inbox()
     clients = Clients()
     factories = {
         "bedrock": lambda: clients.bedrock,

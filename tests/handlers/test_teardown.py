@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from bedrock_finetune.lineage import TAG_STACK
 from bedrock_finetune.teardown import TeardownFailed
-from tests.conftest import FakeLambdaContext
+from tests.conftest import FakeLambdaContext, subscribed_inbox
 from tests.handlers.throughput_fake import ThroughputFake
 
 STACK_ID = "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1111-2222"
@@ -29,14 +29,7 @@ BASE_MODEL = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 def world(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A topic with a queue subscribed, a moto bedrock client with the throughput fake, and a
     stack status that tests set; the handlers get these clients."""
-    sns = boto3.client("sns", region_name="us-west-2")
-    topic_arn = sns.create_topic(Name="runs")["TopicArn"]
-    sqs = boto3.client("sqs", region_name="us-west-2")
-    queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    topic_arn, queue_url = subscribed_inbox()
     fake = ThroughputFake()
     bedrock = fake.attach(boto3.client("bedrock", region_name="us-west-2"))
     state: dict[str, Any] = {
