@@ -17,9 +17,7 @@ run can start a job or buy throughput) before it runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
 from aws_cdk import Aws, CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -30,20 +28,19 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
-from bedrock_finetune.lineage import TAG_STACK
-from stacks.bedrock_arns import BedrockArns
+from bedrock_finetune.settings import PreflightProperties, TeardownProperties
 from stacks.config import PipelineConfig
 from stacks.nag import (
     ACTIONS_WITHOUT_RESOURCE_TYPE,
     INLINE_POLICY_REASON,
     acknowledge,
     acknowledge_inline_policy,
-    acknowledge_synchronous_only,
     acknowledge_wildcard_resource,
     logical_ref,
     nag_arn,
 )
-from stacks.pipeline_function import PipelineFunction, lambda_code, powertools_layer_arn
+from stacks.permissions import BedrockArns, owned_by_stack, publish_statements
+from stacks.pipeline_function import FunctionRuntime, PipelineFunction
 
 #: How long stack deletion may wait for Bedrock to delete throughputs (the Provider's total timeout).
 TEARDOWN_TIMEOUT = Duration.minutes(30)
@@ -206,25 +203,20 @@ class BedrockGuards(Construct):
         construct_id: str,
         *,
         config: PipelineConfig,
-        key: kms.IKey,
+        runtime: FunctionRuntime,
+        arns: BedrockArns,
         topic: sns.ITopic,
-        log_retention: logs.RetentionDays,
-        removal_policy: RemovalPolicy,
         billing_functions: Sequence[IConstruct] = (),
     ) -> None:
         """``billing_functions``: the pipeline functions that start jobs or buy throughput. They are
         created after preflight passed and deleted before teardown runs."""
         super().__init__(scope, construct_id)
         self._config = config
-        self._key = key
+        self._runtime = runtime
+        self._key = runtime.key
         self._topic = topic
-        self._retention = log_retention
-        self._removal = removal_policy
-        self._code = lambda_code()
-        self._powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", powertools_layer_arn(config.powertools_layer_version)
-        )
-        arns = BedrockArns(self, config.base_model_id)
+        self._retention = runtime.log_retention
+        self._removal = runtime.removal_policy
         self.foundation_model_arn = arns.foundation_model
         self.jobs_arn = arns.jobs
         self.provisioned_models_arn = arns.provisioned_models
@@ -276,16 +268,16 @@ class BedrockGuards(Construct):
             "Preflight",
             service_token=provider.provider.service_token,
             resource_type="Custom::BedrockPreflight",
-            properties={
-                "BaseModelId": config.base_model_id,
-                "Region": Aws.REGION,
-                "ModelSpec": json.dumps(config.model.to_dict(), sort_keys=True),
-                "Hyperparameters": json.dumps(dict(config.hyperparameters), sort_keys=True),
-                "ModelUnits": str(config.model_units),
-                "Commitment": config.commitment or "",
-                "TopicArn": self._topic.topic_arn,
-                "StackName": Aws.STACK_NAME,
-            },
+            properties=PreflightProperties(
+                base_model_id=config.base_model_id,
+                region=Aws.REGION,
+                model_spec=config.model.to_dict(),
+                hyperparameters=dict(config.hyperparameters),
+                model_units=config.model_units,
+                commitment=config.commitment,
+                topic_arn=self._topic.topic_arn,
+                stack_name=Aws.STACK_NAME,
+            ).to_properties(),
         )
         resource.node.add_dependency(self._topic, quotas)
         CfnOutput(
@@ -300,7 +292,6 @@ class BedrockGuards(Construct):
 
     def _teardown(self) -> CustomResource:
         config = self._config
-        owned_by_stack = {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": Aws.STACK_ID}}
         on_event = self._function(
             "TeardownFunction",
             "teardown",
@@ -322,9 +313,9 @@ class BedrockGuards(Construct):
                 sid="StopJobsOfThisStack",
                 actions=["bedrock:StopModelCustomizationJob"],
                 resources=[self.jobs_arn],
-                conditions=owned_by_stack,
+                conditions=owned_by_stack(),
             ),
-            self._delete_throughput_statement(owned_by_stack),
+            self._delete_throughput_statement(),
             *self._publish_statements(),
         )
         on_event_lists = self._unscoped_policy(
@@ -358,7 +349,7 @@ class BedrockGuards(Construct):
         )
         wait.add_to_policy(
             iam.PolicyStatement(sid="ReadTags", actions=["bedrock:ListTagsForResource"], resources=tagged),
-            self._delete_throughput_statement(owned_by_stack),
+            self._delete_throughput_statement(),
         )
         if config.delete_custom_models_on_destroy:
             wait.add_to_policy(
@@ -366,7 +357,7 @@ class BedrockGuards(Construct):
                     sid="DeleteCustomModelsOfThisStack",
                     actions=["bedrock:DeleteCustomModel"],
                     resources=[self.custom_models_arn],
-                    conditions=owned_by_stack,
+                    conditions=owned_by_stack(),
                 )
             )
         provider = _Provider(
@@ -383,13 +374,13 @@ class BedrockGuards(Construct):
             "Teardown",
             service_token=provider.provider.service_token,
             resource_type="Custom::BedrockTeardown",
-            properties={
-                "StackTag": Aws.STACK_ID,
-                "Region": Aws.REGION,
-                "TopicArn": self._topic.topic_arn,
-                "DeleteCustomModels": "true" if config.delete_custom_models_on_destroy else "false",
-                "WaitSeconds": str(TEARDOWN_TIMEOUT.minus(_TEARDOWN_MARGIN).to_seconds()),
-            },
+            properties=TeardownProperties(
+                stack_tag=Aws.STACK_ID,
+                region=Aws.REGION,
+                topic_arn=self._topic.topic_arn,
+                delete_custom_models=config.delete_custom_models_on_destroy,
+                wait_seconds=int(TEARDOWN_TIMEOUT.minus(_TEARDOWN_MARGIN).to_seconds()),
+            ).to_properties(),
         )
         # Explicit, so they outlive the teardown even if the properties stop referencing them.
         resource.node.add_dependency(self._topic, on_event_lists, wait_lists)
@@ -398,12 +389,12 @@ class BedrockGuards(Construct):
         self._acknowledge_teardown(on_event, wait)
         return resource
 
-    def _delete_throughput_statement(self, owned_by_stack: dict[str, Any]) -> iam.PolicyStatement:
+    def _delete_throughput_statement(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             sid="DeleteThroughputOfThisStack",
             actions=["bedrock:DeleteProvisionedModelThroughput"],
             resources=[self.provisioned_models_arn],
-            conditions=owned_by_stack,
+            conditions=owned_by_stack(),
         )
 
     def _acknowledge_teardown(self, on_event: PipelineFunction, wait: PipelineFunction) -> None:
@@ -437,20 +428,15 @@ class BedrockGuards(Construct):
     def _function(
         self, construct_id: str, module: str, description: str, timeout: Duration = Duration.seconds(60)
     ) -> PipelineFunction:
-        fn = PipelineFunction(
+        return PipelineFunction(
             self,
             construct_id,
+            runtime=self._runtime,
             module=module,
             description=description,
-            code=self._code,
-            powertools=self._powertools,
-            key=self._key,
-            log_retention=self._retention,
-            removal_policy=self._removal,
             timeout=timeout,
+            invoked_synchronously_by="the custom-resource Provider framework",
         )
-        acknowledge_synchronous_only(fn.function, "the custom-resource Provider framework")
-        return fn
 
     def _unscoped_policy(
         self, construct_id: str, fn: PipelineFunction, statement: iam.PolicyStatement
@@ -470,15 +456,4 @@ class BedrockGuards(Construct):
         return policy
 
     def _publish_statements(self) -> list[iam.PolicyStatement]:
-        stack = Stack.of(self)
-        return [
-            iam.PolicyStatement(
-                sid="PublishReport", actions=["sns:Publish"], resources=[self._topic.topic_arn]
-            ),
-            iam.PolicyStatement(
-                sid="EncryptReportViaSns",
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=[self._key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}},
-            ),
-        ]
+        return publish_statements(self, self._topic, self._key, sid="Report")

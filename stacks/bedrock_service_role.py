@@ -9,6 +9,7 @@ from constructs import Construct
 
 from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX
 from stacks.dataset_bucket import DatasetBucket
+from stacks.nag import INLINE_POLICY_REASON, acknowledge_inline_policy
 
 BEDROCK_PRINCIPAL = "bedrock.amazonaws.com"
 
@@ -69,6 +70,8 @@ class BedrockServiceRole(Construct):
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
             )
         )
+        data.acknowledge_prefixes(self.role, "datasets", "outputs")
+        acknowledge_inline_policy(self.role, INLINE_POLICY_REASON)
         # Bedrock encrypts the custom model with the app key and creates grants for itself.
         self.role.add_to_policy(
             iam.PolicyStatement(

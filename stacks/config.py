@@ -21,6 +21,7 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     resolve_model,
 )
+from bedrock_finetune.settings import QualityGate
 
 Commitment = Literal["OneMonth", "SixMonths"]
 RemovalPolicyName = Literal["retain", "destroy"]
@@ -35,20 +36,12 @@ _TAG_VALUE = re.compile(r"^[\w\s.:/=+@-]{0,256}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
+#: Where the CDK CLI puts the account of its credentials (used when ``account`` is not configured).
+CLI_ACCOUNT_VARIABLE = "CDK_DEFAULT_ACCOUNT"
+
+
 class ConfigError(ValueError):
     """A configuration key is unknown or has a bad value. The message names both."""
-
-
-@dataclass(frozen=True)
-class QualityGate:
-    """Optional check on training results before buying Provisioned Throughput."""
-
-    max_validation_loss: float | None = None
-    max_loss_ratio: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_validation_loss is not None or self.max_loss_ratio is not None
 
 
 @dataclass(frozen=True)
@@ -125,7 +118,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
 }
 
-_LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653)
+#: The retention periods CloudWatch Logs accepts, in days, and the name CDK's ``RetentionDays`` gives each.
+LOG_RETENTION_DAYS: Mapping[int, str] = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+    1096: "THREE_YEARS", 1827: "FIVE_YEARS", 3653: "TEN_YEARS",
+}  # fmt: skip
 
 
 def is_cdk_context_key(key: str) -> bool:
@@ -173,7 +172,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             f"{', '.join(model.regions)} only. Deploy there (-c region={model.regions[0]}), or if AWS now "
             "offers it in this region, list the region under models.<id>.regions."
         )
-    account = r.optional_string("account") or (environment or {}).get("CDK_DEFAULT_ACCOUNT")
+    account = r.optional_string("account") or (environment or {}).get(CLI_ACCOUNT_VARIABLE)
     if account is not None and not _ACCOUNT.match(account):
         raise ConfigError(f"account = {account!r}: must be a 12-digit AWS account ID")
 
@@ -215,9 +214,9 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         raise ConfigError(f"stack_name = {stack_name!r}: letters, digits and hyphens, starting with a letter")
 
     retention = r.integer("log_retention_days", 1, 3653)
-    if retention not in _LOG_RETENTION_DAYS:
+    if retention not in LOG_RETENTION_DAYS:
         raise ConfigError(
-            f"log_retention_days = {retention}: CloudWatch accepts {', '.join(map(str, _LOG_RETENTION_DAYS))}"
+            f"log_retention_days = {retention}: CloudWatch accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
 
     return PipelineConfig(

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
+from stacks.nag import acknowledge, acknowledge_wildcard_resource, logical_ref
+from stacks.permissions import describe_role
+
+#: The stack-level singletons CDK creates for this bucket (EventBridge switch, auto-delete on destroy).
+_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+_AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
+
+_PREFIX_REASONS = {
+    "datasets": "Run folders are named by developers at upload time; limited to datasets/.",
+    "reports": "Reports are written per run under reports/<run>/; limited to reports/.",
+    "outputs": "Bedrock writes job outputs under outputs/<run>/ with generated names.",
+}
 
 
 class DatasetBucket(Construct):
@@ -62,6 +74,56 @@ class DatasetBucket(Construct):
                 )
             ],
         )
+
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        """cdk-nag reasons for both buckets and for what CDK generates for them; role descriptions."""
+        for bucket in (self.bucket, self.access_logs):
+            acknowledge(
+                bucket,
+                "NIST.800.53.R5-S3BucketReplicationEnabled",
+                "Cross-region replication would copy training data out of the deployment region, which is "
+                "a data-residency decision for the account owner; versioning and the retain policy "
+                "protect against deletion.",
+            )
+        acknowledge(
+            self.access_logs,
+            "NIST.800.53.R5-S3DefaultEncryptionKMS",
+            "S3 server access logging cannot deliver to a bucket whose default encryption is SSE-KMS; "
+            "this log bucket uses SSE-S3 and refuses non-TLS access.",
+        )
+        stack = Stack.of(self)
+        notifications_handler = stack.node.try_find_child(_NOTIFICATIONS_HANDLER)
+        if notifications_handler is not None:
+            acknowledge(
+                notifications_handler,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "CDK's bucket-notifications custom resource (turns on EventBridge for the bucket) creates "
+                "this role; CDK offers no way to replace its managed logging policy.",
+            )
+            describe_role(
+                notifications_handler,
+                "CDK bucket-notifications handler: turns on EventBridge events for the dataset bucket",
+            )
+        handler_policy = self.bucket.node.try_find_child("Notifications")
+        if handler_policy is not None:
+            acknowledge(
+                handler_policy.node.find_child("HandlerPolicy"),
+                "NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK's bucket-notifications custom resource attaches s3:PutBucketNotification on this one "
+                "bucket to its handler role as an inline policy; CDK offers no managed-policy option.",
+            )
+        describe_role(
+            stack.node.try_find_child(_AUTO_DELETE_PROVIDER),
+            "CDK auto-delete handler (removal_policy=destroy): empties the buckets on stack deletion",
+        )
+
+    def acknowledge_prefixes(self, role: IConstruct, *prefixes: str) -> None:
+        """cdk-nag: ``role`` may use objects under these prefixes (datasets, reports, outputs)."""
+        bucket_ref = f"<{logical_ref(self.bucket)}.Arn>"
+        for prefix in prefixes:
+            acknowledge_wildcard_resource(role, f"{bucket_ref}/{prefix}/*", _PREFIX_REASONS[prefix])
 
     def datasets_arn(self) -> str:
         """ARN pattern of every object under ``datasets/``."""

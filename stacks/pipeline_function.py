@@ -1,7 +1,13 @@
-"""One pipeline Lambda: the shared code asset, its own role, its own encrypted log group."""
+"""One pipeline Lambda: the shared code asset, its own role, its own encrypted log group.
+
+:class:`FunctionRuntime` is what every function of the stack shares (code asset, Powertools layer, key,
+log retention, removal policy); the pipeline tasks and the guards all build their functions from it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -16,6 +22,7 @@ from stacks.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
     acknowledge_inline_policy,
+    acknowledge_synchronous_only,
     acknowledge_wildcard_resource,
     logical_ref,
 )
@@ -34,6 +41,37 @@ def powertools_layer_arn(version: int) -> str:
     )
 
 
+@dataclass(frozen=True)
+class FunctionRuntime:
+    """What every function of the stack shares; created once per stack."""
+
+    code: lambda_.Code
+    powertools: lambda_.ILayerVersion
+    key: kms.IKey
+    log_retention: logs.RetentionDays
+    removal_policy: RemovalPolicy
+
+    @classmethod
+    def create(
+        cls,
+        scope: Construct,
+        *,
+        powertools_layer_version: int,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> FunctionRuntime:
+        return cls(
+            code=lambda_code(),
+            powertools=lambda_.LayerVersion.from_layer_version_arn(
+                scope, "Powertools", powertools_layer_arn(powertools_layer_version)
+            ),
+            key=key,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+
+
 class PipelineFunction(Construct):
     """A Python Lambda running ``handlers.<module>.handler`` with least-privilege role and logs."""
 
@@ -42,25 +80,25 @@ class PipelineFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        runtime: FunctionRuntime,
         module: str,
         description: str,
-        code: lambda_.Code,
-        powertools: lambda_.ILayerVersion,
-        key: kms.IKey,
-        log_retention: logs.RetentionDays,
-        removal_policy: RemovalPolicy,
-        environment: dict[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
         timeout: Duration = Duration.seconds(60),
         memory_size: int = 256,
         dead_letter_queue: sqs.IQueue | None = None,
+        invoked_synchronously_by: str | None = None,
     ) -> None:
+        """``invoked_synchronously_by``: the only caller (e.g. the state machine), which sees every
+        error itself, so no dead-letter queue is needed (acknowledged for cdk-nag)."""
         super().__init__(scope, construct_id)
+        key = runtime.key
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            retention=log_retention,
+            retention=runtime.log_retention,
             encryption_key=key,
-            removal_policy=removal_policy,
+            removal_policy=runtime.removal_policy,
         )
         self.role = iam.Role(
             self,
@@ -81,10 +119,10 @@ class PipelineFunction(Construct):
             description=description,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,
-            code=code,
+            code=runtime.code,
             handler=f"handlers.{module}.handler",
             role=self.role,
-            layers=[powertools],
+            layers=[runtime.powertools],
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout,
@@ -98,6 +136,8 @@ class PipelineFunction(Construct):
                 **(environment or {}),
             },
         )
+        if invoked_synchronously_by is not None:
+            acknowledge_synchronous_only(self.function, invoked_synchronously_by)
 
         acknowledge_wildcard_resource(
             self.role,

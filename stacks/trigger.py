@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_s3 as s3
@@ -10,6 +11,26 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from bedrock_finetune.layout import DATASETS_PREFIX, TRAIN_FILE
+from stacks.nag import INLINE_POLICY_REASON, acknowledge, acknowledge_inline_policy
+from stacks.permissions import describe_role
+
+
+def dead_letter_queue(scope: Construct) -> sqs.Queue:
+    """Undeliverable events of the pipeline's rules, and failed asynchronous runs of its clean-up Lambda."""
+    queue = sqs.Queue(
+        scope,
+        "TriggerDeadLetters",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+    acknowledge(
+        queue,
+        "Serverless-SQSRedrivePolicy",
+        "This queue is itself the dead-letter queue (EventBridge targets, clean-up Lambda); nothing "
+        "consumes it automatically, so there is nothing to redrive to.",
+    )
+    return queue
 
 
 def upload_event_pattern(bucket_name: str) -> events.EventPattern:
@@ -64,3 +85,10 @@ class UploadTrigger(Construct):
                 retry_attempts=10,
             )
         )
+        # The target creates this role on the state machine; say what it is for.
+        events_role = state_machine.node.try_find_child("EventsRole")
+        if events_role is not None:
+            acknowledge_inline_policy(events_role, INLINE_POLICY_REASON)
+            describe_role(
+                events_role, "Assumed by EventBridge to start the state machine for an uploaded train.jsonl"
+            )

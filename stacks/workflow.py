@@ -12,6 +12,7 @@ Notify failure -> Run failed, whose error and cause come from the notification s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from bedrock_finetune.errors import TRANSIENT_ERRORS
+from stacks.nag import (
+    INLINE_POLICY_REASON,
+    acknowledge_inline_policy,
+    acknowledge_wildcard_resource,
+    logical_ref,
+)
+from stacks.permissions import describe_role
 
 #: Lambda service-side errors worth retrying (the function never ran, or was throttled).
 LAMBDA_SERVICE_ERRORS = [
@@ -39,13 +47,16 @@ class WorkflowFunctions:
     """The Lambdas the state machine invokes, one per task."""
 
     validate_dataset: lambda_.IFunction
-    start_job: lambda_.IFunction
-    get_job: lambda_.IFunction
+    start_customization_job: lambda_.IFunction
+    get_customization_job: lambda_.IFunction
     collect_training_results: lambda_.IFunction
-    create_throughput: lambda_.IFunction
-    get_throughput: lambda_.IFunction
-    clean_up: lambda_.IFunction
+    create_provisioned_throughput: lambda_.IFunction
+    get_provisioned_throughput: lambda_.IFunction
+    clean_up_failed_run: lambda_.IFunction
     notify: lambda_.IFunction
+
+    def all(self) -> tuple[lambda_.IFunction, ...]:
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
 
 
 @dataclass(frozen=True)
@@ -100,7 +111,7 @@ class FineTuningWorkflow(Construct):
         notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
         clean_up = self._task(
             "Clean up failed run",
-            functions.clean_up,
+            functions.clean_up_failed_run,
             {
                 "run": sfn.JsonPath.object_at("$.run"),
                 "failure": sfn.JsonPath.object_at("$.failure"),
@@ -176,7 +187,7 @@ class FineTuningWorkflow(Construct):
         )
         start_job = pipeline_task(
             "Start customization job",
-            functions.start_job,
+            functions.start_customization_job,
             {
                 "run": sfn.JsonPath.object_at("$.run"),
                 "validation": sfn.JsonPath.object_at("$.validation"),
@@ -188,7 +199,7 @@ class FineTuningWorkflow(Construct):
         )
         get_job = pipeline_task(
             "Get customization job",
-            functions.get_job,
+            functions.get_customization_job,
             {"job": sfn.JsonPath.object_at("$.job")},
             result_path="$.job",
         )
@@ -200,7 +211,7 @@ class FineTuningWorkflow(Construct):
         )
         create_throughput = pipeline_task(
             "Create provisioned throughput",
-            functions.create_throughput,
+            functions.create_provisioned_throughput,
             {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
             result_path="$.throughput",
         )
@@ -211,7 +222,7 @@ class FineTuningWorkflow(Construct):
         )
         get_throughput = pipeline_task(
             "Get provisioned throughput",
-            functions.get_throughput,
+            functions.get_provisioned_throughput,
             {"throughput": sfn.JsonPath.object_at("$.throughput")},
             result_path="$.throughput",
         )
@@ -308,6 +319,24 @@ class FineTuningWorkflow(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment="Fine-tune Claude on Amazon Bedrock: validate, train, provision, report",
         )
+        self._acknowledge(functions)
+
+    def _acknowledge(self, functions: WorkflowFunctions) -> None:
+        """cdk-nag on the role CDK generates for the state machine, and a description for IAM."""
+        role = self.state_machine.role
+        acknowledge_wildcard_resource(
+            role,
+            "*",
+            "Only X-Ray tracing and CloudWatch Logs vended delivery, whose actions have no resource type.",
+        )
+        for function in functions.all():
+            acknowledge_wildcard_resource(
+                role,
+                f"<{logical_ref(function)}.Arn>:*",
+                "Versions and aliases of the pipeline's own function (granted by the LambdaInvoke task).",
+            )
+        acknowledge_inline_policy(role, INLINE_POLICY_REASON)
+        describe_role(role, "Execution role of the fine-tuning state machine: invokes its Lambdas")
 
     def _task(
         self,

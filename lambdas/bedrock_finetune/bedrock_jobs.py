@@ -14,13 +14,18 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
+from bedrock_finetune.catalog import to_bedrock_hyperparameters
 from bedrock_finetune.errors import (
     BedrockPermanentError,
     BedrockQuotaExceeded,
     BedrockTransientError,
     PipelineError,
 )
+from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE
+from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import RunNames
+from bedrock_finetune.run_ref import RunRef
+from bedrock_finetune.settings import CreateProvisionedThroughputSettings, StartCustomizationJobSettings
 
 JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 THROUGHPUT_TERMINAL = frozenset({"InService", "Failed"})
@@ -265,3 +270,50 @@ def describe_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, An
         "modelUnits": pt.get("modelUnits"),
         "commitment": pt.get("commitmentDuration") or "none",
     }
+
+
+# ---- the pipeline tasks that start or buy something ----
+
+
+def start_customization_job(
+    bedrock: Any,
+    run: RunRef,
+    validation: Mapping[str, Any],
+    execution_arn: str,
+    settings: StartCustomizationJobSettings,
+) -> dict[str, Any]:
+    """The StartCustomizationJob task: the run's job from its validated files, tagged with its lineage.
+
+    Returns :func:`start_job`'s result plus the ``hyperparameters`` the job was given.
+    """
+    location = run.location
+    request = JobRequest(
+        names=run.names,
+        role_arn=settings.service_role_arn,
+        base_model_id=settings.base_model_id,
+        training_uri=location.uri(TRAIN_FILE),
+        validation_uri=location.uri(VALIDATION_FILE) if validation.get("hasValidation") else None,
+        output_uri=location.output_uri,
+        hyperparameters=to_bedrock_hyperparameters(validation.get("hyperparameters", {})),
+        kms_key_arn=settings.custom_model_kms_key_arn,
+        tags=run_tags(run, execution_arn, settings),
+    )
+    return {**start_job(bedrock, request), "hyperparameters": request.hyperparameters}
+
+
+def create_provisioned_throughput(
+    bedrock: Any,
+    run: RunRef,
+    job: Mapping[str, Any],
+    execution_arn: str,
+    settings: CreateProvisionedThroughputSettings,
+) -> dict[str, Any]:
+    """The CreateProvisionedThroughput task: throughput for the job's custom model, tagged."""
+    return create_throughput(
+        bedrock,
+        names=run.names,
+        model_arn=str(job["outputModelArn"]),
+        model_units=settings.model_units,
+        commitment=settings.commitment,
+        tags=run_tags(run, execution_arn, settings),
+    )

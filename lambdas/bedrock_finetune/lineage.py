@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 
 from bedrock_finetune.naming import RunIdentity
+from bedrock_finetune.run_ref import RunRef
+from bedrock_finetune.settings import TaggingSettings
 
 TAG_RUN = "finetune:run"
 TAG_DATASET = "finetune:dataset"
@@ -42,3 +44,14 @@ def lineage_tags(
         }
     )
     return tags
+
+
+def run_tags(run: RunRef, execution_arn: str, tagging: TaggingSettings) -> dict[str, str]:
+    """The tags of everything ``run`` creates in Bedrock, for the execution ``execution_arn``."""
+    return lineage_tags(
+        run=run.run,
+        identity=run.identity,
+        execution_arn=execution_arn,
+        stack_tag=tagging.stack_tag,
+        extra=tagging.resource_tags,
+    )

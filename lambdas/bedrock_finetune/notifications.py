@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedrock_finetune.layout import RunLocation
+from bedrock_finetune.reports import write_json
+from bedrock_finetune.settings import NotifySettings
+
 _SUBJECT_MAX = 100  # SNS limit for e-mail subjects
 
 #: How a failure reads in the subject and cause ("<step> failed" unless named here).
@@ -171,14 +175,6 @@ def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notic
     }
 
 
-def write_run_record(s3: Any, bucket: str, key: str, record: Mapping[str, Any]) -> str:
-    """Write ``reports/<run>/run.json``; returns its URI."""
-    s3.put_object(
-        Bucket=bucket, Key=key, Body=json.dumps(record, indent=2).encode(), ContentType="application/json"
-    )
-    return f"s3://{bucket}/{key}"
-
-
 def publish(sns: Any, topic_arn: str, notice: Notice, outcome: str, run: str) -> str:
     """Publish ``notice`` to the topic; returns the message id."""
     response = sns.publish(
@@ -191,3 +187,32 @@ def publish(sns: Any, topic_arn: str, notice: Notice, outcome: str, run: str) ->
         },
     )
     return str(response["MessageId"])
+
+
+def publish_message(sns: Any, topic_arn: str, subject: str, body: str) -> str:
+    """Publish a plain message (deploy-time guards); returns the message id."""
+    return str(sns.publish(TopicArn=topic_arn, Subject=_subject(subject), Message=body)["MessageId"])
+
+
+def links_for(settings: NotifySettings) -> Links:
+    return Links(region=settings.region, bucket=settings.bucket_name, log_group=settings.pipeline_log_group)
+
+
+def notify_outcome(
+    s3: Any, sns: Any, settings: NotifySettings, *, outcome: str, state: Mapping[str, Any], execution_arn: str
+) -> dict[str, Any]:
+    """The Notify task: write ``reports/<run>/run.json`` and publish the outcome.
+
+    Returns ``subject``, ``error`` and ``cause`` (the Fail state reads them), ``messageId`` and
+    ``runRecord``.
+    """
+    build = success_notice if outcome == "succeeded" else failure_notice
+    notice = build(state, links_for(settings), execution_arn)
+    run = (state.get("run") or {}).get("run", "")
+    record_uri = None
+    if run:
+        location = RunLocation(bucket=settings.bucket_name, run=run)
+        record = run_record(state, outcome, execution_arn, notice)
+        record_uri = write_json(s3, location.bucket, location.run_record_key, record)
+    message_id = publish(sns, settings.topic_arn, notice, outcome, run)
+    return {**notice.as_output(), "messageId": message_id, "runRecord": record_uri}

@@ -19,6 +19,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune.catalog import ModelSpec, check_hyperparameters
+from bedrock_finetune.notifications import publish_message
+from bedrock_finetune.settings import PreflightProperties
 
 #: The Service Quotas service code of Amazon Bedrock.
 QUOTA_SERVICE_CODE = "bedrock"
@@ -259,3 +261,39 @@ def warnings_message(result: PreflightResult, settings: PreflightSettings, stack
         *(f"- {w}" for w in result.warnings),
     ]
     return subject, "\n".join(lines)
+
+
+def preflight_settings(properties: PreflightProperties) -> PreflightSettings:
+    """The custom resource's properties as the checks' input."""
+    return PreflightSettings(
+        base_model_id=properties.base_model_id,
+        region=properties.region,
+        model=ModelSpec.from_dict(properties.base_model_id, properties.model_spec),
+        hyperparameters=properties.hyperparameters,
+        model_units=properties.model_units,
+        commitment=properties.commitment,
+    )
+
+
+def preflight_for_deploy(
+    bedrock: Any, quotas: Any, sns: Any, properties: PreflightProperties, *, stack: str, now: datetime
+) -> PreflightResult:
+    """Create/Update of the custom resource: run the checks (raising PreflightFailed), publish warnings."""
+    settings = preflight_settings(properties)
+    result = run_preflight(bedrock, quotas, settings, now=now)
+    if result.warnings:
+        subject, body = warnings_message(result, settings, properties.stack_name or stack)
+        publish_message(sns, properties.topic_arn, subject, body)
+    return result
+
+
+#: Attribute value when there is nothing to warn about (a stack output cannot be empty).
+NO_WARNINGS = "none"
+#: Custom resource responses are limited to 4 KB; warnings are short, but bound them anyway.
+_MAX_WARNINGS_CHARS = 2000
+
+
+def custom_resource_data(result: PreflightResult) -> dict[str, str]:
+    """The custom resource's attributes: ``Warnings`` (a stack output), lifecycle and quota."""
+    warnings = " | ".join(result.warnings)[:_MAX_WARNINGS_CHARS] or NO_WARNINGS
+    return {"Warnings": warnings, "ModelLifecycle": result.lifecycle_status, "Quota": result.quota}

@@ -23,6 +23,8 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune.lineage import TAG_STACK
+from bedrock_finetune.notifications import publish_message
+from bedrock_finetune.settings import TeardownProperties
 
 #: Stack statuses during which the teardown resource's Delete means "the stack is going away".
 #: Any other status (for example UPDATE_COMPLETE_CLEANUP_IN_PROGRESS after a replacement) is not a
@@ -90,6 +92,15 @@ class TeardownReport:
         if self.custom_models_deleted:
             parts.append(f"deleted {len(self.custom_models_deleted)} custom model(s)")
         return "; ".join(parts) or "nothing of this stack was left in Bedrock"
+
+    def log_fields(self) -> dict[str, Any]:
+        """What to log: the summary, and each resource, committed throughput still billing included."""
+        return {
+            "summary": self.summary(),
+            "jobsStopped": self.jobs_stopped,
+            "throughputsDeleting": self.throughputs_deleting,
+            "committedStillBilling": [pt.describe_commitment() for pt in self.throughputs_committed],
+        }
 
 
 def stack_is_being_deleted(cloudformation: Any, stack_id: str) -> bool:
@@ -328,3 +339,59 @@ def _paginate(
         token = response.get("nextToken")
         if not token:
             return
+
+
+# ---- the custom resource's two entry points ----
+
+
+def _by_hand(properties: TeardownProperties) -> str:
+    return hand_cleanup_instructions(properties.stack_tag, properties.region)
+
+
+def stack_name_from_id(stack_id: str) -> str:
+    """``arn:...:stack/<name>/<uuid>`` -> ``<name>``."""
+    parts = stack_id.split("/")
+    return parts[1] if len(parts) > 2 else stack_id
+
+
+def start_teardown(
+    bedrock: Any, sns: Any, properties: TeardownProperties, *, stack_id: str, now: float
+) -> tuple[TeardownReport, int]:
+    """onEvent on stack deletion: stop jobs, start deleting throughput, tell the topic.
+
+    Returns the report and the deadline (epoch seconds) after which :func:`continue_teardown` gives up.
+    """
+    try:
+        report = begin(bedrock, properties.stack_tag)
+    except TeardownFailed as exc:
+        raise TeardownFailed(
+            f"{exc} {hand_cleanup_instructions(properties.stack_tag, properties.region)}"
+        ) from exc
+    if report.anything:
+        subject, body = report_message(report, stack_name_from_id(stack_id), properties.region)
+        publish_message(sns, properties.topic_arn, subject, body)
+    return report, int(now) + properties.wait_seconds
+
+
+def continue_teardown(
+    bedrock: Any, properties: TeardownProperties, *, deadline: str | int | None, now: float
+) -> tuple[bool, TeardownReport]:
+    """isComplete: whether everything deletable is gone; fails naming what is left once past ``deadline``."""
+    try:
+        complete, report = advance(
+            bedrock, properties.stack_tag, delete_custom_models=properties.delete_custom_models
+        )
+    except TeardownFailed as exc:
+        raise TeardownFailed(
+            f"{exc} {hand_cleanup_instructions(properties.stack_tag, properties.region)}"
+        ) from exc
+    if not complete and deadline is not None and now >= int(deadline):
+        left = report.throughputs_deleting + report.custom_models_busy
+        raise TeardownFailed(
+            "Timed out waiting for Bedrock to delete: "
+            + ", ".join(left)
+            + ". Delete them by hand (aws bedrock delete-provisioned-model-throughput "
+            "--provisioned-model-id <arn>; aws bedrock delete-custom-model --model-identifier <arn>), "
+            "then retry the stack deletion."
+        )
+    return complete, report

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from bedrock_finetune.layout import OUTPUTS_PREFIX
+from bedrock_finetune.reports import write_json
+from bedrock_finetune.run_ref import RunRef
+from bedrock_finetune.settings import CollectTrainingResultsSettings, QualityGate
 
 TRAINING_CSV = "step_wise_training_metrics.csv"
 VALIDATION_CSV = "validation_metrics.csv"
@@ -88,18 +92,8 @@ def _read_lines(s3: Any, bucket: str, key: str) -> Iterable[str]:
     return io.TextIOWrapper(body, encoding="utf-8", newline="")
 
 
-@dataclass(frozen=True)
-class QualityGateSettings:
-    max_validation_loss: float | None = None
-    max_loss_ratio: float | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_validation_loss is not None or self.max_loss_ratio is not None
-
-
 def evaluate_gate(
-    gate: QualityGateSettings, final_validation: float | None, first_epoch_validation: float | None
+    gate: QualityGate, final_validation: float | None, first_epoch_validation: float | None
 ) -> dict[str, Any]:
     """``{"passed": bool, "reason": str}``: whether to buy throughput for this model."""
     if not gate.enabled:
@@ -134,7 +128,7 @@ def training_results(
     output_prefix: str,
     job: Mapping[str, Any],
     configured_epochs: int | None,
-    gate: QualityGateSettings,
+    gate: QualityGate,
 ) -> dict[str, Any]:
     """Read the job's metrics (from the job and its CSVs) into the training report."""
     keys = find_metrics_keys(s3, bucket, output_prefix, str(job.get("jobArn", "")))
@@ -168,12 +162,51 @@ def training_results(
     }
 
 
-def write_report(s3: Any, bucket: str, key: str, report: Mapping[str, Any]) -> str:
-    """Write the training report as JSON; returns its S3 URI."""
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(report, indent=2, default=str).encode(),
-        ContentType="application/json",
+def collect_training_results(
+    s3: Any,
+    run: RunRef,
+    job: Mapping[str, Any],
+    execution_arn: str,
+    settings: CollectTrainingResultsSettings,
+) -> dict[str, Any]:
+    """The CollectTrainingResults task: what training achieved, written to ``reports/<run>/training.json``.
+
+    Returns the results with ``qualityGate`` and ``reportUri``.
+    """
+    epochs = (job.get("hyperparameters") or {}).get("epochCount") or settings.default_epochs
+    location = run.location
+    results = training_results(
+        s3,
+        bucket=location.bucket,
+        output_prefix=f"{OUTPUTS_PREFIX}{location.run}/",
+        job=job,
+        configured_epochs=int(epochs) if epochs else None,
+        gate=settings.quality_gate,
     )
-    return f"s3://{bucket}/{key}"
+    report = {
+        "run": location.run,
+        "execution": execution_arn,
+        "dataset": run.dataset_uri,
+        "datasetVersion": run.version,
+        "hyperparameters": job.get("hyperparameters"),
+        **results,
+    }
+    results["reportUri"] = write_json(s3, location.bucket, location.training_report_key, report)
+    return results
+
+
+#: The losses published as CloudWatch metrics, by metric name and results field.
+_REPORTED = {
+    "FinalTrainingLoss": "finalTrainingLoss",
+    "FinalValidationLoss": "finalValidationLoss",
+    "BestValidationLoss": "bestValidationLoss",
+}
+
+
+def reported_metrics(results: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """``(metric name, value)`` of each loss the results have a number for."""
+    return [
+        (name, float(results[field]))
+        for name, field in _REPORTED.items()
+        if isinstance(results.get(field), int | float) and not isinstance(results.get(field), bool)
+    ]

@@ -1,42 +1,36 @@
-"""What every handler shares: Powertools objects, environment settings and AWS clients.
+"""What every handler shares: Powertools objects, typed settings from the environment, AWS clients.
 
 This is the only layer of the runtime code that reads ``os.environ``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from botocore.config import Config
 
+from bedrock_finetune.settings import Settings
+
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-#: boto3's own retries absorb brief throttling; longer outages surface as BedrockTransientError
+#: boto3's own retries absorb brief throttling; longer outages surface as transient pipeline errors
 #: and are retried by the state machine with back-off and jitter.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="bedrock-finetune")
 
 #: Where the state machine puts the execution name, used as the Powertools correlation id.
 CORRELATION_ID_PATH = "executionName"
 
-
-def env(name: str, default: str | None = None) -> str:
-    """A required setting from the function's environment (set by the CDK app)."""
-    value = os.environ.get(name, default)
-    if value is None:
-        raise RuntimeError(f"environment variable {name} is not set; redeploy the stack")
-    return value
+S = TypeVar("S", bound=Settings)
 
 
-def env_json(name: str, default: Any = None) -> Any:
-    """A JSON-encoded setting from the function's environment."""
-    raw = os.environ.get(name)
-    return default if raw is None else json.loads(raw)
+def settings(kind: type[S]) -> S:
+    """This function's typed settings, read from its environment (set by its construct)."""
+    return kind.from_env(os.environ)
 
 
 def client(service: str) -> Any:

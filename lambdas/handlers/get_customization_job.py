@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.bedrock_jobs import describe_job
+from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@event_source(data_class=TaskEvent)
+def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``job`` with ``jobArn``. Output: the job's status shape (see describe_job)."""
-    job = describe_job(client("bedrock"), event["job"]["jobArn"])
-    logger.info("job status", extra={"status": job["status"], "jobArn": job["jobArn"]})
-    return {**event["job"], **job}
+    job = event.job
+    status = describe_job(client("bedrock"), job["jobArn"])
+    logger.info("job status", extra={"status": status["status"], "jobArn": status["jobArn"]})
+    return {**job, **status}

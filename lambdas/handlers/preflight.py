@@ -7,34 +7,15 @@ are published to the notification topic.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bedrock_finetune.catalog import ModelSpec
-from bedrock_finetune.preflight import PreflightSettings, run_preflight, warnings_message
+from bedrock_finetune.preflight import custom_resource_data, preflight_for_deploy
+from bedrock_finetune.settings import PreflightProperties
 from handlers._runtime import client, logger, tracer
-
-#: Attribute value when there is nothing to warn about (a stack output cannot be empty).
-NO_WARNINGS = "none"
-#: Custom resource responses are limited to 4 KB; warnings are short, but bound them anyway.
-_MAX_WARNINGS_CHARS = 2000
-
-
-def settings_from(properties: dict[str, Any]) -> PreflightSettings:
-    """The resource properties (all strings, as CloudFormation passes them) as typed settings."""
-    model_id = properties["BaseModelId"]
-    return PreflightSettings(
-        base_model_id=model_id,
-        region=properties["Region"],
-        model=ModelSpec.from_dict(model_id, json.loads(properties["ModelSpec"])),
-        hyperparameters=json.loads(properties.get("Hyperparameters") or "{}"),
-        model_units=int(properties["ModelUnits"]),
-        commitment=properties.get("Commitment") or None,
-    )
 
 
 @logger.inject_lambda_context
@@ -45,19 +26,15 @@ def handler(event: CloudFormationCustomResourceEvent, context: LambdaContext) ->
     physical_id = event.get("PhysicalResourceId") or f"{event.logical_resource_id}-preflight"
     if event.request_type == "Delete":
         return {"PhysicalResourceId": physical_id}
-    properties = event.resource_properties
-    settings = settings_from(properties)
-    result = run_preflight(client("bedrock"), client("service-quotas"), settings, now=datetime.now(UTC))
-    logger.info(
-        "preflight passed",
-        extra={"model": result.model_arn, "lifecycle": result.lifecycle_status, "quota": result.quota},
+    properties = PreflightProperties.from_properties(event.resource_properties)
+    result = preflight_for_deploy(
+        client("bedrock"),
+        client("service-quotas"),
+        client("sns"),
+        properties,
+        stack=event.stack_id,
+        now=datetime.now(UTC),
     )
-    if result.warnings:
-        logger.warning("preflight warnings", extra={"warnings": list(result.warnings)})
-        subject, body = warnings_message(result, settings, properties.get("StackName", event.stack_id))
-        client("sns").publish(TopicArn=properties["TopicArn"], Subject=subject, Message=body)
-    warnings = " | ".join(result.warnings)[:_MAX_WARNINGS_CHARS] or NO_WARNINGS
-    return {
-        "PhysicalResourceId": physical_id,
-        "Data": {"Warnings": warnings, "ModelLifecycle": result.lifecycle_status, "Quota": result.quota},
-    }
+    log = logger.warning if result.warnings else logger.info
+    log("preflight passed", extra={"model": result.model_arn, "warnings": list(result.warnings)})
+    return {"PhysicalResourceId": physical_id, "Data": custom_resource_data(result)}

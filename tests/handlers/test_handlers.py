@@ -8,6 +8,16 @@ from typing import Any
 import boto3
 import pytest
 
+from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
+from bedrock_finetune.settings import (
+    CollectTrainingResultsSettings,
+    CreateProvisionedThroughputSettings,
+    NotifySettings,
+    QualityGate,
+    Settings,
+    StartCustomizationJobSettings,
+    ValidateDatasetSettings,
+)
 from tests.conftest import FakeLambdaContext, subscribed_inbox
 
 EXECUTION_ARN = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
@@ -20,33 +30,46 @@ RUN = {
 }
 
 
+STACK_TAG = "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1"
+
+
+def set_settings(monkeypatch: pytest.MonkeyPatch, *all_settings: Settings) -> None:
+    """Set the functions' environment as their constructs (and the Lambda runtime) would."""
+    for one in all_settings:
+        for name, value in one.to_env(include_runtime=True).items():
+            monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, aws: None) -> dict[str, str]:
+    """Given the bucket and a topic with an inbox, and every task's settings in the environment."""
     topic_arn, queue_url = subscribed_inbox()
     s3 = boto3.client("s3", region_name="us-west-2")
     s3.create_bucket(Bucket="data-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    values = {
-        "AWS_REGION": "us-west-2",
-        "SERVICE_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role",
-        "BASE_MODEL_ID": "anthropic.claude-3-haiku-20240307-v1:0:200k",
-        "CUSTOM_MODEL_KMS_KEY_ARN": "",
-        "STACK_TAG": "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1",
-        "RESOURCE_TAGS": json.dumps({"project": "bedrock-finetune"}),
-        "TOPIC_ARN": topic_arn,
-        "BUCKET_NAME": "data-bucket",
-        "PIPELINE_LOG_GROUP": "/pipeline/logs",
-        "QUALITY_GATE": json.dumps({"max_validation_loss": None, "max_loss_ratio": None}),
-        "DEFAULT_EPOCHS": "2",
-        "QUEUE_URL": queue_url,
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+    tagging = {"stack_tag": STACK_TAG, "resource_tags": {"project": "bedrock-finetune"}}
+    set_settings(
+        monkeypatch,
+        StartCustomizationJobSettings(
+            service_role_arn="arn:aws:iam::123456789012:role/service-role",
+            base_model_id="anthropic.claude-3-haiku-20240307-v1:0:200k",
+            custom_model_kms_key_arn=None,
+            **tagging,
+        ),
+        CreateProvisionedThroughputSettings(model_units=1, commitment=None, **tagging),
+        NotifySettings(
+            topic_arn=topic_arn,
+            bucket_name="data-bucket",
+            pipeline_log_group="/pipeline/logs",
+            region="us-west-2",
+        ),
+        CollectTrainingResultsSettings(quality_gate=QualityGate(), default_epochs=2),
+    )
+    return {"stack_tag": STACK_TAG, "queue_url": queue_url}
 
 
 def _published(env: dict[str, str]) -> list[dict[str, Any]]:
     sqs = boto3.client("sqs", region_name="us-west-2")
-    messages = sqs.receive_message(QueueUrl=env["QUEUE_URL"], MaxNumberOfMessages=10).get("Messages", [])
+    messages = sqs.receive_message(QueueUrl=env["queue_url"], MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
 
 
@@ -80,7 +103,7 @@ def test_start_job_handler_tags_the_job_with_its_lineage(env: dict[str, str]) ->
         "finetune:dataset": "s3://data-bucket/datasets/run-1/train.jsonl",
         "finetune:dataset-version": "v1",
         "finetune:execution": EXECUTION_ARN,
-        "finetune:stack": env["STACK_TAG"],
+        "finetune:stack": env["stack_tag"],
     }
 
 
@@ -168,7 +191,9 @@ def test_collect_training_results_writes_the_report_and_applies_the_gate(
 ) -> None:
     from handlers.collect_training_results import handler
 
-    monkeypatch.setenv("QUALITY_GATE", json.dumps({"max_validation_loss": 1.0, "max_loss_ratio": None}))
+    set_settings(
+        monkeypatch, CollectTrainingResultsSettings(quality_gate=QualityGate(max_validation_loss=1.0))
+    )
     s3 = boto3.client("s3", region_name="us-west-2")
     prefix = "outputs/run-1/model-customization-job-abc123def456"
     s3.put_object(
@@ -197,7 +222,7 @@ def test_collect_training_results_writes_the_report_and_applies_the_gate(
 def test_ended_execution_is_cleaned_up_and_notified(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers.on_execution_ended import handler
+    from handlers.clean_up_ended_execution import handler
 
     bedrock = boto3.client("bedrock", region_name="us-west-2")
     from handlers.start_customization_job import handler as start
@@ -259,11 +284,15 @@ def _upload_run(files: dict[str, bytes]) -> str:
 
 @pytest.fixture
 def validator_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
-
-    monkeypatch.setenv("MODEL_SPEC", json.dumps(BUILTIN_MODELS[CLAUDE_3_HAIKU].to_dict()))
-    monkeypatch.setenv("DEFAULT_HYPERPARAMETERS", json.dumps({"epochCount": 2}))
-    monkeypatch.setenv("CHARS_PER_TOKEN", "3")
+    set_settings(
+        monkeypatch,
+        ValidateDatasetSettings(
+            base_model_id=CLAUDE_3_HAIKU,
+            model_spec=BUILTIN_MODELS[CLAUDE_3_HAIKU].to_dict(),
+            default_hyperparameters={"epochCount": 2},
+            chars_per_token=3,
+        ),
+    )
 
 
 def test_validate_handler_accepts_the_sample_run_and_writes_its_report(validator_env: None) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -84,9 +85,11 @@ def test_preflight_checks_the_configured_model_and_its_warnings_are_a_stack_outp
     assert properties["BaseModelId"] == "anthropic.claude-3-haiku-20240307-v1:0:200k"
     assert properties["Region"] == {"Ref": "AWS::Region"}
     assert properties["ModelUnits"] == "1" and properties["Commitment"] == ""
-    assert (
-        properties["Hyperparameters"] == '{"batchSize": 32, "epochCount": 2, "learningRateMultiplier": 1.0}'
-    )
+    assert json.loads(properties["Hyperparameters"]) == {
+        "batchSize": 32,
+        "epochCount": 2,
+        "learningRateMultiplier": 1.0,
+    }
     assert synthesized.json["Outputs"]["PreflightWarnings"]["Value"] == {
         "Fn::GetAtt": [logical_id, "Warnings"]
     }

@@ -6,7 +6,7 @@ import pytest
 
 from bedrock_finetune.catalog import CLAUDE_3_HAIKU
 from stacks.application import cdk_json_context
-from stacks.config import ConfigError, load_config
+from stacks.config import CLI_ACCOUNT_VARIABLE, ConfigError, load_config
 
 HAIKU_45 = "anthropic.claude-haiku-4-5-20251001-v1:0:200k"
 
@@ -43,7 +43,7 @@ def test_defaults_from_cdk_json_give_haiku_in_us_west_2() -> None:
 
 
 def test_account_comes_from_the_cdk_environment() -> None:
-    config = load_config(cdk_json_context(), {"CDK_DEFAULT_ACCOUNT": "123456789012"})
+    config = load_config(cdk_json_context(), {CLI_ACCOUNT_VARIABLE: "123456789012"})
     assert config.account == "123456789012"
 
 

@@ -8,13 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bedrock_finetune.training_metrics import (
-    QualityGateSettings,
-    evaluate_gate,
-    parse_loss_csv,
-    training_results,
-    write_report,
-)
+from bedrock_finetune.reports import write_json
+from bedrock_finetune.settings import QualityGate
+from bedrock_finetune.training_metrics import evaluate_gate, parse_loss_csv, training_results
 
 BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 JOB_ARN = f"arn:aws:bedrock:us-west-2:123456789012:model-customization-job/{BASE}/abc123def456"
@@ -69,7 +65,7 @@ def test_training_results_summarise_final_and_best_losses(s3_with_metrics: Any) 
         output_prefix="outputs/run-1/",
         job={"jobArn": JOB_ARN, "outputModelArn": "arn:model", "trainingLoss": 0.0},
         configured_epochs=3,
-        gate=QualityGateSettings(),
+        gate=QualityGate(),
     )
     assert results["finalTrainingLoss"] == 1.2
     assert results["bestTrainingLoss"] == 1.2
@@ -93,7 +89,7 @@ def test_without_csvs_the_jobs_own_metrics_are_used(aws: None) -> None:
         output_prefix="outputs/run-1/",
         job={"jobArn": JOB_ARN, "trainingLoss": 0.8, "validationLoss": 0.9},
         configured_epochs=2,
-        gate=QualityGateSettings(),
+        gate=QualityGate(),
     )
     assert (results["finalTrainingLoss"], results["finalValidationLoss"]) == (0.8, 0.9)
     assert results["earlyStopped"] is False
@@ -102,27 +98,27 @@ def test_without_csvs_the_jobs_own_metrics_are_used(aws: None) -> None:
 @pytest.mark.parametrize(
     ("gate", "final", "first", "passed", "reason"),
     [
-        (QualityGateSettings(max_validation_loss=1.5), 1.4, 2.2, True, "quality gate met"),
+        (QualityGate(max_validation_loss=1.5), 1.4, 2.2, True, "quality gate met"),
         (
-            QualityGateSettings(max_validation_loss=1.0),
+            QualityGate(max_validation_loss=1.0),
             1.4,
             2.2,
             False,
             "final validation loss 1.4000 is above",
         ),
         (
-            QualityGateSettings(max_loss_ratio=0.5),
+            QualityGate(max_loss_ratio=0.5),
             1.4,
             2.2,
             False,
             "ratio 0.636 is above the configured maximum 0.5",
         ),
-        (QualityGateSettings(max_loss_ratio=0.7), 1.4, 2.2, True, "quality gate met"),
-        (QualityGateSettings(max_validation_loss=1.0), None, None, False, "upload validation.jsonl"),
+        (QualityGate(max_loss_ratio=0.7), 1.4, 2.2, True, "quality gate met"),
+        (QualityGate(max_validation_loss=1.0), None, None, False, "upload validation.jsonl"),
     ],
 )
 def test_quality_gate(
-    gate: QualityGateSettings, final: float | None, first: float | None, passed: bool, reason: str
+    gate: QualityGate, final: float | None, first: float | None, passed: bool, reason: str
 ) -> None:
     verdict = evaluate_gate(gate, final, first)
     assert verdict["passed"] is passed
@@ -132,7 +128,7 @@ def test_quality_gate(
 def test_report_is_written_as_json(aws: None) -> None:
     s3 = boto3.client("s3", region_name="us-west-2")
     s3.create_bucket(Bucket="bkt", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    uri = write_report(s3, "bkt", "reports/run-1/training.json", {"finalTrainingLoss": 1.2})
+    uri = write_json(s3, "bkt", "reports/run-1/training.json", {"finalTrainingLoss": 1.2})
     assert uri == "s3://bkt/reports/run-1/training.json"
     body = s3.get_object(Bucket="bkt", Key="reports/run-1/training.json")["Body"].read()
     assert json.loads(body) == {"finalTrainingLoss": 1.2}

@@ -1,11 +1,10 @@
 """Validate a run in the bucket: stream its files from S3, write the report, gate the run.
 
-Used by the ValidateDataset Lambda. The rules themselves live in :mod:`bedrock_finetune.dataset`.
+The ValidateDataset task's use case. The rules themselves live in :mod:`bedrock_finetune.dataset`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,10 @@ from bedrock_finetune.catalog import ModelSpec
 from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.errors import DatasetInvalid, RunNotFound
 from bedrock_finetune.layout import InvalidRunKey, RunLocation
+from bedrock_finetune.reports import write_json
+from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.s3_source import S3Object, read_hyperparameters
+from bedrock_finetune.settings import ValidateDatasetSettings
 
 _FIRST_ERRORS = 5
 
@@ -28,16 +30,6 @@ def _head(s3: Any, bucket: str, key: str, version_id: str | None = None) -> dict
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
             return None
         raise
-
-
-def _write_report(s3: Any, location: RunLocation, report: Mapping[str, Any]) -> str:
-    s3.put_object(
-        Bucket=location.bucket,
-        Key=location.report_key,
-        Body=json.dumps(report, indent=2).encode(),
-        ContentType="application/json",
-    )
-    return f"s3://{location.bucket}/{location.report_key}"
 
 
 def validate_s3_run(
@@ -82,7 +74,7 @@ def validate_s3_run(
     report = validate_run(
         train, validation, hyperparameters, model, defaults=defaults, chars_per_token=chars_per_token
     )
-    report_uri = _write_report(s3, location, report.to_dict())
+    report_uri = write_json(s3, location.bucket, location.report_key, report.to_dict())
     summary = report.summary(max_errors=_FIRST_ERRORS)
     if not report.valid:
         first = "; ".join(
@@ -109,3 +101,16 @@ def validate_s3_run(
         "hyperparameters": dict(report.hyperparameters),
         "hasValidation": validation is not None,
     }
+
+
+def validate_dataset(s3: Any, run: RunRef, settings: ValidateDatasetSettings) -> dict[str, Any]:
+    """The ValidateDataset task: the uploaded version of the run, with the deployment's model and defaults."""
+    return validate_s3_run(
+        s3,
+        bucket=run.bucket,
+        key=run.key,
+        version_id=run.version_id,
+        model=ModelSpec.from_dict(settings.base_model_id, settings.model_spec, settings.owner),
+        defaults=settings.default_hyperparameters,
+        chars_per_token=settings.chars_per_token,
+    )

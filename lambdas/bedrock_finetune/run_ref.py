@@ -1,0 +1,70 @@
+"""The run reference: which upload a state-machine execution is about, parsed once from its state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bedrock_finetune.layout import RunLocation
+from bedrock_finetune.naming import RunIdentity, RunNames, names_for
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run: the uploaded ``train.jsonl`` version (bucket, key, version) and the run's name."""
+
+    bucket: str
+    key: str
+    run: str
+    version_id: str | None = None
+    etag: str | None = None
+
+    @classmethod
+    def from_state(cls, run: Mapping[str, Any]) -> RunRef:
+        """The ``$.run`` object the state machine's "Identify run" state builds."""
+        return cls(
+            bucket=str(run["bucket"]),
+            key=str(run["key"]),
+            run=str(run["run"]),
+            version_id=run.get("versionId") or None,
+            etag=run.get("etag") or None,
+        )
+
+    @classmethod
+    def from_execution_input(cls, execution_input: Mapping[str, Any]) -> RunRef:
+        """The execution's input (bucket, key, etag, versionId); raises InvalidRunKey or KeyError."""
+        location = RunLocation.from_train_key(str(execution_input["bucket"]), str(execution_input["key"]))
+        return cls.from_state({**execution_input, "run": location.run})
+
+    def to_state(self) -> dict[str, Any]:
+        """The ``$.run`` shape, as the state machine passes it to every task."""
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "run": self.run,
+            "versionId": self.version_id,
+            "etag": self.etag,
+        }
+
+    @property
+    def identity(self) -> RunIdentity:
+        return RunIdentity(bucket=self.bucket, key=self.key, version_id=self.version_id, etag=self.etag)
+
+    @property
+    def names(self) -> RunNames:
+        """Deterministic names and tokens of everything this run creates in Bedrock."""
+        return names_for(self.run, self.identity)
+
+    @property
+    def location(self) -> RunLocation:
+        return RunLocation(bucket=self.bucket, run=self.run)
+
+    @property
+    def dataset_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def version(self) -> str | None:
+        """The version id, or the etag in an unversioned bucket."""
+        return self.version_id or self.etag

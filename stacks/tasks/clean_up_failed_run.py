@@ -1,0 +1,51 @@
+"""CleanUpFailedRun: stops a failed run's job and deletes the no-commitment throughput it bought."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.permissions import BedrockArns, owned_by_stack
+from stacks.pipeline_function import PipelineFunction
+from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
+
+
+def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
+    """Find a run's job and throughput by name; stop or delete only what carries this stack's tag."""
+    return [
+        iam.PolicyStatement(
+            sid="FindRunResources",
+            actions=["bedrock:GetModelCustomizationJob", "bedrock:GetProvisionedModelThroughput"],
+            resources=[arns.jobs, arns.provisioned_models],
+        ),
+        iam.PolicyStatement(
+            sid="StopJobsOfThisStack",
+            actions=["bedrock:StopModelCustomizationJob"],
+            resources=[arns.jobs],
+            conditions=owned_by_stack(),
+        ),
+        iam.PolicyStatement(
+            sid="DeleteThroughputOfThisStack",
+            actions=["bedrock:DeleteProvisionedModelThroughput"],
+            resources=[arns.provisioned_models],
+            conditions=owned_by_stack(),
+        ),
+    ]
+
+
+class CleanUpFailedRun(PipelineFunction):
+    """The failure chain's clean-up inside the state machine."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+        super().__init__(
+            scope,
+            "CleanUpFailedRun",
+            runtime=ctx.runtime,
+            module="clean_up_failed_run",
+            description="Stops a failed run's job and deletes the no-commitment throughput it bought",
+            timeout=Duration.minutes(2),
+            invoked_synchronously_by=STATE_MACHINE,
+        )
+        self.add_to_policy(*clean_up_statements(ctx.arns))
+        acknowledge_bedrock_ids(self.role, "model-customization-job/*", "provisioned-model/*")
