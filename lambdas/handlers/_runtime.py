@@ -5,17 +5,18 @@ This is the only layer of the runtime code that reads ``os.environ``.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from botocore.config import Config
 
 from bedrock_finetune.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 #: boto3's own retries absorb brief throttling; longer outages surface as transient pipeline errors
@@ -26,6 +27,30 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_ag
 CORRELATION_ID_PATH = "executionName"
 
 S = TypeVar("S", bound=Settings)
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class _LazyTracer:
+    """Powertools' Tracer, created at the first invocation: the X-Ray SDK it loads (and the boto3
+    patching it does) costs a fifth of a second, which module import (cold start) no longer pays."""
+
+    def capture_lambda_handler(self, handler: H) -> H:
+        """``@tracer.capture_lambda_handler``, as Powertools' own, applied on the first call."""
+        traced: Callable[..., Any] | None = None
+
+        @functools.wraps(handler)
+        def invoke(event: Any, context: Any) -> Any:
+            nonlocal traced
+            if traced is None:
+                from aws_lambda_powertools import Tracer  # noqa: PLC0415 - deliberately lazy, see above
+
+                traced = Tracer().capture_lambda_handler(handler)
+            return traced(event, context)
+
+        return invoke  # type: ignore[return-value]
+
+
+tracer = _LazyTracer()
 
 
 def settings(kind: type[S]) -> S:

@@ -351,3 +351,35 @@ def test_validate_handler_rejects_a_run_name_bedrock_cannot_use(validator_env: N
     run = {**RUN, "key": "datasets/my run/train.jsonl", "run": "my run"}
     with pytest.raises(DatasetInvalid, match=r"run name 'my run'.*Rename the folder"):
         handler({"run": run, "executionArn": EXECUTION_ARN, "executionName": "e"}, FakeLambdaContext())
+
+
+def test_the_tracer_is_created_on_the_first_invocation_and_wraps_the_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given a handler decorated with the lazy tracer, when invoked twice, then Powertools' Tracer is
+    created once, at the first call (not at import), and every call goes through its capture."""
+    import aws_lambda_powertools
+
+    from handlers._runtime import _LazyTracer
+
+    created: list[object] = []
+    captured: list[object] = []
+
+    class FakeTracer:
+        def __init__(self) -> None:
+            created.append(self)
+
+        def capture_lambda_handler(self, handler: Any) -> Any:
+            def wrapped(event: Any, context: Any) -> Any:
+                captured.append(event)
+                return handler(event, context)
+
+            return wrapped
+
+    monkeypatch.setattr(aws_lambda_powertools, "Tracer", FakeTracer)
+    handler = _LazyTracer().capture_lambda_handler(lambda event, context: {"echo": event})
+    assert created == []
+    assert handler(1, None) == {"echo": 1}
+    assert handler(2, None) == {"echo": 2}
+    assert len(created) == 1
+    assert captured == [1, 2]
