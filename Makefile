@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy app.py stacks lambdas tools
+	$(VENV)/bin/mypy app.py stacks lambdas finetune tools
 
 unit: install
 	$(VENV)/bin/pytest

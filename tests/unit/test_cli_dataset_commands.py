@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from finetune_cli.main import main
+from finetune.main import main
 from tests.unit.dataset_builders import dumps, valid_lines, with_line, write_jsonl
 
 

@@ -44,13 +44,13 @@ from moto.sns.models import sns_backends
 from moto.stepfunctions.models import stepfunctions_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from finetune_local import bedrock
-from finetune_local.events import EventRouter
-from finetune_local.lambda_runtime import Invocation, LambdaRuntime
-from finetune_local.provider import RUN_BY_PROVIDER, CustomResource, ProviderResponse, custom_resources, send
-from finetune_local.scenarios import Scenario
-from finetune_local.template import Synthesized
-from finetune_local.timing import Clock
+from finetune.local import bedrock
+from finetune.local.events import EventRouter
+from finetune.local.lambda_runtime import Invocation, LambdaRuntime
+from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderResponse, custom_resources, send
+from finetune.local.scenarios import Scenario
+from finetune.local.template import Synthesized
+from finetune.local.timing import Clock
 
 MOTO_CONFIG: dict[str, dict[str, bool]] = {
     "stepfunctions": {"execute_state_machine": True},

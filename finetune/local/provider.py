@@ -36,7 +36,7 @@ from moto.cloudformation.parsing import clean_json
 from moto.stepfunctions.models import stepfunctions_backends
 
 if TYPE_CHECKING:
-    from finetune_local.cloud import LocalCloud
+    from finetune.local.cloud import LocalCloud
 
 #: Custom resource types the emulation runs through this module. The preflight is not among them:
 #: it asks Bedrock (GetFoundationModel) and Service Quotas about a real account, which the

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from finetune_cli import convert_cmd, validate_cmd
-from finetune_local import cli as local_cmd
+from finetune import convert_cmd, validate_cmd
+from finetune.local import cli as local_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
