@@ -19,6 +19,7 @@ from bedrock_finetune.dataset import (
     ValidationReport,
     validate_run,
 )
+from bedrock_finetune.sizes import human_bytes
 from stacks.config import load_config
 
 TRAIN_FILE = "train.jsonl"
@@ -174,7 +175,7 @@ def render(report: ValidationReport, model_name: str) -> str:
     for role, summary in files:
         if summary is not None:
             lines.append(
-                f"  {role:<11} {summary.path}  {summary.records:,} records, {_human_bytes(summary.bytes)}"
+                f"  {role:<11} {summary.path}  {summary.records:,} records, {human_bytes(summary.bytes)}"
             )
     if report.hyperparameters_path:
         lines.append(f"  {'hyperparams':<11} {report.hyperparameters_path}")
@@ -216,10 +217,3 @@ def _where(issue: Issue, report: ValidationReport) -> str:
     summary = report.train if issue.file == "train" else report.validation
     path = summary.path if summary else issue.file
     return f"{path}:{issue.line}" if issue.line is not None else path
-
-
-def _human_bytes(size: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
