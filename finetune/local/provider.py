@@ -18,8 +18,10 @@ relay functions (``framework.js`` in aws-cdk-lib's ``custom-resources/lib/provid
 4. An error of a user function fails the request with its message (plus the log group, as the
    framework does); CloudFormation reports it as the resource's status reason.
 
-The user functions are the deployed ones, invoked through the emulated Lambda (the real handlers
-with their template environment). The relays themselves are not run (they are Node.js), and the
+:class:`ProviderFramework` is owned by the emulated cloud, which gives it what it needs: the
+deployed template, a client factory of the emulated AWS and the emulation's clock. The user
+functions are the deployed ones, invoked through the emulated Lambda (the real handlers with their
+template environment). The relays themselves are not run (they are Node.js), and the
 waiter's interval passes on the emulation's clock, so a handler that measures real time (the
 teardown's own deadline) sees less time pass than on AWS.
 """
@@ -28,15 +30,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import clean_json
 from moto.stepfunctions.models import stepfunctions_backends
-
-if TYPE_CHECKING:
-    from finetune.local.cloud import LocalCloud
 
 #: Custom resource types the emulation runs through this module. The preflight is not among them:
 #: it asks Bedrock (GetFoundationModel) and Service Quotas about a real account, which the
@@ -87,75 +87,127 @@ class _Waiter:
     backoff: float
 
 
-def custom_resources(cloud: LocalCloud, stack_id: str) -> list[CustomResource]:
-    """The stack's custom resources this module runs, with properties resolved by moto's CloudFormation."""
-    stack = cloudformation_backends[cloud.synth.account][cloud.synth.region].get_stack(stack_id)
-    found = []
-    for logical_id, resource in cloud.synth.template["Resources"].items():
-        if resource["Type"] in RUN_BY_PROVIDER:
-            properties = clean_json(resource.get("Properties", {}), stack.resource_map)
-            found.append(CustomResource(logical_id, resource["Type"], json.loads(json.dumps(properties))))
-    return found
+class ProviderFramework:
+    """The framework for the custom resources of one synthesized stack, in the emulated account.
 
+    ``client`` makes a boto3 client of the emulated AWS (the framework reads its functions' settings
+    and invokes them through it); ``sleep`` waits on the emulation's clock between isComplete polls.
+    """
 
-def send(cloud: LocalCloud, stack_id: str, resource: CustomResource, request_type: str) -> ProviderResponse:
-    """Send ``request_type`` (Create, Update or Delete) for ``resource`` through the framework."""
-    request: dict[str, Any] = {
-        "RequestType": request_type,
-        "ServiceToken": resource.properties["ServiceToken"],
-        "ResponseURL": _RESPONSE_URL,
-        "StackId": stack_id,
-        "RequestId": str(uuid.uuid4()),
-        "LogicalResourceId": resource.logical_id,
-        "ResourceType": resource.resource_type,
-        "ResourceProperties": resource.properties,
-    }
-    if request_type != "Create":
-        request["PhysicalResourceId"] = resource.physical_id
-    env = _framework_environment(cloud, resource.properties["ServiceToken"])
-    ok, result = _invoke(cloud, env["USER_ON_EVENT_FUNCTION_ARN"], request)
-    if not ok:
-        return _failed(request, result)
-    result = result or {}
-    physical_id = result.get("PhysicalResourceId") or (
-        request["RequestId"] if request_type == "Create" else request["PhysicalResourceId"]
-    )
-    if request_type == "Delete" and physical_id != request["PhysicalResourceId"]:
-        return _failed(
-            request,
-            f'DELETE: cannot change the physical resource ID from "{request["PhysicalResourceId"]}" '
-            f'to "{physical_id}" during deletion',
-        )
-    event = {**request, **result, "PhysicalResourceId": physical_id}
-    if "USER_IS_COMPLETE_FUNCTION_ARN" not in env:
-        return ProviderResponse(
-            request_type, "SUCCESS", "SUCCESS", physical_id, dict(event.get("Data") or {})
-        )
-    return _wait(cloud, env, event)
+    def __init__(
+        self,
+        *,
+        account: str,
+        region: str,
+        template: Mapping[str, Any],
+        client: Callable[[str], Any],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.account = account
+        self.region = region
+        self.template = template
+        self._client = client
+        self._sleep = sleep
 
+    def custom_resources(self, stack_id: str) -> list[CustomResource]:
+        """The stack's custom resources this framework runs, with properties resolved by moto's
+        CloudFormation."""
+        stack = cloudformation_backends[self.account][self.region].get_stack(stack_id)
+        found = []
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] in RUN_BY_PROVIDER:
+                properties = clean_json(resource.get("Properties", {}), stack.resource_map)
+                found.append(CustomResource(logical_id, resource["Type"], json.loads(json.dumps(properties))))
+        return found
 
-def _wait(cloud: LocalCloud, env: dict[str, str], event: dict[str, Any]) -> ProviderResponse:
-    """The waiter state machine: isComplete until it answers complete, fails, or attempts run out."""
-    waiter = _waiter(cloud, env["WAITER_STATE_MACHINE_ARN"])
-    waited = 0.0
-    for attempt in range(waiter.max_attempts + 1):
-        if attempt:
-            seconds = waiter.interval * waiter.backoff ** (attempt - 1)
-            cloud.clock.sleep(seconds)
-            waited += seconds
-        ok, answer = _invoke(cloud, env["USER_IS_COMPLETE_FUNCTION_ARN"], event)
+    def send(self, stack_id: str, resource: CustomResource, request_type: str) -> ProviderResponse:
+        """Send ``request_type`` (Create, Update or Delete) for ``resource`` through the framework."""
+        request: dict[str, Any] = {
+            "RequestType": request_type,
+            "ServiceToken": resource.properties["ServiceToken"],
+            "ResponseURL": _RESPONSE_URL,
+            "StackId": stack_id,
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": resource.logical_id,
+            "ResourceType": resource.resource_type,
+            "ResourceProperties": resource.properties,
+        }
+        if request_type != "Create":
+            request["PhysicalResourceId"] = resource.physical_id
+        env = self._framework_environment(resource.properties["ServiceToken"])
+        ok, result = self._invoke(env["USER_ON_EVENT_FUNCTION_ARN"], request)
         if not ok:
-            return _failed(event, answer, attempt + 1, waited)
-        answer = answer or {}
-        if answer.get("IsComplete"):
-            data = {**(event.get("Data") or {}), **(answer.get("Data") or {})}
-            physical_id = answer.get("PhysicalResourceId") or event["PhysicalResourceId"]
-            return ProviderResponse(
-                event["RequestType"], "SUCCESS", "SUCCESS", physical_id, data, attempt + 1, waited
+            return _failed(request, result)
+        result = result or {}
+        physical_id = result.get("PhysicalResourceId") or (
+            request["RequestId"] if request_type == "Create" else request["PhysicalResourceId"]
+        )
+        if request_type == "Delete" and physical_id != request["PhysicalResourceId"]:
+            return _failed(
+                request,
+                f'DELETE: cannot change the physical resource ID from "{request["PhysicalResourceId"]}" '
+                f'to "{physical_id}" during deletion',
             )
-        if answer.get("Data"):
-            return _failed(event, '"Data" is not allowed if "IsComplete" is "False"', attempt + 1, waited)
-    return _failed(event, "Operation timed out", waiter.max_attempts + 1, waited)
+        event = {**request, **result, "PhysicalResourceId": physical_id}
+        if "USER_IS_COMPLETE_FUNCTION_ARN" not in env:
+            return ProviderResponse(
+                request_type, "SUCCESS", "SUCCESS", physical_id, dict(event.get("Data") or {})
+            )
+        return self._wait(env, event)
+
+    def _wait(self, env: dict[str, str], event: dict[str, Any]) -> ProviderResponse:
+        """The waiter state machine: isComplete until it answers complete, fails, or attempts run out."""
+        waiter = self._waiter(env["WAITER_STATE_MACHINE_ARN"])
+        waited = 0.0
+        for attempt in range(waiter.max_attempts + 1):
+            if attempt:
+                seconds = waiter.interval * waiter.backoff ** (attempt - 1)
+                self._sleep(seconds)
+                waited += seconds
+            ok, answer = self._invoke(env["USER_IS_COMPLETE_FUNCTION_ARN"], event)
+            if not ok:
+                return _failed(event, answer, attempt + 1, waited)
+            answer = answer or {}
+            if answer.get("IsComplete"):
+                data = {**(event.get("Data") or {}), **(answer.get("Data") or {})}
+                physical_id = answer.get("PhysicalResourceId") or event["PhysicalResourceId"]
+                return ProviderResponse(
+                    event["RequestType"], "SUCCESS", "SUCCESS", physical_id, data, attempt + 1, waited
+                )
+            if answer.get("Data"):
+                return _failed(event, '"Data" is not allowed if "IsComplete" is "False"', attempt + 1, waited)
+        return _failed(event, "Operation timed out", waiter.max_attempts + 1, waited)
+
+    def _framework_environment(self, service_token: str) -> dict[str, str]:
+        """The framework onEvent function's environment: where the user functions and the waiter are."""
+        config = self._client("lambda").get_function_configuration(FunctionName=service_token)
+        env: dict[str, str] = (config.get("Environment") or {}).get("Variables") or {}
+        if "USER_ON_EVENT_FUNCTION_ARN" not in env:
+            raise ProviderError(f"{service_token} is not a CDK Provider framework onEvent function")
+        return env
+
+    def _waiter(self, arn: str) -> _Waiter:
+        """Poll interval, attempts and back-off of the deployed waiter state machine's isComplete task."""
+        # moto's CloudFormation puts state machines in the backend that does not execute (see cloud.py).
+        machine = stepfunctions_backends[self.account][self.region].describe_state_machine(arn)
+        definition = json.loads(machine.definition)
+        task = definition["States"][definition["StartAt"]]
+        retry = next(r for r in task.get("Retry", []) if "States.ALL" in r["ErrorEquals"])
+        return _Waiter(
+            float(retry["IntervalSeconds"]), int(retry["MaxAttempts"]), float(retry["BackoffRate"])
+        )
+
+    def _invoke(self, function_arn: str, payload: dict[str, Any]) -> tuple[bool, Any]:
+        """Invoke a user function as the framework does: ``(True, result)`` or ``(False, failure reason)``."""
+        response = self._client("lambda").invoke(
+            FunctionName=function_arn, Payload=json.dumps(payload).encode()
+        )
+        body = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            name = function_arn.rsplit(":", maxsplit=1)[-1]
+            message = (body or {}).get("errorMessage") or "error"
+            return False, "\n".join([message, "", f"Logs: /aws/lambda/{name}", ""])
+        return True, body
 
 
 def _failed(event: dict[str, Any], reason: str, polls: int = 0, waited: float = 0.0) -> ProviderResponse:
@@ -163,33 +215,3 @@ def _failed(event: dict[str, Any], reason: str, polls: int = 0, waited: float = 
     return ProviderResponse(
         event["RequestType"], "FAILED", reason, physical_id, polls=polls, waited_seconds=waited
     )
-
-
-def _framework_environment(cloud: LocalCloud, service_token: str) -> dict[str, str]:
-    """The framework onEvent function's environment: where the user functions and the waiter are."""
-    config = cloud.client("lambda").get_function_configuration(FunctionName=service_token)
-    env: dict[str, str] = (config.get("Environment") or {}).get("Variables") or {}
-    if "USER_ON_EVENT_FUNCTION_ARN" not in env:
-        raise ProviderError(f"{service_token} is not a CDK Provider framework onEvent function")
-    return env
-
-
-def _waiter(cloud: LocalCloud, arn: str) -> _Waiter:
-    """Poll interval, attempts and back-off of the deployed waiter state machine's isComplete task."""
-    # moto's CloudFormation puts state machines in the backend that does not execute (see cloud.py).
-    machine = stepfunctions_backends[cloud.synth.account][cloud.synth.region].describe_state_machine(arn)
-    definition = json.loads(machine.definition)
-    task = definition["States"][definition["StartAt"]]
-    retry = next(r for r in task.get("Retry", []) if "States.ALL" in r["ErrorEquals"])
-    return _Waiter(float(retry["IntervalSeconds"]), int(retry["MaxAttempts"]), float(retry["BackoffRate"]))
-
-
-def _invoke(cloud: LocalCloud, function_arn: str, payload: dict[str, Any]) -> tuple[bool, Any]:
-    """Invoke a user function as the framework does: ``(True, result)`` or ``(False, failure reason)``."""
-    response = cloud.client("lambda").invoke(FunctionName=function_arn, Payload=json.dumps(payload).encode())
-    body = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        name = function_arn.rsplit(":", maxsplit=1)[-1]
-        message = (body or {}).get("errorMessage") or "error"
-        return False, "\n".join([message, "", f"Logs: /aws/lambda/{name}", ""])
-    return True, body
