@@ -43,6 +43,7 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     effective_hyperparameters,
 )
+from bedrock_finetune.sizes import human_bytes
 
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
@@ -590,7 +591,7 @@ class _FileValidator:
         self._add(
             Code.FILE_TOO_LARGE,
             None,
-            f"the {what} file is {_fmt_bytes(size)}, over the {_fmt_bytes(limit)} limit for "
+            f"the {what} file is {human_bytes(size)}, over the {human_bytes(limit)} limit for "
             f"{self.model.display_name}; remove or shorten records"
             + ("" if checked else " (its lines were not checked: shrink it first, then validate again)"),
         )
@@ -599,8 +600,8 @@ class _FileValidator:
         self._add(
             Code.TOO_MANY_TOKENS,
             number,
-            f"the line is {_fmt_bytes(length)}, far longer than any record within the "
-            f"{self.max_tokens:,}-token limit can be (lines over {_fmt_bytes(cap)} are not parsed); "
+            f"the line is {human_bytes(length)}, far longer than any record within the "
+            f"{self.max_tokens:,}-token limit can be (lines over {human_bytes(cap)} are not parsed); "
             "shorten the conversation or split it into several records",
         )
 
@@ -1047,7 +1048,7 @@ def _check_hyperparameters(
     problem: str | None = None
     values: object = None
     if len(source.data) > MAX_HYPERPARAMETERS_BYTES:
-        problem = f"the file is larger than {_fmt_bytes(MAX_HYPERPARAMETERS_BYTES)}"
+        problem = f"the file is larger than {human_bytes(MAX_HYPERPARAMETERS_BYTES)}"
     else:
         try:
             values = json.loads(source.data.decode("utf-8"))
@@ -1070,10 +1071,3 @@ def _check_hyperparameters(
 
 def _short(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-def _fmt_bytes(size: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"

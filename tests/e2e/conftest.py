@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from finetune_local.cloud import LocalCloud
-from finetune_local.runner import LocalRun, follow_delivery, started_execution, upload_run
-from finetune_local.scenarios import scenario
-from finetune_local.template import Synthesized, synthesize
-from finetune_local.timing import Clock
+from finetune.local.cloud import LocalCloud
+from finetune.local.runner import LocalRun, follow_delivery, started_execution, upload_run
+from finetune.local.scenarios import scenario
+from finetune.local.template import Synthesized, synthesize
+from finetune.local.timing import Clock
 
 TRAIN_RECORDS = 40
 VALIDATION_RECORDS = 10

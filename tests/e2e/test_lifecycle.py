@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from finetune_local.cloud import LocalCloud
-from finetune_local.runner import follow_delivery, publish_execution_ended, started_execution, upload_run
-from finetune_local.scenarios import Scenario
-from finetune_local.template import Synthesized
-from finetune_local.timing import Clock
+from finetune.local.cloud import LocalCloud
+from finetune.local.runner import follow_delivery, publish_execution_ended, started_execution, upload_run
+from finetune.local.scenarios import Scenario
+from finetune.local.template import Synthesized
+from finetune.local.timing import Clock
 from tests.e2e.conftest import run_in_emulation
 from tests.e2e.test_local_pipeline import FAILURE_END, HAPPY_PATH, JOB_POLL, START, TO_THROUGHPUT
 
@@ -143,7 +143,7 @@ def test_a_failed_execution_is_not_cleaned_up_twice(synthesized: Synthesized, ru
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app with a quality gate no model can meet (a second synthesis, for this module only)."""
-    from finetune_local.template import synthesize
+    from finetune.local.template import synthesize
 
     return synthesize(tmp_path_factory.mktemp("cdk.out.gated"), quality_gate_max_validation_loss="0.01")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from finetune_local.cloud import LocalCloud
-from finetune_local.runner import follow
-from finetune_local.scenarios import scenario
-from finetune_local.template import Synthesized, resolve
-from finetune_local.timing import Clock
+from finetune.local.cloud import LocalCloud
+from finetune.local.runner import follow
+from finetune.local.scenarios import scenario
+from finetune.local.template import Synthesized, resolve
+from finetune.local.timing import Clock
 from tests.e2e.conftest import TRAIN_RECORDS, VALIDATION_RECORDS, run_in_emulation
 
 pytestmark = pytest.mark.e2e

@@ -11,11 +11,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from finetune_cli.main import main
-from finetune_local import runner
-from finetune_local.scenarios import scenario
-from finetune_local.server import banner, serving
-from finetune_local.template import Synthesized
+from finetune.local import runner
+from finetune.local.scenarios import scenario
+from finetune.local.server import banner, serving
+from finetune.local.template import Synthesized
+from finetune.main import main
 
 pytestmark = pytest.mark.e2e
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from bedrock_finetune.lineage import TAG_STACK
-from finetune_local import bedrock as emulated_bedrock
-from finetune_local.cloud import LocalCloud
-from finetune_local.runner import follow_delivery, started_execution, upload_run
-from finetune_local.scenarios import Scenario, scenario
-from finetune_local.template import Synthesized
-from finetune_local.timing import Clock
+from finetune.local import bedrock as emulated_bedrock
+from finetune.local.cloud import LocalCloud
+from finetune.local.runner import follow_delivery, started_execution, upload_run
+from finetune.local.scenarios import Scenario, scenario
+from finetune.local.template import Synthesized
+from finetune.local.timing import Clock
 from tests.e2e.conftest import run_in_emulation
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from finetune_cli.main import main
+from finetune.main import main
 from tests.unit.dataset_builders import dumps, valid_lines, with_line, write_jsonl
 
 
@@ -216,3 +216,43 @@ def test_a_bad_config_is_a_usage_error(tmp_path, capsys):
     train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
     assert main(["validate", str(train), "--config", str(config)]) == 2
     assert "unknown configuration key(s): model_unit" in capsys.readouterr().err
+
+
+def test_a_model_configured_in_cdk_json_is_checked_with_its_own_limits(tmp_path, capsys):
+    # Given a deployment of Claude 3 Haiku that also configures a model needing 100 training records
+    limits = {
+        "min_train_records": 100,
+        "max_train_records": 10000,
+        "max_validation_records": 1000,
+        "max_total_records": 10000,
+        "max_tokens_per_record": 32000,
+        "max_train_bytes": 10**9,
+        "max_validation_bytes": 10**8,
+    }
+    other = "anthropic.claude-next-v1:0"
+    context = {
+        "hyperparameters": {"earlyStoppingPatience": 3},
+        "models": {other: {"display_name": "Claude Next", "regions": ["us-west-2"], "limits": limits}},
+    }
+    config = tmp_path / "cdk.json"
+    config.write_text(json.dumps({"context": context}))
+    train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
+    # When 40 records are checked against that model
+    assert main(["validate", str(train), "--config", str(config), "--model", other, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    # Then its minimum applies, and the deployment's defaults (for Haiku) do not
+    assert report["error_counts"] == {"TOO_FEW_RECORDS": 1}
+    assert report["hyperparameters"] == {}
+    # And against the deployment's own model the same file is valid, with its defaults
+    assert main(["validate", str(train), "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hyperparameters"] == {"earlyStoppingPatience": 3}
+
+
+def test_a_model_neither_built_in_nor_configured_is_a_usage_error(tmp_path, capsys):
+    config = tmp_path / "cdk.json"
+    config.write_text(json.dumps({"context": {}}))
+    train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
+    assert main(["validate", str(train), "--config", str(config), "--model", "anthropic.claude-9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"finetune validate: --model anthropic.claude-9 with {config}:")
+    assert "not in the model catalog" in err

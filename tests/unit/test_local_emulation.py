@@ -13,10 +13,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from finetune_local import bedrock
-from finetune_local.events import transform_input
-from finetune_local.scenarios import SCENARIOS
-from finetune_local.timing import Clock
+from finetune.local import bedrock
+from finetune.local.events import transform_input
+from finetune.local.scenarios import SCENARIOS
+from finetune.local.timing import Clock
 
 REGION = "us-west-2"
 BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"

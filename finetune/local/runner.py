@@ -27,11 +27,11 @@ from bedrock_finetune.layout import (
     TRAIN_FILE,
     VALIDATION_FILE,
 )
-from finetune_local.cloud import Deployment, LocalCloud, StackDeletion
-from finetune_local.events import Delivery, execution_status_event
-from finetune_local.scenarios import Scenario
-from finetune_local.template import Synthesized, synthesize
-from finetune_local.timing import DEFAULT_SCALE, Clock
+from finetune.local.cloud import Deployment, LocalCloud, StackDeletion
+from finetune.local.events import Delivery, execution_status_event
+from finetune.local.scenarios import Scenario
+from finetune.local.template import Synthesized, synthesize
+from finetune.local.timing import DEFAULT_SCALE, Clock
 
 #: A local run that takes longer than this (real time) is reported as stuck.
 MAX_RUN_SECONDS = 120.0

@@ -23,12 +23,12 @@ from typing import TextIO
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from finetune_local.cloud import Deployment, LocalCloud
-from finetune_local.events import Delivery
-from finetune_local.runner import follow_delivery, print_summary
-from finetune_local.scenarios import Scenario
-from finetune_local.template import Synthesized, synthesize
-from finetune_local.timing import SERVER_SCALE, Clock
+from finetune.local.cloud import Deployment, LocalCloud
+from finetune.local.events import Delivery
+from finetune.local.runner import follow_delivery, print_summary
+from finetune.local.scenarios import Scenario
+from finetune.local.template import Synthesized, synthesize
+from finetune.local.timing import SERVER_SCALE, Clock
 
 
 @contextlib.contextmanager

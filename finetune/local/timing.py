@@ -24,7 +24,7 @@ from botocore.retries.standard import ExponentialBackoff
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-from finetune_local.defaults import DEFAULT_SCALE, SERVER_SCALE
+from finetune.local.defaults import DEFAULT_SCALE, SERVER_SCALE
 
 __all__ = ["DEFAULT_SCALE", "SERVER_SCALE", "Clock"]
 

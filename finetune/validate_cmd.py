@@ -6,7 +6,8 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,11 +20,9 @@ from bedrock_finetune.dataset import (
     ValidationReport,
     validate_run,
 )
-from stacks.config import load_config
-
-TRAIN_FILE = "train.jsonl"
-VALIDATION_FILE = "validation.jsonl"
-HYPERPARAMETERS_FILE = "hyperparameters.json"
+from bedrock_finetune.layout import HYPERPARAMETERS_FILE, TRAIN_FILE, VALIDATION_FILE
+from bedrock_finetune.sizes import human_bytes
+from stacks.config import PipelineConfig, load_config
 
 #: The readable summary lists at most this many errors and warnings; --json has them all.
 SHOWN_ISSUES = 30
@@ -78,16 +77,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         train, validation, hyperparameters = _resolve_paths(args)
-        settings = _deployment_settings(args.config)
-        chars_per_token = (
-            args.chars_per_token if args.chars_per_token is not None else settings.chars_per_token
-        )
+        target = _target(args.config, args.model)
+        model = target.model
+        chars_per_token = args.chars_per_token if args.chars_per_token is not None else target.chars_per_token
         if not (math.isfinite(chars_per_token) and chars_per_token > 0):
             raise UsageError(f"--chars-per-token must be a positive number, not {chars_per_token:g}")
-        try:
-            model = resolve_model(args.model or settings.base_model_id, settings.models)
-        except CatalogError as exc:
-            raise UsageError(str(exc)) from exc
         try:
             hp_source = HyperparametersSource.from_path(hyperparameters) if hyperparameters else None
             report = validate_run(
@@ -95,7 +89,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 LocalFile(validation) if validation else None,
                 hp_source,
                 model,
-                defaults=settings.hyperparameters if model.model_id == settings.base_model_id else None,
+                defaults=target.defaults,
                 chars_per_token=chars_per_token,
             )
         except OSError as exc:
@@ -112,32 +106,46 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 
 @dataclass(frozen=True)
-class _Settings:
-    base_model_id: str = CLAUDE_3_HAIKU
-    models: dict[str, ModelSpec] = field(default_factory=dict)
-    hyperparameters: dict[str, int | float] = field(default_factory=dict)
+class _Target:
+    """What a run is checked against: the model, the configured hyperparameter defaults (for the
+    deployment's own model only) and the token ratio."""
+
+    model: ModelSpec
+    defaults: Mapping[str, int | float] | None = None
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
 
 
-def _deployment_settings(config_path: str | None) -> _Settings:
-    """What the deployed pipeline validates with, read from cdk.json through the same config loader."""
+def _target(config_path: str | None, model_id: str | None) -> _Target:
+    """What the deployed pipeline validates with, read from cdk.json through the config loader.
+
+    Without a cdk.json there is no deployment: the built-in catalog and the cautious token ratio.
+    """
     path = Path(config_path) if config_path else Path("cdk.json")
     if not path.is_file():
         if config_path:
             raise UsageError(f"--config {config_path}: no such file")
-        return _Settings()
+        try:
+            return _Target(resolve_model(model_id or CLAUDE_3_HAIKU))
+        except CatalogError as exc:
+            raise UsageError(str(exc)) from exc
     try:
         context = json.loads(path.read_text(encoding="utf-8")).get("context", {})
-        config = load_config(context)
     except (OSError, ValueError, AttributeError) as exc:
         raise UsageError(f"{path}: {exc}") from exc
-    models = {mid: ModelSpec.from_dict(mid, spec) for mid, spec in context.get("models", {}).items()}
-    return _Settings(
-        base_model_id=config.base_model_id,
-        models=models,
-        hyperparameters=dict(config.hyperparameters),
-        chars_per_token=config.chars_per_token,
-    )
+    config = _load(path, context)
+    if model_id is None or model_id == config.base_model_id:
+        return _Target(config.model, config.hyperparameters, config.chars_per_token)
+    # Another model: the loader resolves it among the configured models as a deployment of it would;
+    # the configured hyperparameter defaults were checked against the deployment's model, not this one.
+    other = _load(path, {**context, "base_model_id": model_id, "hyperparameters": {}}, f"--model {model_id}")
+    return _Target(other.model, None, config.chars_per_token)
+
+
+def _load(path: Path, context: Mapping[str, Any], what: str = "") -> PipelineConfig:
+    try:
+        return load_config(context)
+    except (ValueError, AttributeError) as exc:
+        raise UsageError(f"{what + ' with ' if what else ''}{path}: {exc}") from exc
 
 
 def _resolve_paths(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
@@ -174,7 +182,7 @@ def render(report: ValidationReport, model_name: str) -> str:
     for role, summary in files:
         if summary is not None:
             lines.append(
-                f"  {role:<11} {summary.path}  {summary.records:,} records, {_human_bytes(summary.bytes)}"
+                f"  {role:<11} {summary.path}  {summary.records:,} records, {human_bytes(summary.bytes)}"
             )
     if report.hyperparameters_path:
         lines.append(f"  {'hyperparams':<11} {report.hyperparameters_path}")
@@ -216,10 +224,3 @@ def _where(issue: Issue, report: ValidationReport) -> str:
     summary = report.train if issue.file == "train" else report.validation
     path = summary.path if summary else issue.file
     return f"{path}:{issue.line}" if issue.line is not None else path
-
-
-def _human_bytes(size: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune_local.defaults import DEFAULT_SCALE, SERVER_SCALE
-from finetune_local.scenarios import SCENARIOS
+from finetune.local.defaults import DEFAULT_SCALE, SERVER_SCALE
+from finetune.local.scenarios import SCENARIOS
 
 
 def register(subparsers: Any) -> None:
@@ -83,8 +83,8 @@ def run_local_command(args: argparse.Namespace) -> int:
     """``finetune local``: 0 when the execution succeeded (and, with ``--destroy``, the stack was
     deleted), 1 otherwise, 2 for a bad folder."""
     # Imported here so that `finetune --help` does not load the CDK and moto.
-    from finetune_local.runner import RunFolderError, run_local  # noqa: PLC0415
-    from finetune_local.scenarios import scenario  # noqa: PLC0415
+    from finetune.local.runner import RunFolderError, run_local  # noqa: PLC0415
+    from finetune.local.scenarios import scenario  # noqa: PLC0415
 
     try:
         result = run_local(
@@ -99,7 +99,7 @@ def run_local_command(args: argparse.Namespace) -> int:
 
 def run_server_command(args: argparse.Namespace) -> int:
     """``finetune local-server``: serve until interrupted."""
-    from finetune_local.scenarios import scenario  # noqa: PLC0415
-    from finetune_local.server import serve_forever  # noqa: PLC0415
+    from finetune.local.scenarios import scenario  # noqa: PLC0415
+    from finetune.local.server import serve_forever  # noqa: PLC0415
 
     return serve_forever(args.port, scenario(args.scenario), time_scale=args.time_scale)

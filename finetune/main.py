@@ -5,19 +5,29 @@ from __future__ import annotations
 import argparse
 import sys
 
-from finetune_cli import convert_cmd, validate_cmd
-from finetune_local import cli as local_cmd
+from finetune import convert_cmd, validate_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; each command registers itself as a sub-parser."""
+    """The top-level parser; each command registers itself as a sub-parser.
+
+    ``local`` and ``local-server`` are registered only when the emulation's dependencies are
+    installed (``requirements-dev.txt``); validate and convert need the runtime package only.
+    """
     parser = argparse.ArgumentParser(
         prog="finetune", description="Fine-tune Claude on Amazon Bedrock: validate, convert, run locally."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     validate_cmd.register(subparsers)
     convert_cmd.register(subparsers)
-    local_cmd.register(subparsers)
+    try:
+        from finetune.local import cli as local_cmd  # noqa: PLC0415 - optional, see the docstring
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "finetune":
+            raise  # our own module is missing: a packaging bug, not an optional dependency
+        parser.epilog = f"The local and local-server commands are not available: {exc}."
+    else:
+        local_cmd.register(subparsers)
     return parser
 
 

@@ -34,7 +34,7 @@ from moto.moto_api import state_manager
 from moto.moto_api._internal.managed_state_model import ManagedState
 from moto.s3.models import s3_backends
 
-from finetune_local.scenarios import SCENARIOS, Scenario
+from finetune.local.scenarios import SCENARIOS, Scenario
 
 JOB_MODEL = "bedrock::model-customization-job"
 THROUGHPUT_MODEL = "bedrock::provisioned-model-throughput"

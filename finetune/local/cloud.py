@@ -44,13 +44,13 @@ from moto.sns.models import sns_backends
 from moto.stepfunctions.models import stepfunctions_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from finetune_local import bedrock
-from finetune_local.events import EventRouter
-from finetune_local.lambda_runtime import Invocation, LambdaRuntime
-from finetune_local.provider import RUN_BY_PROVIDER, CustomResource, ProviderResponse, custom_resources, send
-from finetune_local.scenarios import Scenario
-from finetune_local.template import Synthesized
-from finetune_local.timing import Clock
+from finetune.local import bedrock
+from finetune.local.events import EventRouter
+from finetune.local.lambda_runtime import Invocation, LambdaRuntime
+from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
+from finetune.local.scenarios import Scenario
+from finetune.local.template import Synthesized
+from finetune.local.timing import Clock
 
 MOTO_CONFIG: dict[str, dict[str, bool]] = {
     "stepfunctions": {"execute_state_machine": True},
@@ -192,6 +192,13 @@ class LocalCloud:
         extra_env = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}
         self.runtime = LambdaRuntime(synth.assets, synth.region, extra_env=extra_env)
         self.router = EventRouter()
+        self.provider = ProviderFramework(
+            account=synth.account,
+            region=synth.region,
+            template=synth.template,
+            client=self.client,
+            sleep=self.clock.sleep,
+        )
 
     def client(self, service: str) -> Any:
         """A boto3 client of the emulated AWS."""
@@ -257,7 +264,7 @@ class LocalCloud:
         responses: list[ProviderResponse] = []
         failed: str | None = None
         for resource in reversed(deployment.custom_resources):
-            response = send(self, deployment.stack_id, resource, "Delete")
+            response = self.provider.send(deployment.stack_id, resource, "Delete")
             responses.append(response)
             if not response.succeeded:
                 failed = f"{resource.logical_id}: {response.reason}"
@@ -389,8 +396,8 @@ class LocalCloud:
         # On AWS they are created in dependency order among the other resources; here after them.
         # The teardown's Create does nothing but return its physical id, so the order does not show.
         created = []
-        for resource in custom_resources(self, stack_id):
-            response = send(self, stack_id, resource, "Create")
+        for resource in self.provider.custom_resources(stack_id):
+            response = self.provider.send(stack_id, resource, "Create")
             if not response.succeeded:
                 raise DeploymentFailed(f"{resource.logical_id}: CREATE_FAILED: {response.reason}")
             created.append(dataclasses.replace(resource, physical_id=response.physical_id))

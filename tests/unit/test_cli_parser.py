@@ -1,0 +1,50 @@
+"""The ``finetune`` parser: the local commands are there only when the emulation can run."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import finetune.local
+from finetune.main import build_parser, main
+
+
+def _commands() -> set[str]:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    return set(subparsers.choices)
+
+
+def _without_emulation_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the imported emulation so that the next import runs its dependency check again."""
+    for name in [n for n in sys.modules if n == "finetune.local" or n.startswith("finetune.local.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_local_commands_are_registered_when_the_emulation_is_installed():
+    assert {"validate", "convert", "local", "local-server"} <= _commands()
+
+
+@pytest.mark.parametrize("dependency", finetune.local.DEPENDENCIES)
+def test_without_an_emulation_dependency_the_local_commands_are_absent(dependency, monkeypatch, capsys):
+    # Given the development dependency is not installed (None in sys.modules makes its import fail)
+    _without_emulation_modules(monkeypatch)
+    monkeypatch.setitem(sys.modules, dependency, None)
+    # Then the CLI has no local commands, and help says why
+    assert _commands() == {"validate", "convert"}
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the epilog
+    assert "local-server" not in out.split("options:")[0]
+    assert f"not available: the local emulation needs {dependency}: pip install" in out
+    # And the rest of the CLI works
+    assert main(["local", "run"]) == 2
+    assert "invalid choice: 'local'" in capsys.readouterr().err
+
+
+def test_the_emulation_package_refuses_to_import_without_its_dependencies(monkeypatch):
+    _without_emulation_modules(monkeypatch)
+    monkeypatch.setitem(sys.modules, "moto", None)
+    with pytest.raises(ModuleNotFoundError, match=r"requirements-dev\.txt") as raised:
+        __import__("finetune.local.cli")
+    assert raised.value.name == "moto"
