@@ -70,6 +70,8 @@ class PipelineConfig:
     log_retention_days: int
     preflight: bool
     delete_custom_models_on_destroy: bool
+    cleanup_retry_seconds: int = 300
+    cleanup_max_hours: int = 2
     quality_gate: QualityGate = field(default_factory=QualityGate)
 
     @property
@@ -84,7 +86,12 @@ class PipelineConfig:
     def execution_timeout_hours(self) -> int:
         """The whole execution's timeout: the job's maximum plus a margin for validation,
         provisioning (Provisioned Throughput can take tens of minutes) and notification."""
-        return self.max_job_hours + 2
+        return self.max_job_hours + 2 + self.cleanup_max_hours
+
+    @property
+    def cleanup_max_attempts(self) -> int:
+        """How many times a clean-up may run while a throughput settles (Creating -> deletable)."""
+        return self.cleanup_max_hours * 3600 // self.cleanup_retry_seconds + 1
 
 
 # One entry per configuration key: its default and a one-line description (README reference).
@@ -100,6 +107,15 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "job_poll_seconds": (600, "Seconds between customization job status checks (60-3600)."),
     "throughput_poll_seconds": (120, "Seconds between Provisioned Throughput status checks (30-3600)."),
     "settle_seconds": (60, "Seconds to wait after train.jsonl lands before reading the run folder (0-900)."),
+    "cleanup_retry_seconds": (
+        300,
+        "Seconds between clean-up attempts while a throughput is still Creating and cannot be deleted "
+        "(60-3600).",
+    ),
+    "cleanup_max_hours": (
+        2,
+        "How long clean-up keeps waiting for such a throughput before it reports it still billing (1-24).",
+    ),
     "max_job_hours": (72, "Maximum customization job duration in hours (1-720); sets the execution timeout."),
     "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
     "kms_key_arn": (None, "Existing KMS key ARN to use; by default the app creates a key with rotation."),
@@ -231,6 +247,8 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         job_poll_seconds=r.integer("job_poll_seconds", 60, 3600),
         throughput_poll_seconds=r.integer("throughput_poll_seconds", 30, 3600),
         settle_seconds=r.integer("settle_seconds", 0, 900),
+        cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
+        cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
         max_job_hours=r.integer("max_job_hours", 1, 720),
         notification_emails=tuple(emails),
         kms_key_arn=kms_key_arn,

@@ -98,6 +98,7 @@ class FineTuningPipelineStack(Stack):
                 settle_seconds=config.settle_seconds,
                 job_poll_seconds=config.job_poll_seconds,
                 throughput_poll_seconds=config.throughput_poll_seconds,
+                cleanup_retry_seconds=config.cleanup_retry_seconds,
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
             ),
             log_group=pipeline_logs,
@@ -110,7 +111,7 @@ class FineTuningPipelineStack(Stack):
             self,
             ctx=ctx,
             state_machine=state_machine,
-            topic=notifications.topic,
+            notify=functions.notify,
             pipeline_logs=pipeline_logs,
             dead_letters=dead_letters,
         )

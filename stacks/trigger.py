@@ -16,7 +16,7 @@ from stacks.permissions import describe_role
 
 
 def dead_letter_queue(scope: Construct) -> sqs.Queue:
-    """Undeliverable events of the pipeline's rules, and failed asynchronous runs of its clean-up Lambda."""
+    """Undeliverable events of the pipeline's rules (the upload trigger and the ended-execution clean-up)."""
     queue = sqs.Queue(
         scope,
         "TriggerDeadLetters",
@@ -26,8 +26,14 @@ def dead_letter_queue(scope: Construct) -> sqs.Queue:
     )
     acknowledge(
         queue,
+        "AwsSolutions-SQS3",
+        "This queue is the dead-letter queue of the pipeline's EventBridge rule targets (the upload trigger "
+        "and the ended-execution clean-up), which cdk-nag does not recognise as DLQ users.",
+    )
+    acknowledge(
+        queue,
         "Serverless-SQSRedrivePolicy",
-        "This queue is itself the dead-letter queue (EventBridge targets, clean-up Lambda); nothing "
+        "This queue is itself the dead-letter queue of the EventBridge rule targets; nothing "
         "consumes it automatically, so there is nothing to redrive to.",
     )
     return queue

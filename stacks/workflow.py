@@ -24,6 +24,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from bedrock_finetune.errors import TRANSIENT_ERRORS
+from bedrock_finetune.layout import DATASETS_PREFIX, TRAIN_FILE
 from stacks.nag import (
     INLINE_POLICY_REASON,
     acknowledge_inline_policy,
@@ -66,6 +67,7 @@ class WorkflowTiming:
     settle_seconds: int
     job_poll_seconds: int
     throughput_poll_seconds: int
+    cleanup_retry_seconds: int
     execution_timeout: Duration
 
 
@@ -78,6 +80,48 @@ def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
             "executionName": sfn.JsonPath.string_at("$$.Execution.Name"),
         }
     )
+
+
+def lambda_task(
+    scope: Construct,
+    name: str,
+    function: lambda_.IFunction,
+    fields: dict[str, object],
+    *,
+    result_path: str,
+    timeout: Duration = Duration.minutes(2),
+    payload: sfn.TaskInput | None = None,
+) -> tasks.LambdaInvoke:
+    """A Lambda task with explicit retries: Lambda service errors and transient AWS errors are
+    retried with exponential back-off and full jitter; everything else fails at once.
+
+    The payload is ``fields`` plus the execution's ARN and name, unless ``payload`` is given."""
+    task = tasks.LambdaInvoke(
+        scope,
+        name,
+        lambda_function=function,
+        payload=payload or _with_execution(fields),
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+        task_timeout=sfn.Timeout.duration(timeout),
+    )
+    task.add_retry(
+        errors=LAMBDA_SERVICE_ERRORS,
+        interval=Duration.seconds(2),
+        max_attempts=6,
+        backoff_rate=2,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    task.add_retry(
+        errors=list(TRANSIENT_ERRORS),
+        interval=Duration.seconds(20),
+        max_attempts=6,
+        backoff_rate=2,
+        max_delay=Duration.minutes(5),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    return task
 
 
 class FineTuningWorkflow(Construct):
@@ -102,34 +146,55 @@ class FineTuningWorkflow(Construct):
             error_path="$.failure.error",
             cause_path="$.failure.cause",
         )
-        notify_failure = self._task(
+        notify_failure = lambda_task(
+            self,
             "Notify failure",
             functions.notify,
             {"outcome": "failed", "state": sfn.JsonPath.object_at("$")},
             result_path="$.notice",
         )
         notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
-        clean_up = self._task(
+        clean_up = lambda_task(
+            self,
             "Clean up failed run",
             functions.clean_up_failed_run,
             {
                 "run": sfn.JsonPath.object_at("$.run"),
                 "failure": sfn.JsonPath.object_at("$.failure"),
+                "previous": sfn.JsonPath.object_at("$.cleanup"),
             },
             result_path="$.cleanup",
         )
-        # A failed clean-up must still be reported: record its error and notify anyway.
+        # A failed clean-up must still be reported: record its error and notify anyway (the notice
+        # then names what may still be billing).
         clean_up.add_catch(
             sfn.Pass(
                 self,
                 "Clean-up failed",
-                parameters={"summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)"},
+                parameters={
+                    "failed": True,
+                    "summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)",
+                },
                 result_path="$.cleanup",
             ).next(notify_failure),
             errors=["States.ALL"],
             result_path="$.cleanupError",
         )
-        failure_chain = clean_up.next(notify_failure).next(run_failed)
+        # A throughput that is still Creating cannot be deleted yet: wait for it to settle, then again.
+        clean_up_again = sfn.Wait(
+            self,
+            "Wait before cleaning up again",
+            time=sfn.WaitTime.duration(Duration.seconds(timing.cleanup_retry_seconds)),
+        ).next(clean_up)
+        failure_chain = sfn.Pass(
+            self, "Begin clean-up", parameters={"attempt": 0}, result_path="$.cleanup"
+        ).next(clean_up)
+        clean_up.next(
+            sfn.Choice(self, "Clean-up settled?")
+            .when(sfn.Condition.boolean_equals("$.cleanup.retry", True), clean_up_again)
+            .otherwise(notify_failure)
+        )
+        notify_failure.next(run_failed)
 
         def record_failure(step: str) -> sfn.Pass:
             return sfn.Pass(
@@ -143,7 +208,7 @@ class FineTuningWorkflow(Construct):
             step: str, function: lambda_.IFunction, fields: dict[str, object], **options: Any
         ) -> tasks.LambdaInvoke:
             """A task whose every error (after its retries) is recorded as ``step`` failing."""
-            task = self._task(step, function, fields, **options)
+            task = lambda_task(self, step, function, fields, **options)
             task.add_catch(
                 record_failure(step).next(failure_chain), errors=["States.ALL"], result_path="$.caught"
             )
@@ -169,6 +234,7 @@ class FineTuningWorkflow(Construct):
                     "etag.$": "$.etag",
                     "versionId.$": "$.versionId",
                     "run.$": "States.ArrayGetItem(States.StringSplit($.key, '/'), 1)",
+                    "depth.$": "States.ArrayLength(States.StringSplit($.key, '/'))",
                 }
             },
         )
@@ -177,6 +243,32 @@ class FineTuningWorkflow(Construct):
             "Let uploads settle",
             comment="Give validation.jsonl and hyperparameters.json time to arrive (aws s3 sync order)",
             time=sfn.WaitTime.duration(Duration.seconds(timing.settle_seconds)),
+        )
+        # EventBridge wildcards cross "/": datasets/a/b/train.jsonl matches too. Such a key is not a run
+        # (it would read as run "a"), so it ends here, before anything is read, bought or reported.
+        is_a_run = (
+            sfn.Choice(self, "Upload is a run?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.number_equals("$.run.depth", 3),
+                    sfn.Condition.string_matches("$.run.key", f"{DATASETS_PREFIX}*/{TRAIN_FILE}"),
+                ),
+                settle,
+            )
+            .otherwise(
+                sfn.Pass(
+                    self,
+                    "Not a run",
+                    parameters={
+                        "step": "Identify run",
+                        "error": "NotARunKey",
+                        "cause.$": f"States.Format('{{}} is not {DATASETS_PREFIX}<run>/{TRAIN_FILE}: "
+                        "nothing was validated, trained or bought. Move the files into their own run "
+                        f"folder and upload {TRAIN_FILE} again.', $.run.key)",
+                    },
+                    result_path="$.failure",
+                ).next(notify_failure)
+            )
         )
         validate = pipeline_task(
             "Validate dataset",
@@ -226,7 +318,8 @@ class FineTuningWorkflow(Construct):
             {"throughput": sfn.JsonPath.object_at("$.throughput")},
             result_path="$.throughput",
         )
-        notify_success = self._task(
+        notify_success = lambda_task(
+            self,
             "Notify success",
             functions.notify,
             {"outcome": "succeeded", "state": sfn.JsonPath.object_at("$")},
@@ -307,7 +400,8 @@ class FineTuningWorkflow(Construct):
         collect.next(quality_gate)
         create_throughput.next(wait_for_throughput)
         wait_for_throughput.next(get_throughput).next(throughput_status)
-        definition = identify_run.next(settle).next(validate).next(start_job).next(wait_for_job)
+        definition = identify_run.next(is_a_run)
+        settle.next(validate).next(start_job).next(wait_for_job)
 
         self.state_machine = sfn.StateMachine(
             self,
@@ -337,41 +431,3 @@ class FineTuningWorkflow(Construct):
             )
         acknowledge_inline_policy(role, INLINE_POLICY_REASON)
         describe_role(role, "Execution role of the fine-tuning state machine: invokes its Lambdas")
-
-    def _task(
-        self,
-        name: str,
-        function: lambda_.IFunction,
-        fields: dict[str, object],
-        *,
-        result_path: str,
-        timeout: Duration = Duration.minutes(2),
-    ) -> tasks.LambdaInvoke:
-        """A Lambda task with explicit retries: Lambda service errors and Bedrock throttling/5xx are
-        retried with exponential back-off and full jitter; everything else fails at once."""
-        task = tasks.LambdaInvoke(
-            self,
-            name,
-            lambda_function=function,
-            payload=_with_execution(fields),
-            payload_response_only=True,
-            retry_on_service_exceptions=False,
-            result_path=result_path,
-            task_timeout=sfn.Timeout.duration(timeout),
-        )
-        task.add_retry(
-            errors=LAMBDA_SERVICE_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=6,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        task.add_retry(
-            errors=list(TRANSIENT_ERRORS),
-            interval=Duration.seconds(20),
-            max_attempts=6,
-            backoff_rate=2,
-            max_delay=Duration.minutes(5),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        return task

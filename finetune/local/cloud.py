@@ -370,6 +370,10 @@ class LocalCloud:
             )
 
         definition = self._recreate_state_machine(outputs["StateMachineArn"])
+        # The pipeline's other machines (the clean-up of ended executions) execute too.
+        for logical_id in synth.resources_of_type("AWS::StepFunctions::StateMachine"):
+            if physical[logical_id] != outputs["StateMachineArn"]:
+                self._recreate_state_machine(physical[logical_id])
         created = self._create_custom_resources(stack["StackId"])
         trigger = next(
             physical[k]

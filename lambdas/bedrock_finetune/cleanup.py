@@ -1,62 +1,190 @@
-"""Clean up after a run that did not finish: stop its job, delete throughput it bought.
+"""Clean up after a run that did not finish: stop its job, delete the throughput it bought.
 
-Idempotent and safe to run twice (from the state machine's failure path and from the
-execution-ended rule): what is already stopped or gone is left alone. A throughput with a
-commitment term cannot be deleted before the term ends; it is kept and reported.
+Safe to run again and again (the failure chain and the ended-execution clean-up both loop on it):
+what is already stopped or gone is left alone. What cannot be deleted yet is reported with the exact
+command to delete it by hand:
+
+- a throughput that is still ``Creating`` (or ``Updating``): Bedrock answers ``ConflictException``
+  until it is InService or Failed, within the hour, so the result asks to be called again (``retry``);
+- a throughput with a commitment term: it cannot be deleted before the term ends, and keeps billing.
+
+Only what this execution created is touched: a duplicate execution that reused another execution's
+job or throughput (same upload, same deterministic names) leaves them to the execution that made them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune.bedrock_jobs import classify, find_job, find_throughput
+from bedrock_finetune.lineage import TAG_EXECUTION, tag_value
 from bedrock_finetune.naming import RunNames
 
 _STOPPABLE = frozenset({"InProgress"})
+#: Throughput states in which Bedrock refuses deletion for now (ConflictException), but not for long.
+_SETTLING = frozenset({"Creating", "Updating"})
 
 
-def clean_up_run(bedrock: Any, names: RunNames) -> dict[str, Any]:
+def delete_command(arn: str, region: str | None = None) -> str:
+    """The AWS CLI command that deletes one provisioned throughput."""
+    where = f" --region {region}" if region else ""
+    return f"aws bedrock delete-provisioned-model-throughput --provisioned-model-id {arn}{where}"
+
+
+def _region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _created_by(bedrock: Any, arn: str) -> str | None:
+    """The execution tag of a job or throughput (None when it has none or cannot be read)."""
+    try:
+        tags = bedrock.list_tags_for_resource(resourceARN=arn).get("tags") or []
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return None
+        raise classify(exc, "ListTagsForResource") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "ListTagsForResource") from exc
+    return next((str(t.get("value")) for t in tags if t.get("key") == TAG_EXECUTION), None)
+
+
+def _not_ours(bedrock: Any, arn: str, execution_arn: str | None) -> str | None:
+    """Why ``arn`` must be left alone by ``execution_arn`` (None when it is this execution's own)."""
+    if execution_arn is None:
+        return None
+    creator = _created_by(bedrock, arn)
+    if creator is None or creator == tag_value(execution_arn):
+        return None
+    return f"{arn} was created by execution {creator}, not by this one; it is left to that execution"
+
+
+def clean_up_run(
+    bedrock: Any,
+    names: RunNames,
+    *,
+    execution_arn: str | None = None,
+    previous: Mapping[str, Any] | None = None,
+    max_attempts: int = 1,
+) -> dict[str, Any]:
     """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput.
 
-    Returns what was done, with a one-line ``summary`` for the notification.
+    ``execution_arn``: only resources tagged as created by this execution are touched. ``previous``: the
+    result of the attempt before (its ``attempt`` number and what it did, which this result keeps);
+    ``max_attempts``: how many the caller will make; ``retry`` is true when a throughput is still
+    settling and another attempt is allowed.
+
+    Returns ``jobStopped``, ``throughputDeleted``, ``throughputKept`` (a committed ARN),
+    ``stillBilling`` (each with ``arn``, ``status``, ``why`` and the ``deleteCommand``), ``settling``,
+    ``retry``, ``attempt`` (this one, counted from 1) and a one-line ``summary``.
     """
+    previous = previous or {}
+    attempt = int(previous.get("attempt") or 0)
     done: list[str] = []
-    result: dict[str, Any] = {"jobStopped": False, "throughputDeleted": False, "throughputKept": None}
+    still_billing: list[dict[str, str]] = []
+    result: dict[str, Any] = {
+        "jobStopped": bool(previous.get("jobStopped")),
+        "throughputDeleted": bool(previous.get("throughputDeleted")),
+        "throughputKept": None,
+    }
+    settling = False
 
     job = find_job(bedrock, names.job_name)
     if job is not None and job.get("status") in _STOPPABLE:
-        try:
-            bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
-        except ClientError as exc:
-            # Conflict: it is already stopping or finished; nothing left to do.
-            if exc.response.get("Error", {}).get("Code") != "ConflictException":
+        foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
+        if foreign:
+            done.append(f"job {foreign}")
+        else:
+            try:
+                bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
+            except ClientError as exc:
+                # Conflict: it is already stopping or finished; nothing left to do.
+                if _code(exc) != "ConflictException":
+                    raise classify(exc, "StopModelCustomizationJob") from exc
+            except BotoCoreError as exc:
                 raise classify(exc, "StopModelCustomizationJob") from exc
-        except BotoCoreError as exc:
-            raise classify(exc, "StopModelCustomizationJob") from exc
-        result["jobStopped"] = True
-        done.append(f"stopped customization job {job['jobArn']}")
+            result["jobStopped"] = True
+            done.append(f"stopped customization job {job['jobArn']}")
 
     pt = find_throughput(bedrock, names.provisioned_model_name)
     if pt is not None:
-        arn = pt["provisionedModelArn"]
-        if pt.get("commitmentDuration"):
+        arn, status = str(pt["provisionedModelArn"]), str(pt.get("status", ""))
+        foreign = _not_ours(bedrock, arn, execution_arn)
+        if foreign:
+            done.append(f"provisioned throughput {foreign}")
+        elif pt.get("commitmentDuration"):
             result["throughputKept"] = arn
-            done.append(
-                f"provisioned throughput {arn} has a {pt['commitmentDuration']} commitment and cannot be "
-                f"deleted before {pt.get('commitmentExpirationTime', 'its term ends')}; it keeps billing"
-            )
+            until = pt.get("commitmentExpirationTime", "its term ends")
+            why = f"it has a {pt['commitmentDuration']} commitment and cannot be deleted before {until}"
+            still_billing.append(_billing(arn, status, why, region=_region(arn), after=str(until)))
+            done.append(f"provisioned throughput {arn} {why}; it keeps billing")
         else:
-            try:
-                bedrock.delete_provisioned_model_throughput(provisionedModelId=arn)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                    raise classify(exc, "DeleteProvisionedModelThroughput") from exc
-            except BotoCoreError as exc:
-                raise classify(exc, "DeleteProvisionedModelThroughput") from exc
-            result["throughputDeleted"] = True
-            done.append(f"deleted provisioned throughput {arn}")
+            outcome = _delete_throughput(bedrock, arn, status)
+            if outcome is None:
+                result["throughputDeleted"] = True
+                done.append(f"deleted provisioned throughput {arn}")
+            else:
+                settling = True
+                still_billing.append(
+                    _billing(arn, outcome, "Bedrock cannot delete it while it is " + outcome)
+                )
+                done.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
 
-    result["summary"] = "; ".join(done) if done else "nothing to clean up (no running job, no throughput)"
+    # What earlier attempts did stays in the record; what is still settling is this attempt's news.
+    actions = [*previous.get("actions", []), *(d for d in done if "cannot be deleted yet" not in d)]
+    latest = [d for d in done if "cannot be deleted yet" in d]
+    result.update(
+        stillBilling=still_billing,
+        settling=settling,
+        retry=settling and attempt + 1 < max_attempts,
+        attempt=attempt + 1,
+        actions=actions,
+        summary="; ".join(dict.fromkeys(actions + latest))
+        or "nothing to clean up (no running job, no throughput)",
+    )
     return result
+
+
+def _delete_throughput(bedrock: Any, arn: str, status: str) -> str | None:
+    """Delete; None when gone, else the status that keeps Bedrock from deleting it for now."""
+    if status in _SETTLING:
+        return status
+    try:
+        bedrock.delete_provisioned_model_throughput(provisionedModelId=arn)
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return None
+        if _code(exc) == "ConflictException":
+            # Creating or Updating under us: Bedrock refuses until it settles.
+            return status if status in _SETTLING else "busy"
+        raise classify(exc, "DeleteProvisionedModelThroughput") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "DeleteProvisionedModelThroughput") from exc
+    return None
+
+
+def _billing(
+    arn: str, status: str, why: str, *, region: str | None = None, after: str | None = None
+) -> dict[str, str]:
+    command = delete_command(arn, region or _region(arn))
+    return {
+        "arn": arn,
+        "status": status,
+        "why": why,
+        "deleteCommand": f"{command} (after {after})" if after else command,
+    }
+
+
+def still_billing_lines(cleanup: Mapping[str, Any]) -> list[str]:
+    """One line per resource still billing, with the command that deletes it."""
+    return [
+        f"{item['arn']} ({item['status']}): {item['why']}. Delete it with: {item['deleteCommand']}"
+        for item in cleanup.get("stillBilling") or []
+    ]

@@ -1,68 +1,58 @@
-"""After an execution that timed out or was aborted: clean up what its run started, and tell people.
+"""After an execution that timed out, was aborted, or failed outside its own failure chain: clean up
+what its run started, attempt after attempt while a throughput settles, for the notice that follows.
 
-A failure inside the state machine runs its own clean-up chain; an aborted or timed-out execution
-cannot, so the ``OnExecutionEnded`` rule invokes the CleanUpEndedExecution task, whose use case is here.
+A failure inside the state machine runs its own clean-up chain and ends in a Fail state; everything
+else (an abort, a timeout, a failure the chain never saw, such as the 25,000-event history limit)
+reaches the ``CleanUpMachine``, which calls :func:`clean_up_ended_execution` until nothing settles.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bedrock_finetune.cleanup import clean_up_run
-from bedrock_finetune.layout import InvalidRunKey
-from bedrock_finetune.notifications import failure_notice, links_for, publish, run_record
-from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
-from bedrock_finetune.settings import NotifySettings
+from bedrock_finetune.settings import CleanUpSettings
 
 #: The error each end status reports (and the notice's wording, see notifications).
-_ERRORS = {"TIMED_OUT": "ExecutionTimedOut", "ABORTED": "ExecutionAborted"}
+_ERRORS = {"TIMED_OUT": "ExecutionTimedOut", "ABORTED": "ExecutionAborted", "FAILED": "ExecutionFailed"}
+#: An abort can race an in-flight "Create provisioned throughput": the throughput may appear after the
+#: first look. So an ended execution is always looked at again once, after one wait.
+MIN_ATTEMPTS = 2
 
 
-def execution_input(
-    detail: Mapping[str, Any], describe_execution: Callable[[str], Mapping[str, Any]]
-) -> dict[str, Any] | None:
-    """The execution's input from the event, or from DescribeExecution when EventBridge dropped it
-    (it does above 248 KB; Standard workflows keep it)."""
-    parsed = json.loads(detail.get("input") or "null")
-    if not parsed:
-        parsed = json.loads(describe_execution(str(detail["executionArn"]))["input"] or "null")
-    return parsed if isinstance(parsed, dict) else None
+def ended_in_a_fail_state(history: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the last events of a FAILED execution show one of its Fail states: the run's own
+    failure chain (or its "notification not sent" ends) already handled it."""
+    return any(event.get("type") == "FailStateEntered" for event in history)
 
 
 def clean_up_ended_execution(
     bedrock: Any,
-    s3: Any,
-    sns: Any,
-    settings: NotifySettings,
+    last_events: Callable[[str], Iterable[Mapping[str, Any]]],
+    settings: CleanUpSettings,
     *,
+    run: RunRef,
     detail: Mapping[str, Any],
-    describe_execution: Callable[[str], Mapping[str, Any]],
+    previous: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Stop the run's job, delete its no-commitment throughput, write run.json and publish the notice.
+    """One clean-up attempt for the ended execution ``detail`` (an EventBridge status-change detail).
 
-    Returns the clean-up result (with ``summary``); an execution whose input names no run has
-    nothing to clean up.
+    Returns :func:`clean_up_run`'s result with the ``failure`` to report, or ``{"handled": true}``
+    when a FAILED execution went through its own failure chain (nothing to do, nothing to say).
     """
     execution_arn, status = str(detail["executionArn"]), str(detail["status"])
-    try:
-        run = RunRef.from_execution_input(execution_input(detail, describe_execution) or {})
-    except (InvalidRunKey, KeyError) as exc:
-        return {"summary": f"no run in the execution input ({exc}); nothing to clean up"}
-    result = clean_up_run(bedrock, run.names)
-    state = {
-        "run": run.to_state(),
-        "failure": {
-            "step": "Execution",
-            "error": _ERRORS.get(status, status),
-            "cause": f"The execution ended with status {status} before the run finished.",
-        },
-        "cleanup": result,
+    if status == "FAILED" and ended_in_a_fail_state(last_events(execution_arn)):
+        return {"handled": True, "summary": "the run's own failure chain cleaned up and reported"}
+    result = clean_up_run(
+        bedrock, run.names, execution_arn=execution_arn, previous=previous, max_attempts=settings.max_attempts
+    )
+    if result["attempt"] < MIN_ATTEMPTS <= settings.max_attempts:
+        result["retry"] = True
+    result["failure"] = {
+        "step": "Execution",
+        "error": _ERRORS.get(status, status),
+        "cause": f"The execution ended with status {status} before the run finished.",
     }
-    notice = failure_notice(state, links_for(settings), execution_arn)
-    record = run_record(state, "failed", execution_arn, notice)
-    write_json(s3, run.bucket, run.location.run_record_key, record)
-    publish(sns, settings.topic_arn, notice, "failed", run.run)
     return result

@@ -19,7 +19,7 @@ TAG_STACK = "finetune:stack"
 _TAG_UNSAFE = re.compile(r"[^a-zA-Z0-9\s._:/=+@-]")
 
 
-def _tag_value(value: str) -> str:
+def tag_value(value: str) -> str:
     """Bedrock tag values allow ``[a-zA-Z0-9\\s._:/=+@-]`` up to 256 characters."""
     return _TAG_UNSAFE.sub("_", value)[:256]
 
@@ -33,14 +33,14 @@ def lineage_tags(
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Tags for what a run creates: configured resource tags plus the lineage tags."""
-    tags = {k: _tag_value(v) for k, v in (extra or {}).items()}
+    tags = {k: tag_value(v) for k, v in (extra or {}).items()}
     tags.update(
         {
-            TAG_RUN: _tag_value(run),
-            TAG_DATASET: _tag_value(f"s3://{identity.bucket}/{identity.key}"),
-            TAG_DATASET_VERSION: _tag_value(identity.version or "unknown"),
-            TAG_EXECUTION: _tag_value(execution_arn),
-            TAG_STACK: _tag_value(stack_tag),
+            TAG_RUN: tag_value(run),
+            TAG_DATASET: tag_value(f"s3://{identity.bucket}/{identity.key}"),
+            TAG_DATASET_VERSION: tag_value(identity.version or "unknown"),
+            TAG_EXECUTION: tag_value(execution_arn),
+            TAG_STACK: tag_value(stack_tag),
         }
     )
     return tags

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedrock_finetune.cleanup import delete_command, still_billing_lines
 from bedrock_finetune.layout import RunLocation
 from bedrock_finetune.reports import write_json
+from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.settings import NotifySettings
 
 _SUBJECT_MAX = 100  # SNS limit for e-mail subjects
@@ -103,8 +105,8 @@ def success_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
             ("Execution", links.execution_console(execution_arn)),
             (
                 "Cost note",
-                "Provisioned Throughput is billed every hour until you delete it "
-                "(aws bedrock delete-provisioned-model-throughput --provisioned-model-id <ARN>).",
+                "Provisioned Throughput is billed every hour until you delete it: "
+                + delete_command(str(pt.get("provisionedModelArn")), links.region),
             ),
         ]
     )
@@ -115,6 +117,8 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
     """The message for a failed run: which step, why, and where to look."""
     run_info = state.get("run") or {}
     run = run_info.get("run") or run_info.get("key") or "unknown run"
+    if run_info.get("key") and not RunRef.from_state({**run_info, "run": run}).is_run_key:
+        run = f"upload {run_info['key']}"
     failure = state.get("failure") or {}
     step = failure.get("step", "unknown step")
     error = failure.get("error", "Error")
@@ -122,6 +126,7 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
     validation = state.get("validation") or {}
     report_uri = validation.get("reportUri") or failure.get("reportUri")
     cleanup = state.get("cleanup") or {}
+    billing = still_billing_lines(cleanup) or _maybe_billing(state, cleanup, links.region)
     where = report_uri or f"CloudWatch Logs {links.log_group} and the execution history"
     outcome = _OUTCOMES.get(str(error), "failed")
     body = _lines(
@@ -137,6 +142,10 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
             ("Logs", links.log_group),
         ]
     )
+    if billing:
+        body += "\n\nSTILL BILLING (delete by hand if it is not needed):\n" + "\n".join(
+            f"- {b}" for b in billing
+        )
     cause = f"{step} {outcome}: {why.strip()} Look at: {where}."
     return Notice(
         subject=_subject(f"[fine-tuning] {run}: {step} {outcome}"),
@@ -144,6 +153,23 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
         error=str(error)[:256],
         cause=cause[:32768],
     )
+
+
+def _maybe_billing(state: Mapping[str, Any], cleanup: Mapping[str, Any], region: str) -> list[str]:
+    """When the clean-up itself failed, what the run may have left billing, by its exact identifier."""
+    if not cleanup.get("failed") or not (state.get("run") or {}).get("key"):
+        return []
+    run = RunRef.from_state(state["run"])
+    throughput = (state.get("throughput") or {}).get(
+        "provisionedModelArn"
+    ) or run.names.provisioned_model_name
+    return [
+        f"provisioned throughput {throughput}, if it exists: check with aws bedrock "
+        f"get-provisioned-model-throughput --provisioned-model-id {throughput} --region {region}; "
+        f"delete with {delete_command(throughput, region)}",
+        f"customization job {run.names.job_name}, if it is still running: aws bedrock "
+        f"stop-model-customization-job --job-identifier {run.names.job_name} --region {region}",
+    ]
 
 
 def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notice: Notice) -> dict[str, Any]:
@@ -172,6 +198,7 @@ def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notic
         "provisionedModel": pt.get("provisionedModelArn"),
         "provisionedModelStatus": pt.get("status"),
         "cleanup": (state.get("cleanup") or {}).get("summary"),
+        "stillBilling": (state.get("cleanup") or {}).get("stillBilling") or [],
     }
 
 
@@ -210,7 +237,8 @@ def notify_outcome(
     notice = build(state, links_for(settings), execution_arn)
     run = (state.get("run") or {}).get("run", "")
     record_uri = None
-    if run:
+    # A key that is not datasets/<run>/train.jsonl names no run: its record would overwrite another's.
+    if run and RunRef.from_state(state["run"]).is_run_key:
         location = RunLocation(bucket=settings.bucket_name, run=run)
         record = run_record(state, outcome, execution_arn, notice)
         record_uri = write_json(s3, location.bucket, location.run_record_key, record)

@@ -61,6 +61,11 @@ class RunRef:
         return RunLocation(bucket=self.bucket, run=self.run)
 
     @property
+    def is_run_key(self) -> bool:
+        """Whether the key is exactly ``datasets/<run>/train.jsonl`` for this run's name."""
+        return self.key == RunLocation(bucket=self.bucket, run=self.run).train_key
+
+    @property
     def dataset_uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 

@@ -215,6 +215,14 @@ class CreateProvisionedThroughputSettings(TaggingSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class CleanUpSettings(Settings):
+    """CleanUpFailedRun and CleanUpEndedExecution: how many attempts a settling throughput gets."""
+
+    owner: ClassVar[str] = "the clean-up functions"
+    max_attempts: int = setting("CLEAN_UP_MAX_ATTEMPTS")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class NotifySettings(Settings):
     """Notify and CleanUpEndedExecution: where notices and run records go, and where to look."""
 

@@ -41,3 +41,13 @@ class TaskEvent(DictWrapper):
     def state(self) -> dict[str, Any]:
         """Notify: the whole execution state."""
         return dict(self["state"])
+
+    @property
+    def previous(self) -> dict[str, Any]:
+        """Clean-up: the result of the attempt before this one (``{"attempt": 0}`` at first)."""
+        return dict(self.get("previous") or {})
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """Clean-up of an ended execution: the "Execution Status Change" event's detail."""
+        return dict(self["detail"])

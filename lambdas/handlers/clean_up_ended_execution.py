@@ -1,32 +1,40 @@
-"""CleanUpEndedExecution: after an execution timed out or was aborted (EventBridge rule target)."""
+"""CleanUpEndedExecution: one clean-up attempt for an execution that ended without its own clean-up."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.ended_execution import clean_up_ended_execution
-from bedrock_finetune.settings import NotifySettings
+from bedrock_finetune.settings import CleanUpSettings
+from handlers._events import TaskEvent
 from handlers._runtime import client, logger, metrics, settings, tracer
+
+
+def _last_events(execution_arn: str) -> list[dict[str, Any]]:
+    history = client("stepfunctions").get_execution_history(
+        executionArn=execution_arn, reverseOrder=True, maxResults=5
+    )
+    return list(history.get("events") or [])
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    """Input: a "Step Functions Execution Status Change" event."""
+@event_source(data_class=TaskEvent)
+def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
+    """Input: ``run``, ``detail`` (the status change), ``previous`` attempt. Output: what was done."""
     detail = event.detail
     logger.append_keys(correlation_id=detail.get("name"))
     result = clean_up_ended_execution(
         client("bedrock"),
-        client("s3"),
-        client("sns"),
-        settings(NotifySettings),
+        _last_events,
+        settings(CleanUpSettings),
+        run=event.run,
         detail=detail,
-        describe_execution=lambda arn: client("stepfunctions").describe_execution(executionArn=arn),
+        previous=event.previous,
     )
     logger.info("clean-up after ended execution", extra={"status": detail.get("status"), **result})
     return result

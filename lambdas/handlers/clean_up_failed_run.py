@@ -8,8 +8,9 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.cleanup import clean_up_run
+from bedrock_finetune.settings import CleanUpSettings
 from handlers._events import TaskEvent
-from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, tracer
+from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
@@ -17,7 +18,13 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, trac
 @metrics.log_metrics
 @event_source(data_class=TaskEvent)
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
-    """Input: ``run``, ``failure``. Output: what was cleaned up, with a ``summary``."""
-    result = clean_up_run(client("bedrock"), event.run.names)
+    """Input: ``run``, ``failure``, ``previous`` attempt. Output: what was done, ``retry``, ``summary``."""
+    result = clean_up_run(
+        client("bedrock"),
+        event.run.names,
+        execution_arn=event.execution_arn,
+        previous=event.previous,
+        max_attempts=settings(CleanUpSettings).max_attempts,
+    )
     logger.info("clean-up", extra=result)
     return result

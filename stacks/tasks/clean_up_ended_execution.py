@@ -1,7 +1,12 @@
-"""CleanUpEndedExecution: after an execution timed out or was aborted, clean up and notify.
+"""CleanUpEndedExecution: after an execution timed out, was aborted, or failed outside its failure chain,
+clean up what its run started and tell people, however long Bedrock takes to let go.
 
-One home for the function, its grant on the state machine's executions and the EventBridge rule that
-invokes it. Executions that fail inside the state machine clean up in their own failure chain.
+One home for the function, the small state machine that runs it until nothing is left settling, its
+grants on the pipeline's executions, and the EventBridge rule that starts it:
+
+    Read execution input -> Identify ended run -> Clean up ended run -> Already handled? -> Clean-up settled?
+      (retry) -> Wait for Bedrock to settle -> Clean up ended run ...
+      (done)  -> Notify ended run -> Ended run reported
 """
 
 from __future__ import annotations
@@ -10,21 +15,33 @@ from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.nag import acknowledge_wildcard_resource, logical_ref, nag_arn
+from bedrock_finetune.settings import CleanUpSettings
+from stacks.nag import (
+    INLINE_POLICY_REASON,
+    acknowledge_inline_policy,
+    acknowledge_wildcard_resource,
+    logical_ref,
+    nag_arn,
+)
+from stacks.permissions import describe_role
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.clean_up_failed_run import clean_up_statements
 from stacks.tasks.context import TaskContext, acknowledge_bedrock_ids
-from stacks.tasks.notify import notify_settings, notify_statements
+from stacks.workflow import lambda_task
+
+#: The end states the rule reacts to. FAILED executions that went through their own failure chain
+#: (a Fail state) are recognised by the function and left alone.
+ENDED_STATUSES = ["TIMED_OUT", "ABORTED", "FAILED"]
 
 
 class CleanUpEndedExecution(PipelineFunction):
-    """Invoked asynchronously by the ``OnExecutionEnded`` rule; failed events go to the dead letters."""
+    """The function, and the ``CleanUpMachine`` that runs it for each ended execution."""
 
     def __init__(
         self,
@@ -32,7 +49,7 @@ class CleanUpEndedExecution(PipelineFunction):
         *,
         ctx: TaskContext,
         state_machine: sfn.StateMachine,
-        topic: sns.ITopic,
+        notify: lambda_.IFunction,
         pipeline_logs: logs.ILogGroup,
         dead_letters: sqs.IQueue,
     ) -> None:
@@ -41,46 +58,186 @@ class CleanUpEndedExecution(PipelineFunction):
             "CleanUpEndedExecution",
             runtime=ctx.runtime,
             module="clean_up_ended_execution",
-            description="Cleans up after executions that timed out or were aborted, and notifies",
-            environment=notify_settings(ctx, topic, pipeline_logs).to_env(),
+            description="Cleans up after runs that timed out, were aborted or failed outside their chain",
+            environment=CleanUpSettings(max_attempts=ctx.config.cleanup_max_attempts).to_env(),
             timeout=Duration.minutes(2),
-            # EventBridge invokes it asynchronously: events whose clean-up keeps failing are kept.
-            dead_letter_queue=dead_letters,
+            invoked_synchronously_by="its clean-up state machine (LambdaInvoke, with retries and catch)",
         )
         stack = Stack.of(self)
+        executions = (
+            f"arn:{Aws.PARTITION}:states:{stack.region}:{stack.account}:execution:"
+            f"{state_machine.state_machine_name}:*"
+        )
         self.add_to_policy(
             *clean_up_statements(ctx.arns),
-            *notify_statements(self, ctx, topic),
             iam.PolicyStatement(
-                sid="ReadExecutionInput",
-                actions=["states:DescribeExecution"],
-                resources=[
-                    f"arn:{Aws.PARTITION}:states:{stack.region}:{stack.account}:execution:"
-                    f"{state_machine.state_machine_name}:*"
-                ],
+                sid="ReadHowTheExecutionEnded",
+                actions=["states:GetExecutionHistory"],
+                resources=[executions],
             ),
         )
+        self.machine = self._machine(stack, ctx, notify, pipeline_logs)
         # In the stack's scope, where it has always been (its logical ID stays the same).
         self.rule = events.Rule(
             stack,
             "OnExecutionEnded",
-            description="Clean up after a fine-tuning execution that timed out or was aborted",
+            description="Clean up after a fine-tuning execution that timed out, was aborted or failed",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],
-                detail={
-                    "status": ["TIMED_OUT", "ABORTED"],
-                    "stateMachineArn": [state_machine.state_machine_arn],
-                },
+                detail={"status": ENDED_STATUSES, "stateMachineArn": [state_machine.state_machine_arn]},
             ),
             targets=[
-                targets.LambdaFunction(self.function, dead_letter_queue=dead_letters, retry_attempts=10)
+                targets.SfnStateMachine(
+                    self.machine,
+                    input=events.RuleTargetInput.from_object(
+                        {"detail": events.EventField.from_path("$.detail")}
+                    ),
+                    dead_letter_queue=dead_letters,
+                    retry_attempts=10,
+                )
             ],
         )
-        ctx.data.acknowledge_prefixes(self.role, "reports")
         acknowledge_bedrock_ids(self.role, "model-customization-job/*", "provisioned-model/*")
         acknowledge_wildcard_resource(
             self.role,
             nag_arn(stack, "states", f"execution:<{logical_ref(state_machine)}.Name>:*"),
-            "Executions of this state machine only; their names are generated per run.",
+            "Executions of the pipeline's state machine only; their names are generated per run.",
         )
+        self._acknowledge_machine(notify)
+
+    def _machine(
+        self, stack: Stack, ctx: TaskContext, notify: lambda_.IFunction, pipeline_logs: logs.ILogGroup
+    ) -> sfn.StateMachine:
+        reported = sfn.Succeed(self, "Ended run reported")
+        notify_task = lambda_task(
+            self,
+            "Notify ended run",
+            notify,
+            {},
+            result_path="$.notice",
+            # The notice is about the ended execution, not about this clean-up's own execution.
+            payload=sfn.TaskInput.from_object(
+                {
+                    "outcome": "failed",
+                    "state": {
+                        "run": sfn.JsonPath.object_at("$.run"),
+                        "failure": sfn.JsonPath.object_at("$.cleanup.failure"),
+                        "cleanup": sfn.JsonPath.object_at("$.cleanup"),
+                    },
+                    "executionArn": sfn.JsonPath.string_at("$.detail.executionArn"),
+                    "executionName": sfn.JsonPath.string_at("$.detail.name"),
+                }
+            ),
+        )
+        notify_task.add_catch(
+            sfn.Fail(
+                self,
+                "Ended run not reported",
+                error="NotificationFailed",
+                cause="The clean-up ran, but its notice could not be published; see the Notify logs.",
+            ),
+            errors=["States.ALL"],
+            result_path="$.notifyError",
+        )
+        notify_task.next(reported)
+        clean_up = lambda_task(
+            self,
+            "Clean up ended run",
+            self.function,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "detail": sfn.JsonPath.object_at("$.detail"),
+                "previous": sfn.JsonPath.object_at("$.cleanup"),
+            },
+            result_path="$.cleanup",
+        )
+        clean_up.add_catch(
+            sfn.Pass(
+                self,
+                "Clean-up of ended run failed",
+                parameters={
+                    "failed": True,
+                    "summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)",
+                    "failure": {
+                        "step": "Execution",
+                        "error.$": "$.detail.status",
+                        "cause.$": "States.Format('The execution ended with status {} before the run "
+                        "finished.', $.detail.status)",
+                    },
+                },
+                result_path="$.cleanup",
+            ).next(notify_task),
+            errors=["States.ALL"],
+            result_path="$.cleanupError",
+        )
+        wait = sfn.Wait(
+            self,
+            "Wait for Bedrock to settle",
+            time=sfn.WaitTime.duration(Duration.seconds(ctx.config.cleanup_retry_seconds)),
+        ).next(clean_up)
+        clean_up.next(
+            sfn.Choice(self, "Already handled?")
+            .when(
+                sfn.Condition.boolean_equals("$.cleanup.handled", True),
+                sfn.Succeed(self, "Handled by the run's own failure chain"),
+            )
+            .otherwise(
+                sfn.Choice(self, "Clean-up settled?")
+                .when(sfn.Condition.boolean_equals("$.cleanup.retry", True), wait)
+                .otherwise(notify_task)
+            )
+        )
+        read_input = sfn.Pass(
+            self,
+            "Read execution input",
+            parameters={"detail.$": "$.detail", "input.$": "States.StringToJson($.detail.input)"},
+        )
+        identify = sfn.Pass(
+            self,
+            "Identify ended run",
+            comment="The run is the folder name: datasets/<run>/train.jsonl, as the pipeline reads it",
+            parameters={
+                "detail.$": "$.detail",
+                "run": {
+                    "bucket.$": "$.input.bucket",
+                    "key.$": "$.input.key",
+                    "etag.$": "$.input.etag",
+                    "versionId.$": "$.input.versionId",
+                    "run.$": "States.ArrayGetItem(States.StringSplit($.input.key, '/'), 1)",
+                },
+                "cleanup": {"attempt": 0},
+            },
+        )
+        return sfn.StateMachine(
+            self,
+            "CleanUpMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(read_input.next(identify).next(clean_up)),
+            timeout=Duration.hours(ctx.config.cleanup_max_hours + 1),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=pipeline_logs, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            comment="Clean up after a fine-tuning execution that ended without its own clean-up, and notify",
+        )
+
+    def _acknowledge_machine(self, notify: lambda_.IFunction) -> None:
+        role = self.machine.role
+        acknowledge_wildcard_resource(
+            role,
+            "*",
+            "Only X-Ray tracing and CloudWatch Logs vended delivery, whose actions have no resource type.",
+        )
+        for function in (self.function, notify):
+            acknowledge_wildcard_resource(
+                role,
+                f"<{logical_ref(function)}.Arn>:*",
+                "Versions and aliases of the pipeline's own function (granted by the LambdaInvoke task).",
+            )
+        acknowledge_inline_policy(role, INLINE_POLICY_REASON)
+        describe_role(role, "Execution role of the clean-up state machine: invokes its Lambdas")
+        events_role = self.machine.node.try_find_child("EventsRole")
+        if events_role is not None:
+            acknowledge_inline_policy(events_role, INLINE_POLICY_REASON)
+            describe_role(events_role, "Assumed by EventBridge to start the clean-up of an ended execution")

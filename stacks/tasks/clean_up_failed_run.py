@@ -6,6 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from bedrock_finetune.settings import CleanUpSettings
 from stacks.permissions import BedrockArns, owned_by_stack
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
@@ -17,6 +18,11 @@ def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(
             sid="FindRunResources",
             actions=["bedrock:GetModelCustomizationJob", "bedrock:GetProvisionedModelThroughput"],
+            resources=[arns.jobs, arns.provisioned_models],
+        ),
+        iam.PolicyStatement(
+            sid="ReadWhichExecutionCreatedThem",
+            actions=["bedrock:ListTagsForResource"],
             resources=[arns.jobs, arns.provisioned_models],
         ),
         iam.PolicyStatement(
@@ -44,6 +50,7 @@ class CleanUpFailedRun(PipelineFunction):
             runtime=ctx.runtime,
             module="clean_up_failed_run",
             description="Stops a failed run's job and deletes the no-commitment throughput it bought",
+            environment=CleanUpSettings(max_attempts=ctx.config.cleanup_max_attempts).to_env(),
             timeout=Duration.minutes(2),
             invoked_synchronously_by=STATE_MACHINE,
         )

@@ -31,6 +31,22 @@ def _wait_for(condition: Any, what: str, timeout: float = 30) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _ended_cleanups(cloud: LocalCloud, deployment: Any) -> list[dict[str, Any]]:
+    """The executions of the clean-up machine for ended executions, once none is running."""
+    sfn = cloud.client("stepfunctions")
+    (machine,) = [
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if "CleanUpMachine" in m["stateMachineArn"]
+    ]
+
+    def finished() -> list[dict[str, Any]] | None:
+        executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+        return executions if executions and all(e["status"] != "RUNNING" for e in executions) else None
+
+    return list(_wait_for(finished, "the clean-up of the ended execution"))
+
+
 def test_a_duplicate_upload_event_gives_one_job_and_one_throughput(
     synthesized: Synthesized, run_folder: Path
 ) -> None:
@@ -113,9 +129,11 @@ def test_an_aborted_execution_stops_its_job_and_says_so(synthesized: Synthesized
             "the execution to be aborted",
         )
         time.sleep(0.2)  # let the interpreter finish the state it was in
-        # And AWS sends the status-change event to the OnExecutionEnded rule
+        # And AWS sends the status-change event to the OnExecutionEnded rule, which starts the clean-up
         publish_execution_ended(cloud, deployment, description)
         assert cloud.router.errors == []
+        cleanups = _ended_cleanups(cloud, deployment)
+        assert [c["status"] for c in cleanups] == ["SUCCEEDED"]
         # Then the job is stopped, nothing is bought, and the notification says what happened
         job = bedrock.get_model_customization_job(jobIdentifier=jobs[0]["jobArn"])
         assert job["status"] in ("Stopping", "Stopped")
@@ -132,10 +150,21 @@ def test_an_aborted_execution_stops_its_job_and_says_so(synthesized: Synthesized
 
 
 def test_a_failed_execution_is_not_cleaned_up_twice(synthesized: Synthesized, run_folder: Path) -> None:
-    # The OnExecutionEnded rule acts on TIMED_OUT and ABORTED only: a FAILED run already cleaned up
-    # and notified inside the state machine.
+    # FAILED executions reach the clean-up machine too (a failure outside the chain, such as the history
+    # limit, must be cleaned up), but one that ended in its own failure chain is recognised and left alone.
     with run_in_emulation(synthesized, run_folder, "job-fails") as (result, cloud):
         assert result.status == "FAILED"
+        cleanups = _ended_cleanups(cloud, None)
+        assert [c["status"] for c in cleanups] == ["SUCCEEDED"]
+        history = cloud.client("stepfunctions").get_execution_history(
+            executionArn=cleanups[0]["executionArn"]
+        )
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in history["events"]
+            if "stateEnteredEventDetails" in e
+        ]
+        assert "Handled by the run's own failure chain" in entered
         assert len(result.notifications) == 1
         assert cloud.router.errors == []
 

@@ -37,7 +37,7 @@ def _job(status: str) -> dict[str, Any]:
     }
 
 
-def _pt(commitment: str | None = None) -> dict[str, Any]:
+def _pt(commitment: str | None = None, status: str = "InService") -> dict[str, Any]:
     response: dict[str, Any] = {
         "modelUnits": 1,
         "desiredModelUnits": 1,
@@ -46,7 +46,7 @@ def _pt(commitment: str | None = None) -> dict[str, Any]:
         "modelArn": MODEL_ARN,
         "desiredModelArn": MODEL_ARN,
         "foundationModelArn": "arn:aws:bedrock:us-west-2::foundation-model/x",
-        "status": "InService",
+        "status": status,
         "creationTime": "2026-11-22T00:00:00Z",
         "lastModifiedTime": "2026-11-22T00:00:00Z",
     }
@@ -91,6 +91,11 @@ def test_throughput_without_commitment_is_deleted(stubbed: tuple[Any, Stubber]) 
         "jobStopped": False,
         "throughputDeleted": True,
         "throughputKept": None,
+        "stillBilling": [],
+        "settling": False,
+        "retry": False,
+        "attempt": 1,
+        "actions": [f"deleted provisioned throughput {PT_ARN}"],
         "summary": f"deleted provisioned throughput {PT_ARN}",
     }
 
@@ -125,3 +130,70 @@ def test_throttling_during_clean_up_is_retryable(stubbed: tuple[Any, Stubber]) -
     stubber.add_client_error("get_model_customization_job", "ThrottlingException", http_status_code=429)
     with pytest.raises(BedrockTransientError):
         clean_up_run(client, NAMES)
+
+
+EXECUTION = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
+
+
+def _tags(execution: str) -> dict[str, Any]:
+    return {
+        "tags": [{"key": "finetune:execution", "value": execution}, {"key": "finetune:run", "value": "run-1"}]
+    }
+
+
+def test_a_creating_throughput_is_not_deleted_yet_and_asks_for_another_attempt(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    """Given a throughput still Creating (Bedrock refuses deletion), then nothing is deleted, the result
+    asks to be called again and names it as still billing, with the exact command."""
+    client, stubber = stubbed
+    _not_found(stubber, "get_model_customization_job")
+    stubber.add_response("get_provisioned_model_throughput", _pt(status="Creating"))
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
+    result = clean_up_run(client, NAMES, execution_arn=EXECUTION, previous={"attempt": 0}, max_attempts=3)
+    assert (result["throughputDeleted"], result["settling"], result["retry"], result["attempt"]) == (
+        False,
+        True,
+        True,
+        1,
+    )
+    (billing,) = result["stillBilling"]
+    assert billing["arn"] == PT_ARN and billing["status"] == "Creating"
+    assert billing["deleteCommand"] == (
+        f"aws bedrock delete-provisioned-model-throughput --provisioned-model-id {PT_ARN} --region us-west-2"
+    )
+
+
+def test_the_last_attempt_stops_asking_but_still_names_what_bills(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    _not_found(stubber, "get_model_customization_job")
+    stubber.add_response("get_provisioned_model_throughput", _pt(status="Creating"))
+    result = clean_up_run(client, NAMES, previous={"attempt": 2}, max_attempts=3)
+    assert result["retry"] is False and result["settling"] is True
+    assert result["stillBilling"][0]["arn"] == PT_ARN
+
+
+def test_a_conflict_on_delete_is_settling_not_an_error(stubbed: tuple[Any, Stubber]) -> None:
+    """Bedrock answers ConflictException while a throughput is Creating or Updating."""
+    client, stubber = stubbed
+    _not_found(stubber, "get_model_customization_job")
+    stubber.add_response("get_provisioned_model_throughput", _pt())
+    stubber.add_client_error("delete_provisioned_model_throughput", "ConflictException", http_status_code=400)
+    result = clean_up_run(client, NAMES, previous={"attempt": 0}, max_attempts=2)
+    assert result["settling"] is True and result["retry"] is True
+    assert result["throughputDeleted"] is False
+
+
+def test_what_another_execution_created_is_left_to_it(stubbed: tuple[Any, Stubber]) -> None:
+    """Given a duplicate execution (same upload) that reused the original's job and throughput, when the
+    duplicate is aborted, then the original's running job and in-service throughput are left alone."""
+    client, stubber = stubbed
+    original = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:original"
+    stubber.add_response("get_model_customization_job", _job("InProgress"))
+    stubber.add_response("list_tags_for_resource", _tags(original), {"resourceARN": JOB_ARN})
+    stubber.add_response("get_provisioned_model_throughput", _pt())
+    stubber.add_response("list_tags_for_resource", _tags(original), {"resourceARN": PT_ARN})
+    # No stop or delete call is stubbed: making one would fail the test.
+    result = clean_up_run(client, NAMES, execution_arn=EXECUTION)
+    assert (result["jobStopped"], result["throughputDeleted"], result["stillBilling"]) == (False, False, [])
+    assert f"created by execution {original}" in result["summary"]

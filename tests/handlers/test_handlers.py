@@ -10,6 +10,7 @@ import pytest
 
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
 from bedrock_finetune.settings import (
+    CleanUpSettings,
     CollectTrainingResultsSettings,
     CreateProvisionedThroughputSettings,
     NotifySettings,
@@ -183,6 +184,7 @@ def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[s
         "provisionedModel": "arn:provisioned-model",
         "provisionedModelStatus": None,
         "cleanup": None,
+        "stillBilling": [],
     }
 
 
@@ -219,14 +221,16 @@ def test_collect_training_results_writes_the_report_and_applies_the_gate(
     assert result["reportUri"] == "s3://data-bucket/reports/run-1/training.json"
 
 
-def test_ended_execution_is_cleaned_up_and_notified(
+def test_ended_execution_is_cleaned_up_and_looked_at_once_more(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Given an aborted execution whose job runs, when its clean-up runs, then the job is stopped, the
+    failure to report is ExecutionAborted, and it asks for one more look (an abort can race a create)."""
     from handlers.clean_up_ended_execution import handler
-
-    bedrock = boto3.client("bedrock", region_name="us-west-2")
     from handlers.start_customization_job import handler as start
 
+    set_settings(monkeypatch, CleanUpSettings(max_attempts=5))
+    bedrock = boto3.client("bedrock", region_name="us-west-2")
     started = start(
         {
             "run": RUN,
@@ -236,18 +240,8 @@ def test_ended_execution_is_cleaned_up_and_notified(
         },
         FakeLambdaContext(),
     )
-    event = {
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "detail": {
-            "executionArn": EXECUTION_ARN,
-            "name": "exec-1",
-            "status": "ABORTED",
-            "input": json.dumps({k: v for k, v in RUN.items() if k != "run"}),
-        },
-    }
-    # moto has no provisioned-throughput API: the handler must treat "not found" as nothing to delete,
-    # so answer that one call the way Bedrock does for a missing resource.
+    detail = {"executionArn": EXECUTION_ARN, "name": "exec-1", "status": "ABORTED"}
+    # moto has no provisioned-throughput API: answer that one call the way Bedrock does for a missing one.
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
@@ -259,16 +253,35 @@ def test_ended_execution_is_cleaned_up_and_notified(
         return original(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
-    result = handler(event, FakeLambdaContext())
+    result = handler({"run": RUN, "detail": detail, "previous": {"attempt": 0}}, FakeLambdaContext())
     assert result["jobStopped"] is True
     assert bedrock.get_model_customization_job(jobIdentifier=started["jobName"])["status"] == "Stopped"
-    (message,) = _published(env)
-    assert message["Subject"] == "[fine-tuning] run-1: Execution aborted"
-    assert "Error: ExecutionAborted" in message["Message"]
-    assert f"stopped customization job {started['jobArn']}" in message["Message"]
-    s3 = boto3.client("s3", region_name="us-west-2")
-    record = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/run.json")["Body"].read())
-    assert (record["outcome"], record["error"]) == ("failed", "ExecutionAborted")
+    assert result["failure"]["error"] == "ExecutionAborted"
+    assert (result["attempt"], result["retry"]) == (1, True)
+    again = handler({"run": RUN, "detail": detail, "previous": result}, FakeLambdaContext())
+    # The second look finds nothing new, and keeps what the first attempt did for the notice.
+    assert (again["attempt"], again["retry"], again["jobStopped"]) == (2, False, True)
+    assert f"stopped customization job {started['jobArn']}" in again["summary"]
+
+
+def test_a_failed_execution_that_went_through_its_chain_is_left_alone() -> None:
+    """FAILED executions reach the clean-up too (the history limit skips the chain); those whose last
+    events show a Fail state were handled by their own chain."""
+    from bedrock_finetune.ended_execution import clean_up_ended_execution
+    from bedrock_finetune.run_ref import RunRef
+
+    def history(arn: str) -> list[dict[str, Any]]:
+        return [{"type": "ExecutionFailed"}, {"type": "FailStateEntered"}, {"type": "TaskSucceeded"}]
+
+    result = clean_up_ended_execution(
+        object(),  # any Bedrock call would fail: nothing may be touched
+        history,
+        CleanUpSettings(max_attempts=3),
+        run=RunRef.from_state(RUN),
+        detail={"executionArn": EXECUTION_ARN, "status": "FAILED"},
+        previous={"attempt": 0},
+    )
+    assert result["handled"] is True
 
 
 def _upload_run(files: dict[str, bytes]) -> str:

@@ -45,6 +45,12 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     path = [definition["StartAt"]]
     while states[path[-1]]["Type"] not in ("Choice", "Succeed", "Fail"):
         path.append(states[path[-1]]["Next"])
+    assert path == ["Identify run", "Upload is a run?"]
+    assert states["Upload is a run?"]["Default"] == "Not a run"
+    (is_a_run,) = states["Upload is a run?"]["Choices"]
+    path = ["Identify run", is_a_run["Next"]]
+    while states[path[-1]]["Type"] not in ("Choice", "Succeed", "Fail"):
+        path.append(states[path[-1]]["Next"])
     assert path == [
         "Identify run",
         "Let uploads settle",
@@ -111,11 +117,31 @@ def test_every_failure_is_cleaned_up_and_notified_before_the_fail_state(definiti
             "Customization job stopped",
             "Quality gate not met",
             "Provisioned throughput failed",
+            "Not a run",
         ]
     )
     for name in failure_records:
-        assert states[name]["Next"] == "Clean up failed run", name
-    assert states["Clean up failed run"]["Next"] == "Notify failure"
+        if name == "Not a run":  # nothing was started: straight to the notice
+            assert states[name]["Next"] == "Notify failure"
+            continue
+        assert states[name]["Next"] == "Begin clean-up", name
+    assert states["Begin clean-up"] == {
+        "Type": "Pass",
+        "Parameters": {"attempt": 0},
+        "ResultPath": "$.cleanup",
+        "Next": "Clean up failed run",
+    }
+    assert states["Clean up failed run"]["Parameters"]["previous.$"] == "$.cleanup"
+    assert states["Clean up failed run"]["Next"] == "Clean-up settled?"
+    (retry,) = states["Clean-up settled?"]["Choices"]
+    assert retry == {
+        "Variable": "$.cleanup.retry",
+        "BooleanEquals": True,
+        "Next": "Wait before cleaning up again",
+    }
+    assert states["Wait before cleaning up again"]["Next"] == "Clean up failed run"
+    assert states["Clean-up settled?"]["Default"] == "Notify failure"
+    assert states["Clean-up failed"]["Next"] == "Notify failure"
     assert states["Notify failure"]["Next"] == "Run failed"
     assert states["Run failed"] == {
         "Type": "Fail",
@@ -133,6 +159,43 @@ def test_run_name_is_derived_from_the_key(definition: dict[str, Any]) -> None:
     run = definition["States"]["Identify run"]["Parameters"]["run"]
     assert run["run.$"] == "States.ArrayGetItem(States.StringSplit($.key, '/'), 1)"
     assert {"bucket.$", "key.$", "etag.$", "versionId.$"} <= set(run)
+
+
+def test_a_deeper_key_is_not_a_run_and_touches_nothing(definition: dict[str, Any]) -> None:
+    """datasets/a/b/train.jsonl would read as run "a": it ends before anything is read or bought."""
+    states = definition["States"]
+    assert states["Identify run"]["Parameters"]["run"]["depth.$"] == (
+        "States.ArrayLength(States.StringSplit($.key, '/'))"
+    )
+    (is_a_run,) = states["Upload is a run?"]["Choices"]
+    assert is_a_run["And"] == [
+        {"Variable": "$.run.depth", "NumericEquals": 3},
+        {"Variable": "$.run.key", "StringMatches": "datasets/*/train.jsonl"},
+    ]
+    assert states["Not a run"]["Parameters"]["error"] == "NotARunKey"
+    assert states["Not a run"]["Next"] == "Notify failure"
+
+
+def test_clean_up_of_ended_executions_waits_for_bedrock_and_always_notifies(synthesized: Synthesized) -> None:
+    """Given the clean-up machine of ended executions, then it retries while a throughput settles, and
+    every path but "handled by the run's own chain" ends in the notice."""
+    (machine,) = (
+        m
+        for m in synthesized.resources("AWS::StepFunctions::StateMachine").values()
+        if "/CleanUpEndedExecution/" in m["Metadata"]["aws:cdk:path"]
+    )
+    states = json.loads(_render(machine["Properties"]["DefinitionString"]))["States"]
+    assert states["Clean up ended run"]["Next"] == "Already handled?"
+    assert states["Already handled?"]["Default"] == "Clean-up settled?"
+    (retry,) = states["Clean-up settled?"]["Choices"]
+    assert retry["Next"] == "Wait for Bedrock to settle"
+    assert states["Wait for Bedrock to settle"]["Seconds"] == synthesized.config.cleanup_retry_seconds
+    assert states["Wait for Bedrock to settle"]["Next"] == "Clean up ended run"
+    assert states["Clean-up settled?"]["Default"] == "Notify ended run"
+    (catch,) = states["Clean up ended run"]["Catch"]
+    assert states[catch["Next"]]["Next"] == "Notify ended run"
+    payload = states["Notify ended run"]["Parameters"]
+    assert payload["executionArn.$"] == "$.detail.executionArn"  # the ended execution, not this one
 
 
 def test_state_machine_logs_everything_and_traces(synthesized: Synthesized) -> None:
