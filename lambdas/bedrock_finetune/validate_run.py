@@ -80,7 +80,13 @@ def validate_s3_run(
     )
 
     report = validate_run(
-        train, validation, hyperparameters, model, defaults=defaults, chars_per_token=chars_per_token
+        train,
+        validation,
+        hyperparameters,
+        model,
+        defaults=defaults,
+        chars_per_token=chars_per_token,
+        bucket=bucket,
     )
     report_uri = _write_report(s3, location, report.to_dict())
     summary = report.summary(max_errors=_FIRST_ERRORS)
