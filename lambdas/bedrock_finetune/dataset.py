@@ -420,7 +420,9 @@ class _Collector:
             counts, items = self.error_counts, self.errors
             self.total_errors += 1
         counts[code] += 1
-        if counts[code] <= MAX_ISSUES_PER_CODE:
+        if code == Code.WRONG_FORMAT:  # the one fix for most of the other errors: list it first
+            items.insert(0, Issue(code, file, line, message))
+        elif counts[code] <= MAX_ISSUES_PER_CODE:
             items.append(Issue(code, file, line, message))
 
 

@@ -187,15 +187,19 @@ def parse_record(record: object) -> Conversation:  # noqa: PLR0912 - one branch 
         )
     changes: list[str] = []
     if kind == FORMAT_PROMPT_COMPLETION:
-        extra = sorted(set(record) - {"prompt", "completion", "system"})
-        if extra:
-            changes.append(f"dropped key(s) {', '.join(extra)}")
+        missing = sorted({"prompt", "completion"} - record.keys())
+        extra = sorted(record.keys() - {"prompt", "completion", "system"})
+        if missing or extra:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
+            )
+            raise ConversionError(f"{'; '.join(parts)}: a line must have exactly 'prompt' and 'completion'")
         system = record.get("system")
         return Conversation(
             system=_text_of(system, "'system'") if system is not None else None,
             turns=[
-                ("user", [_text_of(record.get("prompt"), "'prompt'")]),
-                ("assistant", [_text_of(record.get("completion"), "'completion'")]),
+                ("user", [_text_of(record["prompt"], "'prompt'")]),
+                ("assistant", [_text_of(record["completion"], "'completion'")]),
             ],
             changes=changes,
         )
@@ -284,9 +288,6 @@ def convert_record(
         if conversation.system is not None and conversation.system != system:
             conversation.changes.append("replaced the record's system prompt with --system")
         conversation.system = system
-    source = record_format(record)
-    if source != target:
-        conversation.changes.insert(0, f"rewrote {source} as {target}")
     return render(conversation, target, model), conversation.changes
 
 
@@ -298,6 +299,8 @@ class LineResult:
     record: dict[str, Any] | None
     changes: tuple[str, ...] = ()
     error: str | None = None
+    #: The format the record was read in (None when it could not be read).
+    source_format: str | None = None
 
 
 def read_records(
@@ -390,4 +393,4 @@ def convert_records(
         except ConversionError as exc:
             yield LineResult(line, None, error=str(exc))
         else:
-            yield LineResult(line, converted, tuple(changes))
+            yield LineResult(line, converted, tuple(changes), source_format=record_format(record))
