@@ -62,7 +62,7 @@ destroy: install
 demo: install
 	$(VENV)/bin/finetune local datasets/json-mode
 
-# Validator throughput vs json.loads (goal >= 0.7) and peak RSS on a 1 GB file (goal < 256 MB).
+# Validator vs a json.loads-only process, whole processes, Claude and Nova files (goal >= 1.0) and peak RSS on a 1 GB file (goal < 256 MB).
 # Generates its data in a temporary directory (about 1.2 GB of free space needed).
 bench: install
 	$(PY) bench/validator_bench.py

@@ -624,7 +624,7 @@ class _FileValidator:
         self.reserved = model.reserved_strings
         # One regex pass over the raw bytes rules out nearly every line; it costs less than
         # searching each decoded string for each reserved string.
-        self.prefilter = reserved_prefilter(self.reserved)
+        self.prefilter = reserved_prefilter(self.reserved) if model.data_format == FORMAT_CLAUDE else None
         self.check_record = {
             FORMAT_CLAUDE: self._check_record,
             FORMAT_CONVERSE: self._check_converse,
@@ -727,8 +727,8 @@ class _FileValidator:
                     self._first_line_hint(line)
                 return
         if type(record) is not dict:
-            if number == 1 and type(record) is list:
-                self.first_line_format = FORMAT_JSON_ARRAY
+            if number == 1 and type(record) is list and record and all(type(r) is dict for r in record):
+                self.first_line_format = FORMAT_JSON_ARRAY  # a whole JSON array of records on one line
             self._add(
                 Code.NOT_AN_OBJECT,
                 number,
@@ -736,7 +736,7 @@ class _FileValidator:
                 "object, one record per line (JSON Lines)",
             )
             return
-        maybe_reserved = self.prefilter is not None and self.prefilter.search(line) is not None
+        maybe_reserved = self.prefilter is not None and self.prefilter(line)  # Claude's records only
         self.check_record(record, number, errors_before, maybe_reserved=maybe_reserved)
         if self.out.total_errors != errors_before:
             found = record_format(record)
@@ -861,40 +861,51 @@ class _FileValidator:
             return
         roles: list[str | None] = []
         user_texts: list[str] = []
+        # Canonical form for duplicates: system texts, then each turn's texts (roles alternate
+        # from "user" in an error-free record, so they need not be part of it).
         canonical: list[object] = [tuple(system_texts)]
         chars = sum(map(len, system_texts))
         media = _MediaCount()
+        in_order = True
+        expected = "user"
         for index, message in enumerate(messages, start=1):
-            if type(message) is not dict:
-                self._add(
-                    Code.INVALID_TYPE,
-                    number,
-                    f"message {index} is {_type_name(message)}, not an object; write it as "
-                    '{"role": "user" or "assistant", "content": [{"text": "..."}]}',
-                )
-                roles.append(None)
-                continue
-            for key in message:
-                if key not in _MESSAGE_KEYS:
-                    self._add(
-                        Code.UNKNOWN_KEY,
-                        number,
-                        f"message {index} has unknown key {key!r}; a message may only have 'role' "
-                        "and 'content': remove it",
-                    )
-            role = self._check_role(message, index, number)
+            # The common case, {"role": <expected>, "content": [{"text": "..."}]}, costs a few
+            # type checks; anything else gets every check below.
+            if type(message) is dict and len(message) == 2:
+                content = message.get("content")
+                if message.get("role") == expected and type(content) is list and len(content) == 1:
+                    block = content[0]
+                    if type(block) is dict and len(block) == 1:
+                        text = block.get("text")
+                        if type(text) is str and text and not text.isspace():
+                            roles.append(expected)
+                            if expected == "user":
+                                user_texts.append(text)
+                                expected = "assistant"
+                            else:
+                                expected = "user"
+                            chars += len(text)
+                            canonical.append(text)
+                            continue
+            in_order = False
+            role = self._converse_message(message, index, number)
             roles.append(role)
-            texts = self._converse_content(message, role, index, number, media)
-            chars += sum(map(len, texts))
-            canonical.append((role, tuple(texts)))
-            if role == "user":
-                user_texts.extend(texts)
-        self._check_media_counts(media, number)
-        if maybe_reserved:
+            if role is not None:
+                expected = "assistant" if role == "user" else "user"
+            if type(message) is dict:
+                texts = self._converse_content(message, role, index, number, media)
+                chars += sum(map(len, texts))
+                canonical.append(tuple(texts))
+                if role == "user":
+                    user_texts.extend(texts)
+        if media.images or media.videos:
+            self._check_media_counts(media, number)
+        if self.reserved:
             self._check_reserved_in(
                 [("'system'", t) for t in system_texts] + [("a user message", t) for t in user_texts], number
             )
-        self._check_order(roles, number)
+        if not in_order or expected != "user" or len(roles) < 2:
+            self._check_order(roles, number)
         tokens = math.ceil(chars / self.chars_per_token)
         if tokens >= self.near_tokens:
             self._check_tokens(tokens, number)
@@ -905,6 +916,26 @@ class _FileValidator:
             self.first_video = number
         if self.out.total_errors == errors_before:
             self._track(hash(tuple(canonical)), number)
+
+    def _converse_message(self, message: object, index: int, number: int) -> str | None:
+        """Type, keys and role of a message off the common path; its role if valid."""
+        if type(message) is not dict:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} is {_type_name(message)}, not an object; write it as "
+                '{"role": "user" or "assistant", "content": [{"text": "..."}]}',
+            )
+            return None
+        for key in message:
+            if key not in _MESSAGE_KEYS:
+                self._add(
+                    Code.UNKNOWN_KEY,
+                    number,
+                    f"message {index} has unknown key {key!r}; a message may only have 'role' "
+                    "and 'content': remove it",
+                )
+        return self._check_role(message, index, number)
 
     def _converse_system(self, record: dict[str, Any], number: int) -> list[str]:
         if "system" not in record:
@@ -956,26 +987,32 @@ class _FileValidator:
             return []
         texts: list[str] = []
         has_media = False
+        has_text = False
         for position, block in enumerate(content, start=1):
-            where = f"message {index}, block {position}"
+            # The common case, one text block, costs a few type checks.
             if type(block) is dict and len(block) == 1:
-                key, value = next(iter(block.items()))
-                if key == "text" and type(value) is str:
-                    texts.append(value)
+                text = block.get("text")
+                if type(text) is str:
+                    texts.append(text)
+                    if not has_text and text and not text.isspace():
+                        has_text = True
                     continue
+                key, value = next(iter(block.items()))
                 if key in ("image", "video"):
                     has_media = True
-                    self._check_media(key, value, role, where, number=number, media=media)
+                    self._check_media(
+                        key, value, role, f"message {index}, block {position}", number=number, media=media
+                    )
                     continue
                 if key == "reasoningContent" and self.model.reasoning_content and role == "assistant":
-                    text = _reasoning_text(value)
-                    if text is not None:
-                        texts.append(text)
+                    reasoning = _reasoning_text(value)
+                    if reasoning is not None:
+                        texts.append(reasoning)
                         continue
             self._add(
                 Code.INVALID_CONTENT_BLOCK,
                 number,
-                f"{where} is not a content block: each block is exactly one of "
+                f"message {index}, block {position} is not a content block: each block is exactly one of "
                 + (
                     '{"text": "..."}, {"image": ...}, {"video": ...} (or {"reasoningContent": '
                     '{"reasoningText": {"text": "..."}}} in an assistant turn)'
@@ -983,7 +1020,7 @@ class _FileValidator:
                     else '{"text": "..."}, {"image": ...}, {"video": ...}'
                 ),
             )
-        if not has_media and (not texts or all(not t or t.isspace() for t in texts)):
+        if not has_media and not has_text:
             self._add(Code.EMPTY_CONTENT, number, f"message {index} has no text; give it text or remove it")
         return texts
 
@@ -1078,7 +1115,7 @@ class _FileValidator:
                 self._add(Code.EMPTY_CONTENT, number, f"{key!r} is empty; give it text or drop the record")
             else:
                 texts.append(value)
-        if maybe_reserved and "prompt" in record and type(record["prompt"]) is str:
+        if self.reserved and "prompt" in record and type(record["prompt"]) is str:
             self._check_reserved_in([("'prompt'", record["prompt"])], number)
         tokens = math.ceil(sum(map(len, texts)) / self.chars_per_token)
         if tokens >= self.near_tokens:
@@ -1088,6 +1125,12 @@ class _FileValidator:
             self._track(hash(tuple(texts)), number)
 
     def _check_reserved_in(self, texts: list[tuple[str, str]], number: int) -> None:
+        """The exact check on decoded texts. One search per reserved string over all the texts
+        joined (NUL cannot make a false match: no reserved string holds it), then, only when
+        something matched, a search per text to say where."""
+        joined = "\0".join(text for _, text in texts)
+        if not any(reserved in joined for reserved in self.reserved):
+            return
         for where, text in texts:
             for reserved in self.reserved:
                 if reserved in text:

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from bedrock_finetune.catalog import CLAUDE_3_HAIKU, BUILTIN_MODELS, CatalogError, ModelSpec, resolve_model
+from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, CatalogError, ModelSpec, resolve_model
 from bedrock_finetune.formats import (
     FORMAT_CSV,
     FORMAT_JSON_ARRAY,
