@@ -836,7 +836,7 @@ class _FileValidator:
 
     # ---- bedrock-conversation-2024 (Nova, Llama 3.2) ------------------------------------------
 
-    def _check_converse(  # noqa: PLR0912 - one flat pass over the record, in the order of the format
+    def _check_converse(  # noqa: PLR0912, PLR0915 - one flat pass over the record, common case inline
         self, record: dict[str, Any], number: int, errors_before: int, *, maybe_reserved: bool
     ) -> None:
         for key in record:
