@@ -1020,7 +1020,7 @@ class _FileValidator:
                     else '{"text": "..."}, {"image": ...}, {"video": ...}'
                 ),
             )
-        if not has_media and not has_text:
+        if not has_media and not has_text and len(texts) == len(content):  # bad blocks: reported above
             self._add(Code.EMPTY_CONTENT, number, f"message {index} has no text; give it text or remove it")
         return texts
 
