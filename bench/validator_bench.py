@@ -59,10 +59,10 @@ def _record_chars(rng: random.Random) -> int:
     """Mixed sizes: mostly short conversations, some long ones, a few near the token limit."""
     pick = rng.random()
     if pick < 0.6:
-        return rng.randint(200, 2_800)
+        return rng.randint(200, 2_400)
     if pick < 0.9:
-        return rng.randint(2_800, 17_500)
-    return rng.randint(17_500, 60_000)
+        return rng.randint(2_400, 15_000)
+    return rng.randint(15_000, 51_000)
 
 
 def generate(path: Path, records: int, seed: int = 7, model_id: str = CLAUDE_3_HAIKU) -> int:
