@@ -1,10 +1,10 @@
-"""``finetune convert``: turn ``{"prompt", "completion"}`` JSONL into Claude's conversation format.
+"""``finetune convert``: rewrite a dataset into the format of the configured model.
 
-The prompt/completion format is the one Bedrock uses for other models' fine-tuning. Each line
-becomes ``{"system"?: TEXT, "messages": [{"role": "user", "content": prompt},
-{"role": "assistant", "content": completion}]}``, as in the AWS blog's conversion. Output is
-written only when every line converts: a bad line is reported with its number and OUT is left
-untouched, so a half-converted file never reaches a run.
+Reads OpenAI chat, prompt/completion, Claude, bedrock-conversation-2024 (Nova, Llama 3.2) JSONL,
+a JSON array of records, or CSV with named columns; writes the format of ``--model`` (or
+``--to``). The rules live in :mod:`bedrock_finetune.formats`; this module reads arguments and
+files and prints the per-line report. OUT is written only when every record converts, so a
+half-converted file never reaches a run.
 """
 
 from __future__ import annotations
@@ -14,69 +14,59 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-_KEYS = frozenset({"prompt", "completion"})
-#: Bad lines listed before the rest are only counted.
+from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, CatalogError, ModelSpec, resolve_model
+from bedrock_finetune.formats import (
+    FORMAT_CSV,
+    FORMAT_JSON_ARRAY,
+    TARGET_FORMATS,
+    convert_records,
+    read_records,
+)
+
+#: Lines listed in the report before the rest are only counted.
 SHOWN_PROBLEMS = 50
-
-
-class ConversionError(ValueError):
-    """One input line that cannot be converted; the message says why and how to fix it."""
 
 
 def register(subparsers: Any) -> None:
     """Add the ``convert`` command to the CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "convert",
-        help='convert {"prompt", "completion"} JSONL into the Claude conversation format',
+        help="convert a dataset into the format of a model (Claude, Nova, Llama)",
         description=(
-            'Convert a {"prompt", "completion"} JSONL file into Claude\'s {"system", "messages"} '
-            "format. Bad lines are reported with their line numbers; OUT is written only when every "
-            "line converts. Exit status: 0 converted, 1 bad lines, 2 usage error."
+            "Convert OpenAI chat, prompt/completion, Claude, bedrock-conversation-2024 JSONL, a JSON "
+            "array of records or CSV with named columns into the format of --model (or --to). Each "
+            "line's changes and each line that cannot be converted are reported with its number; OUT "
+            "is written only when every line converts. Exit status: 0 converted, 1 bad lines, 2 usage error."
         ),
     )
-    parser.add_argument("input", metavar="IN", help="prompt/completion JSONL file")
-    parser.add_argument("output", metavar="OUT", help="file to write (Claude conversation JSONL)")
+    parser.add_argument("input", metavar="IN", help="dataset file to read")
+    parser.add_argument("output", metavar="OUT", help="JSONL file to write")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--model",
+        metavar="MODEL_ID",
+        help=f"write the format this base model is trained on (default: {CLAUDE_3_HAIKU})",
+    )
+    target.add_argument("--to", choices=TARGET_FORMATS, help="write this format")
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=("jsonl", FORMAT_JSON_ARRAY, FORMAT_CSV),
+        help="input layout (default: detected from the first line)",
+    )
     parser.add_argument("--system", metavar="TEXT", help="system prompt to put in every record")
     parser.set_defaults(handler=run)
 
 
-def convert_line(text: str, system: str | None) -> dict[str, Any]:
-    """One prompt/completion record as a Claude conversation record; ConversionError if bad."""
-    try:
-        source = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ConversionError(f"not valid JSON ({exc}); each line must be one JSON object") from exc
-    if type(source) is not dict:
-        raise ConversionError('not a JSON object; expected {"prompt": "...", "completion": "..."}')
-    missing = sorted(_KEYS - source.keys())
-    extra = sorted(source.keys() - _KEYS)
-    if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected {', '.join(map(repr, extra))}"] if extra else []
-        )
-        raise ConversionError(f"{'; '.join(parts)}: a line must have exactly 'prompt' and 'completion'")
-    for key in ("prompt", "completion"):
-        value = source[key]
-        if type(value) is not str:
-            raise ConversionError(f"'{key}' is not a string; make it text")
-        if not value.strip():
-            raise ConversionError(f"'{key}' is empty; give it text or drop the line")
-    record: dict[str, Any] = {} if system is None else {"system": system}
-    record["messages"] = [
-        {"role": "user", "content": source["prompt"]},
-        {"role": "assistant", "content": source["completion"]},
-    ]
-    return record
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as stream:
-        for number, raw in enumerate(stream, start=1):
-            yield number, raw.rstrip(b"\r\n")
+def _target(args: argparse.Namespace) -> tuple[str, ModelSpec | None]:
+    if args.to:
+        return args.to, None
+    model = resolve_model(args.model or CLAUDE_3_HAIKU)
+    return model.data_format, model
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -93,38 +83,50 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if not target.parent.is_dir():
         print(f"finetune convert: {target.parent}: no such folder for OUT", file=err)
         return 2
+    try:
+        fmt, model = _target(args)
+    except CatalogError as exc:
+        print(f"finetune convert: {exc} (built-in: {', '.join(BUILTIN_MODELS)})", file=err)
+        return 2
+    layout = None if args.source_format in (None, "jsonl") else args.source_format
+    records = read_records(source.read_bytes().replace(b"\r\n", b"\n"), layout)
 
-    bad = 0
-    converted = 0
+    bad = converted = 0
+    changes: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    shown = 0
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as sink:
-            for number, raw in _lines(source):
-                if not raw.strip():
-                    continue  # blank lines carry nothing; the output has none
-                try:
-                    text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-                    record = convert_line(text, args.system)
-                except (UnicodeDecodeError, ConversionError) as exc:
+            for result in convert_records(records, fmt, model, args.system):
+                if result.record is None:
                     bad += 1
-                    if bad <= SHOWN_PROBLEMS:
-                        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
-                        print(f"{source}:{number}: {reason}", file=err)
+                    if shown < SHOWN_PROBLEMS:
+                        shown += 1
+                        print(f"{source}:{result.line}: {result.error}", file=err)
                     continue
-                sink.write(json.dumps(record, ensure_ascii=False))
+                formats[result.source_format or "?"] += 1
+                for change in result.changes:
+                    changes[change] += 1
+                    if shown < SHOWN_PROBLEMS:
+                        shown += 1
+                        print(f"{source}:{result.line}: {change}", file=err)
+                sink.write(json.dumps(result.record, ensure_ascii=False))
                 sink.write("\n")
                 converted += 1
         if bad:
-            if bad > SHOWN_PROBLEMS:
-                print(f"... and {bad - SHOWN_PROBLEMS:,} more bad lines", file=err)
             print(
-                f"finetune convert: {bad:,} bad line(s); fix them and run again ({target} not written)",
+                f"finetune convert: {bad:,} record(s) could not be converted; fix them and run again "
+                f"({target} not written)",
                 file=err,
             )
             return 1
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    print(f"Converted {converted:,} records to {target}. Check it with: finetune validate {target}", file=out)
+    read = ", ".join(f"{count:,} {name}" for name, count in formats.most_common()) or "nothing"
+    summary = f"Read {read}" + "".join(f"; {what}: {count:,}" for what, count in changes.most_common())
+    check = f"finetune validate {target}" + (f" --model {model.model_id}" if model else "")
+    print(f"Converted {converted:,} records to {target} ({fmt}). {summary}. Check it with: {check}", file=out)
     return 0

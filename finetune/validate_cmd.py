@@ -67,6 +67,12 @@ def register(subparsers: Any) -> None:
         help="the deployment's cdk.json, for its base model, configured models, hyperparameter defaults "
         "and chars_per_token, so the check matches the pipeline's (default: ./cdk.json if present)",
     )
+    parser.add_argument(
+        "--bucket",
+        metavar="NAME",
+        default=None,
+        help="the dataset's bucket: image and video URIs outside it are errors (MEDIA_OUTSIDE_BUCKET)",
+    )
     parser.add_argument("--json", action="store_true", help="print the full JSON report")
     parser.set_defaults(handler=run)
 
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
                 model,
                 defaults=target.defaults,
                 chars_per_token=chars_per_token,
+                bucket=args.bucket,
             )
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc

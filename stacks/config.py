@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bedrock_finetune.catalog import (
+    BUILTIN_MODELS,
     CLAUDE_3_HAIKU,
     DEFAULT_CHARS_PER_TOKEN,
     CatalogError,
@@ -97,11 +98,18 @@ class PipelineConfig:
 # One entry per configuration key: its default and a one-line description (README reference).
 DEFAULTS: dict[str, tuple[Any, str]] = {
     "stack_name": ("BedrockFineTuning", "CloudFormation stack name."),
-    "region": ("us-west-2", "Deployment region; Claude 3 Haiku fine-tuning is offered in us-west-2 only."),
+    "region": (
+        None,
+        "Deployment Region; by default the first Region where the base model can be fine-tuned.",
+    ),
     "account": (None, "12-digit account ID; defaults to the CLI's account (CDK_DEFAULT_ACCOUNT)."),
     "base_model_id": (CLAUDE_3_HAIKU, "Base model to fine-tune; must be in the model catalog or `models`."),
     "models": ({}, "Extra model specs (limits, hyperparameter ranges) for newly fine-tunable models."),
-    "hyperparameters": ({}, "Default hyperparameters for every run, checked against the catalog."),
+    "hyperparameters": (
+        {},
+        "Default hyperparameters for every run, checked against the catalog: an object of name -> value, "
+        "or of model id -> such an object (only the base model's entry applies).",
+    ),
     "model_units": (1, "Provisioned Throughput model units (integer, 1 or more)."),
     "commitment": ("none", "Provisioned Throughput commitment: none, OneMonth or SixMonths."),
     "job_poll_seconds": (600, "Seconds between customization job status checks (60-3600)."),
@@ -169,7 +177,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
     except CatalogError as exc:
         raise ConfigError(f"base_model_id = {base_model_id!r}: {exc}") from exc
 
-    hyperparameters = r.mapping("hyperparameters")
+    hyperparameters = _hyperparameters_for(r.mapping("hyperparameters"), base_model_id, models)
     problems = check_hyperparameters(hyperparameters, model)
     if problems:
         raise ConfigError("hyperparameters: " + "; ".join(p.message for p in problems))
@@ -179,7 +187,12 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         if (spec := model.hyperparameter(name)) is not None
     }
 
-    region = r.string("region")
+    region = r.optional_string("region") or (model.regions[0] if model.regions else "")
+    if not region:
+        raise ConfigError(
+            f"region is not set and {model.display_name} lists no Region under models.<id>.regions; "
+            "set -c region=..."
+        )
     if not _REGION.match(region):
         raise ConfigError(f"region = {region!r}: not an AWS region name (e.g. us-west-2)")
     if model.regions and region not in model.regions:
@@ -265,6 +278,26 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
         ),
     )
+
+
+def _hyperparameters_for(
+    raw: Mapping[str, Any], base_model_id: str, models: Mapping[str, ModelSpec]
+) -> dict[str, Any]:
+    """The hyperparameter defaults of the base model.
+
+    ``hyperparameters`` is either ``{name: value}`` for the configured model, or
+    ``{model_id: {name: value}}`` so that one cdk.json keeps defaults for several models and
+    switching ``base_model_id`` is a one-line change.
+    """
+    if raw and all(isinstance(v, Mapping) for v in raw.values()):
+        unknown = sorted(k for k in raw if k not in BUILTIN_MODELS and k not in models)
+        if unknown:
+            raise ConfigError(
+                f"hyperparameters: {', '.join(map(repr, unknown))} is not a model in the catalog; "
+                "key the defaults by base model id, or give one object of name -> value"
+            )
+        return dict(raw.get(base_model_id, {}))
+    return dict(raw)
 
 
 class _Reader:

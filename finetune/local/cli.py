@@ -47,6 +47,15 @@ def register(subparsers: Any) -> None:
         help=f"real seconds per AWS second for waits and back-off (default {DEFAULT_SCALE:g})",
     )
     local.add_argument(
+        "-c",
+        "--context",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="configuration on top of cdk.json, as 'cdk synth -c' takes it "
+        "(e.g. -c base_model_id=amazon.nova-lite-v1:0:300k); repeatable",
+    )
+    local.add_argument(
         "--destroy",
         action="store_true",
         help="after the run, delete the stack as 'cdk destroy' does (its teardown custom resource "
@@ -86,9 +95,20 @@ def run_local_command(args: argparse.Namespace) -> int:
     from finetune.local.runner import RunFolderError, run_local  # noqa: PLC0415
     from finetune.local.scenarios import scenario  # noqa: PLC0415
 
+    context = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"finetune local: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 2
+        context[key] = value
     try:
         result = run_local(
-            args.run_dir, scenario(args.scenario), time_scale=args.time_scale, destroy=args.destroy
+            args.run_dir,
+            scenario(args.scenario),
+            time_scale=args.time_scale,
+            destroy=args.destroy,
+            context=context,
         )
     except RunFolderError as exc:
         print(f"finetune local: {exc}", file=sys.stderr)

@@ -332,8 +332,10 @@ class LocalCloud:
             default_user_config.setdefault(key, {}).update(MOTO_CONFIG[key])  # type: ignore[misc]
         self.client("ssm").put_parameter(Name=BOOTSTRAP_VERSION_PARAMETER, Value="30", Type="String")
         s3 = self.client("s3")
+        # S3 takes no location constraint for us-east-1 (where the Nova models are fine-tuned).
+        location = {} if synth.region == "us-east-1" else {"LocationConstraint": synth.region}
         s3.create_bucket(
-            Bucket=synth.bootstrap_bucket, CreateBucketConfiguration={"LocationConstraint": synth.region}
+            Bucket=synth.bootstrap_bucket, **({"CreateBucketConfiguration": location} if location else {})
         )
         for key in synth.assets:
             s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())

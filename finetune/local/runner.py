@@ -365,8 +365,12 @@ def run_local(
     *,
     time_scale: float = DEFAULT_SCALE,
     destroy: bool = False,
+    context: dict[str, str] | None = None,
 ) -> LocalRun:
-    """``finetune local``: synthesize, deploy, upload, follow, (destroy,) summarize (to stdout by default)."""
+    """``finetune local``: synthesize, deploy, upload, follow, (destroy,) summarize (to stdout by default).
+
+    ``context`` is configuration on top of cdk.json, as ``cdk synth -c key=value`` gives it.
+    """
     out = out or sys.stdout
     run = check_run_folder(run_dir)
     print(f"Local run {run!r}, scenario {scenario.name}: {scenario.description}", file=out)
@@ -375,7 +379,7 @@ def run_local(
     warm = threading.Thread(target=warm_up, daemon=True)
     warm.start()
     with tempfile.TemporaryDirectory(prefix="finetune-local-") as outdir:
-        synth = synthesize(Path(outdir))
+        synth = synthesize(Path(outdir), **(context or {}))
         warm.join()
         print(f"  synthesized {synth.stack_name} with cdk-nag ({time.time() - started:.1f} s)", file=out)
         result = execute(synth, run_dir, scenario, out, time_scale=time_scale, destroy=destroy)

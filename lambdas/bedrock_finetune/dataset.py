@@ -28,22 +28,44 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bedrock_finetune.catalog import (
+    CLAUDE_RESERVED_STRINGS,
     DEFAULT_CHARS_PER_TOKEN,
+    FORMAT_CLAUDE,
+    FORMAT_CONVERSE,
+    FORMAT_PROMPT_COMPLETION,
     ModelSpec,
     check_hyperparameters,
     effective_hyperparameters,
 )
+from bedrock_finetune.formats import (
+    FORMAT_CSV,
+    FORMAT_JSON_ARRAY,
+    FORMAT_NAMES,
+    convert_command,
+    looks_like_csv_header,
+    looks_like_json_array,
+    record_format,
+    reserved_prefilter,
+)
 from bedrock_finetune.sizes import human_bytes
+
+#: The fast path's parser: orjson where installed (pinned in requirements-lambda.txt), else None and
+#: every line takes the standard library's path. Whatever orjson rejects is re-parsed by the
+#: standard library, so both paths give the same report (a property test checks it).
+_fast_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
+    _fast_loads = None
 
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
@@ -88,7 +110,14 @@ class Code(StrEnum):
     RESERVED_STRING = "RESERVED_STRING"
     TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
     ENCODING = "ENCODING"
+    INVALID_CONTENT_BLOCK = "INVALID_CONTENT_BLOCK"
+    UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA"
+    TOO_MANY_MEDIA = "TOO_MANY_MEDIA"
+    MEDIA_OUTSIDE_BUCKET = "MEDIA_OUTSIDE_BUCKET"
     # File level (line is null)
+    WRONG_FORMAT = "WRONG_FORMAT"
+    MIXED_MEDIA = "MIXED_MEDIA"
+    VALIDATION_NOT_SUPPORTED = "VALIDATION_NOT_SUPPORTED"
     FILE_EMPTY = "FILE_EMPTY"
     TOO_FEW_RECORDS = "TOO_FEW_RECORDS"
     TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
@@ -116,8 +145,8 @@ WARNING_CODES: frozenset[Code] = frozenset(
 )
 ERROR_CODES: frozenset[Code] = frozenset(Code) - WARNING_CODES
 
-#: Strings Bedrock reserves for its own prompt format; they may not appear in system or content.
-RESERVED_STRINGS: tuple[str, ...] = ("\nHuman:", "\nAssistant:")
+#: Strings Bedrock reserves in Claude 3 Haiku records; each model's are ``ModelSpec.reserved_strings``.
+RESERVED_STRINGS: tuple[str, ...] = CLAUDE_RESERVED_STRINGS
 
 #: At most this many items per code in ``errors`` / ``warnings``; the counts stay complete.
 MAX_ISSUES_PER_CODE = 100
@@ -141,11 +170,12 @@ _BOM = b"\xef\xbb\xbf"
 _TOP_KEYS = frozenset({"system", "messages"})
 _MESSAGE_KEYS = frozenset({"role", "content"})
 _ROLES = frozenset({"user", "assistant"})
-# A reserved string can only be in a decoded string if the raw line has it literally, with the
-# newline as the two bytes "\\n", unless an ASCII character is escaped as \\u00XX. So one regex
-# pass over the raw bytes rules out nearly every line; it costs less than searching each string
-# for each reserved string. Lines it flags get the exact check on the decoded strings.
-_RESERVED_PREFILTER = re.compile(rb"\\n(?:Human|Assistant):|\\u00")
+_CONVERSE_TOP_KEYS = frozenset({"schemaVersion", "system", "messages"})
+_PROMPT_COMPLETION_KEYS = frozenset({"prompt", "completion"})
+_MEDIA_BLOCK_KEYS = frozenset({"format", "source"})
+_S3_LOCATION_KEYS = frozenset({"uri", "bucketOwner"})
+#: Marks a line that the fast parser did not accept (the full path decides).
+_UNPARSED = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +421,9 @@ class _Collector:
             counts, items = self.error_counts, self.errors
             self.total_errors += 1
         counts[code] += 1
-        if counts[code] <= MAX_ISSUES_PER_CODE:
+        if code == Code.WRONG_FORMAT:  # the one fix for most of the other errors: list it first
+            items.insert(0, Issue(code, file, line, message))
+        elif counts[code] <= MAX_ISSUES_PER_CODE:
             items.append(Issue(code, file, line, message))
 
 
@@ -527,6 +559,46 @@ def _type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+@dataclass
+class _MediaCount:
+    images: int = 0
+    videos: int = 0
+
+
+def _media_uri(value: object) -> str | None:
+    """The S3 URI of a well-formed image/video block value, else None."""
+    if type(value) is not dict or set(value) != _MEDIA_BLOCK_KEYS or type(value["format"]) is not str:
+        return None
+    source = value["source"]
+    if type(source) is not dict or set(source) != {"s3Location"}:
+        return None
+    location = source["s3Location"]
+    if type(location) is not dict or "uri" not in location or not set(location) <= _S3_LOCATION_KEYS:
+        return None
+    uri = location["uri"]
+    if type(uri) is not str or not uri.startswith("s3://") or len(uri) <= len("s3://"):
+        return None
+    return uri
+
+
+def _bucket_of(uri: str) -> str:
+    return uri[len("s3://") :].split("/", 1)[0]
+
+
+def _reasoning_text(value: object) -> str | None:
+    """The text of ``{"reasoningText": {"text": ...}}`` (Converse ReasoningContentBlock), else None."""
+    if type(value) is not dict or set(value) != {"reasoningText"}:
+        return None
+    inner = value["reasoningText"]
+    if (
+        type(inner) is not dict
+        or type(inner.get("text")) is not str
+        or not set(inner) <= {"text", "signature"}
+    ):
+        return None
+    return str(inner["text"])
+
+
 class _FileValidator:
     """Checks one JSONL file line by line, feeding a shared collector."""
 
@@ -537,16 +609,34 @@ class _FileValidator:
         chars_per_token: float,
         out: _Collector,
         train_hashes: Mapping[int, int] | None,
+        *,
+        bucket: str | None = None,
     ) -> None:
         self.role: Literal["train", "validation"] = role
         self.model = model
         self.chars_per_token = chars_per_token
         self.out = out
         self.train_hashes = train_hashes
+        self.bucket = bucket
         self.max_tokens = model.limits.max_tokens_per_record
         self.near_tokens = math.ceil(self.max_tokens * NEAR_LIMIT_RATIO)
         self.stats = _Stats()
         self.hashes: dict[int, int] = {}
+        self.reserved = model.reserved_strings
+        # One regex pass over the raw bytes rules out nearly every line; it costs less than
+        # searching each decoded string for each reserved string.
+        self.prefilter = reserved_prefilter(self.reserved) if model.data_format == FORMAT_CLAUDE else None
+        self.check_record = {
+            FORMAT_CLAUDE: self._check_record,
+            FORMAT_CONVERSE: self._check_converse,
+            FORMAT_PROMPT_COMPLETION: self._check_prompt_completion,
+        }[model.data_format]
+        #: Records with errors that are in another family's format, by format.
+        self.foreign: Counter[str] = Counter()
+        self.first_line_format: str | None = None
+        #: First line holding an image and a video (MIXED_MEDIA is decided over the whole run).
+        self.first_image: int | None = None
+        self.first_video: int | None = None
 
     def run(self, source: DatasetSource, max_bytes: int) -> _FileResult:
         declared = source.size
@@ -577,6 +667,7 @@ class _FileValidator:
             read.close()
         if read.count > max_bytes:
             self._too_large(read.count, max_bytes, checked=True)
+        self._check_format(source.uri, records)
         return _FileResult(
             FileSummary(source.uri, records, read.count), self.stats.result(), self.hashes, checked=True
         )
@@ -605,8 +696,62 @@ class _FileValidator:
             "shorten the conversation or split it into several records",
         )
 
+    def _check_format(self, uri: str, records: int) -> None:
+        """WRONG_FORMAT when the file is in another family's format, with the command that fixes it."""
+        found = self.first_line_format
+        if found is None and self.foreign:
+            fmt, count = self.foreign.most_common(1)[0]
+            if count * 2 > records:
+                found = fmt
+        if found is None:
+            return
+        self._add(
+            Code.WRONG_FORMAT,
+            None,
+            f"the records are in {FORMAT_NAMES[found]}, but {self.model.display_name} is trained on "
+            f"{FORMAT_NAMES[self.model.data_format]}; convert the file with: "
+            f"{convert_command(uri, self.model)}",
+        )
+
     def _check_line(self, line: bytes, number: int) -> None:
         errors_before = self.out.total_errors
+        record: Any = _UNPARSED
+        if _fast_loads is not None and not line.startswith(_BOM):
+            try:
+                record = _fast_loads(line)
+            except ValueError:  # orjson.JSONDecodeError; the full path below reports it exactly
+                record = _UNPARSED
+        if record is _UNPARSED:
+            record = self._parse_full(line, number)
+            if record is _UNPARSED:
+                if number == 1:
+                    self._first_line_hint(line)
+                return
+        if type(record) is not dict:
+            if number == 1 and type(record) is list and record and all(type(r) is dict for r in record):
+                self.first_line_format = FORMAT_JSON_ARRAY  # a whole JSON array of records on one line
+            self._add(
+                Code.NOT_AN_OBJECT,
+                number,
+                f"the line is {_type_name(record)}, not a JSON object; each line must be one "
+                "object, one record per line (JSON Lines)",
+            )
+            return
+        maybe_reserved = self.prefilter is not None and self.prefilter(line)  # Claude's records only
+        self.check_record(record, number, errors_before, maybe_reserved=maybe_reserved)
+        if self.out.total_errors != errors_before:
+            found = record_format(record)
+            if found is not None and found != self.model.data_format:
+                self.foreign[found] += 1
+
+    def _first_line_hint(self, line: bytes) -> None:
+        if looks_like_json_array(line):
+            self.first_line_format = FORMAT_JSON_ARRAY
+        elif looks_like_csv_header(line):
+            self.first_line_format = FORMAT_CSV
+
+    def _parse_full(self, line: bytes, number: int) -> Any:
+        """The reference path: BOM and UTF-8 checks, then the standard library's parser."""
         if line.startswith(_BOM):
             self._add(
                 Code.ENCODING,
@@ -626,10 +771,9 @@ class _FileValidator:
             )
             text = line.decode("utf-8", "replace")
         try:
-            record = json.loads(text)
+            return json.loads(text)
         except RecursionError:
             self._add(Code.INVALID_JSON, number, "the line is nested too deeply to be a record; fix it")
-            return
         except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
             detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             self._add(
@@ -638,18 +782,7 @@ class _FileValidator:
                 f"the line is not valid JSON ({detail}); each line must be one complete JSON object: "
                 "check quotes, commas and brackets, and that no record spans several lines",
             )
-            return
-        if type(record) is not dict:
-            self._add(
-                Code.NOT_AN_OBJECT,
-                number,
-                f"the line is {_type_name(record)}, not a JSON object; each line must be one "
-                'object like {"system": "...", "messages": [...]}',
-            )
-            return
-        self._check_record(
-            record, number, errors_before, maybe_reserved=_RESERVED_PREFILTER.search(line) is not None
-        )
+        return _UNPARSED
 
     def _check_record(
         self, record: dict[str, Any], number: int, errors_before: int, *, maybe_reserved: bool
@@ -701,6 +834,315 @@ class _FileValidator:
             # Only error-free records take part in duplicate and overlap detection. Their roles
             # alternate from "user", so system and contents are the whole canonical form.
             self._track(hash(tuple(contents)), number)
+
+    # ---- bedrock-conversation-2024 (Nova, Llama 3.2) ------------------------------------------
+
+    def _check_converse(  # noqa: PLR0912, PLR0915 - one flat pass over the record, common case inline
+        self, record: dict[str, Any], number: int, errors_before: int, *, maybe_reserved: bool
+    ) -> None:
+        for key in record:
+            if key not in _CONVERSE_TOP_KEYS:
+                self._add(
+                    Code.UNKNOWN_KEY,
+                    number,
+                    f"unknown top-level key {key!r}; a record may only have 'schemaVersion', 'system' "
+                    "and 'messages': remove it",
+                )
+        if "schemaVersion" in record and type(record["schemaVersion"]) is not str:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"'schemaVersion' is {_type_name(record['schemaVersion'])}, not a string; use "
+                '"bedrock-conversation-2024" or leave it out',
+            )
+        system_texts = self._converse_system(record, number)
+        messages = record.get("messages")
+        if type(messages) is not list:
+            self._invalid_messages(number, messages, present="messages" in record)
+            return
+        roles: list[str | None] = []
+        user_texts: list[str] = []
+        # Canonical form for duplicates: system texts, then each turn's texts (roles alternate
+        # from "user" in an error-free record, so they need not be part of it).
+        canonical: list[object] = [tuple(system_texts)]
+        chars = sum(map(len, system_texts))
+        media = _MediaCount()
+        in_order = True
+        expected = "user"
+        for index, message in enumerate(messages, start=1):
+            # The common case, {"role": <expected>, "content": [{"text": "..."}]}, costs a few
+            # type checks; anything else gets every check below.
+            if type(message) is dict and len(message) == 2:
+                content = message.get("content")
+                if message.get("role") == expected and type(content) is list and len(content) == 1:
+                    block = content[0]
+                    if type(block) is dict and len(block) == 1:
+                        text = block.get("text")
+                        if type(text) is str and text and not text.isspace():
+                            roles.append(expected)
+                            if expected == "user":
+                                user_texts.append(text)
+                                expected = "assistant"
+                            else:
+                                expected = "user"
+                            chars += len(text)
+                            canonical.append(text)
+                            continue
+            in_order = False
+            role = self._converse_message(message, index, number)
+            roles.append(role)
+            if role is not None:
+                expected = "assistant" if role == "user" else "user"
+            if type(message) is dict:
+                texts = self._converse_content(message, role, index, number, media)
+                chars += sum(map(len, texts))
+                canonical.append(tuple(texts))
+                if role == "user":
+                    user_texts.extend(texts)
+        if media.images or media.videos:
+            self._check_media_counts(media, number)
+        if self.reserved:
+            self._check_reserved_in(
+                [("'system'", t) for t in system_texts] + [("a user message", t) for t in user_texts], number
+            )
+        if not in_order or expected != "user" or len(roles) < 2:
+            self._check_order(roles, number)
+        tokens = math.ceil(chars / self.chars_per_token)
+        if tokens >= self.near_tokens:
+            self._check_tokens(tokens, number)
+        self.stats.add(len(messages), tokens)
+        if media.images and self.first_image is None:
+            self.first_image = number
+        if media.videos and self.first_video is None:
+            self.first_video = number
+        if self.out.total_errors == errors_before:
+            self._track(hash(tuple(canonical)), number)
+
+    def _converse_message(self, message: object, index: int, number: int) -> str | None:
+        """Type, keys and role of a message off the common path; its role if valid."""
+        if type(message) is not dict:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} is {_type_name(message)}, not an object; write it as "
+                '{"role": "user" or "assistant", "content": [{"text": "..."}]}',
+            )
+            return None
+        for key in message:
+            if key not in _MESSAGE_KEYS:
+                self._add(
+                    Code.UNKNOWN_KEY,
+                    number,
+                    f"message {index} has unknown key {key!r}; a message may only have 'role' "
+                    "and 'content': remove it",
+                )
+        return self._check_role(message, index, number)
+
+    def _converse_system(self, record: dict[str, Any], number: int) -> list[str]:
+        if "system" not in record:
+            return []
+        system = record["system"]
+        if type(system) is not list:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"'system' is {_type_name(system)}, not a list; write it as "
+                '"system": [{"text": "..."}], or leave it out',
+            )
+            return []
+        texts = []
+        for index, block in enumerate(system, start=1):
+            if type(block) is dict and len(block) == 1 and type(block.get("text")) is str:
+                texts.append(block["text"])
+            else:
+                self._add(
+                    Code.INVALID_CONTENT_BLOCK,
+                    number,
+                    f'\'system\' block {index} is not {{"text": "..."}}; each system block holds '
+                    "exactly one 'text' string",
+                )
+        return texts
+
+    def _converse_content(
+        self, message: dict[str, Any], role: str | None, index: int, number: int, media: _MediaCount
+    ) -> list[str]:
+        """Check one message's content blocks; return its texts."""
+        if "content" not in message:
+            self._add(
+                Code.MISSING_FIELD,
+                number,
+                f'message {index} has no \'content\'; add "content": [{{"text": "..."}}]',
+            )
+            return []
+        content = message["content"]
+        if type(content) is not list:
+            self._add(
+                Code.INVALID_TYPE,
+                number,
+                f"message {index} has 'content' that is {_type_name(content)}, not a list of content "
+                'blocks; write it as "content": [{"text": "..."}]',
+            )
+            return []
+        if not content:
+            self._add(Code.EMPTY_CONTENT, number, f"message {index} has no content blocks; add a text block")
+            return []
+        texts: list[str] = []
+        has_media = False
+        has_text = False
+        for position, block in enumerate(content, start=1):
+            # The common case, one text block, costs a few type checks.
+            if type(block) is dict and len(block) == 1:
+                text = block.get("text")
+                if type(text) is str:
+                    texts.append(text)
+                    if not has_text and text and not text.isspace():
+                        has_text = True
+                    continue
+                key, value = next(iter(block.items()))
+                if key in ("image", "video"):
+                    has_media = True
+                    self._check_media(
+                        key, value, role, f"message {index}, block {position}", number=number, media=media
+                    )
+                    continue
+                if key == "reasoningContent" and self.model.reasoning_content and role == "assistant":
+                    reasoning = _reasoning_text(value)
+                    if reasoning is not None:
+                        texts.append(reasoning)
+                        continue
+            self._add(
+                Code.INVALID_CONTENT_BLOCK,
+                number,
+                f"message {index}, block {position} is not a content block: each block is exactly one of "
+                + (
+                    '{"text": "..."}, {"image": ...}, {"video": ...} (or {"reasoningContent": '
+                    '{"reasoningText": {"text": "..."}}} in an assistant turn)'
+                    if self.model.reasoning_content
+                    else '{"text": "..."}, {"image": ...}, {"video": ...}'
+                ),
+            )
+        if not has_media and not has_text and len(texts) == len(content):  # bad blocks: reported above
+            self._add(Code.EMPTY_CONTENT, number, f"message {index} has no text; give it text or remove it")
+        return texts
+
+    def _check_media(
+        self, kind: str, value: object, role: str | None, where: str, *, number: int, media: _MediaCount
+    ) -> None:
+        uri = _media_uri(value)
+        if uri is None:
+            self._add(
+                Code.INVALID_CONTENT_BLOCK,
+                number,
+                f"{where}: a {kind} block must be "
+                f'{{"{kind}": {{"format": "...", "source": {{"s3Location": {{"uri": "s3://..."}}}}}}}}',
+            )
+            return
+        if role == "assistant":
+            self._add(
+                Code.INVALID_CONTENT_BLOCK,
+                number,
+                f"{where}: an assistant turn holds a {kind}; images and videos go in user turns only",
+            )
+        spec = self.model.media
+        allowed = spec.image_formats if kind == "image" else spec.video_formats
+        fmt = str(value["format"]).lower()  # type: ignore[index]
+        if not allowed:
+            self._add(
+                Code.UNSUPPORTED_MEDIA,
+                number,
+                f"{where}: {self.model.display_name} is not fine-tuned on {kind}s"
+                + (" (it takes text only)" if spec.text_only else "")
+                + "; remove the block or choose a model that takes them",
+            )
+        elif fmt not in allowed:
+            self._add(
+                Code.UNSUPPORTED_MEDIA,
+                number,
+                f"{where}: {kind} format {_short(fmt)} is not accepted; use one of {', '.join(allowed)}",
+            )
+        if self.bucket is not None and _bucket_of(uri) != self.bucket:
+            self._add(
+                Code.MEDIA_OUTSIDE_BUCKET,
+                number,
+                f"{where}: {_short(uri, 80)} is outside the dataset's bucket {self.bucket!r}; Bedrock "
+                "reads media from the dataset's bucket only: copy it there",
+            )
+        if kind == "image":
+            media.images += 1
+        else:
+            media.videos += 1
+
+    def _check_media_counts(self, media: _MediaCount, number: int) -> None:
+        spec = self.model.media
+        if media.videos > 1 and spec.video_formats:
+            self._add(
+                Code.TOO_MANY_MEDIA,
+                number,
+                f"the record has {media.videos} videos; a record may hold one video: split it",
+            )
+        if spec.max_images_per_record and media.images > spec.max_images_per_record:
+            self._add(
+                Code.TOO_MANY_MEDIA,
+                number,
+                f"the record has {media.images} images; {self.model.display_name} takes at most "
+                f"{spec.max_images_per_record} per record: split it",
+            )
+
+    # ---- prompt/completion (Llama 3.1) ----------------------------------------------------------
+
+    def _check_prompt_completion(
+        self, record: dict[str, Any], number: int, errors_before: int, *, maybe_reserved: bool
+    ) -> None:
+        for key in record:
+            if key not in _PROMPT_COMPLETION_KEYS:
+                self._add(
+                    Code.UNKNOWN_KEY,
+                    number,
+                    f"unknown key {key!r}; a record has exactly 'prompt' and 'completion': remove it",
+                )
+        texts: list[str] = []
+        for key in ("prompt", "completion"):
+            if key not in record:
+                self._add(Code.MISSING_FIELD, number, f'the record has no {key!r}; add "{key}": "..."')
+                continue
+            value = record[key]
+            if type(value) is not str:
+                self._add(
+                    Code.INVALID_TYPE,
+                    number,
+                    f"{key!r} is {_type_name(value)}, not a string; make it text",
+                )
+            elif not value or value.isspace():
+                self._add(Code.EMPTY_CONTENT, number, f"{key!r} is empty; give it text or drop the record")
+            else:
+                texts.append(value)
+        if self.reserved and "prompt" in record and type(record["prompt"]) is str:
+            self._check_reserved_in([("'prompt'", record["prompt"])], number)
+        tokens = math.ceil(sum(map(len, texts)) / self.chars_per_token)
+        if tokens >= self.near_tokens:
+            self._check_tokens(tokens, number)
+        self.stats.add(2, tokens)
+        if self.out.total_errors == errors_before:
+            self._track(hash(tuple(texts)), number)
+
+    def _check_reserved_in(self, texts: list[tuple[str, str]], number: int) -> None:
+        """The exact check on decoded texts. One search per reserved string over all the texts
+        joined (NUL cannot make a false match: no reserved string holds it), then, only when
+        something matched, a search per text to say where."""
+        joined = "\0".join(text for _, text in texts)
+        if not any(reserved in joined for reserved in self.reserved):
+            return
+        for where, text in texts:
+            for reserved in self.reserved:
+                if reserved in text:
+                    self._add(
+                        Code.RESERVED_STRING,
+                        number,
+                        f"{where} contains the reserved string {reserved!r}; {self.model.display_name} "
+                        "fails the job on it: reword it (e.g. 'Customer -' instead of 'User:')",
+                    )
+
+    # ---- Claude 3 Haiku -------------------------------------------------------------------------
 
     def _check_top_level(self, record: dict[str, Any], number: int) -> str:
         """Unknown keys and the ``system`` prompt; returns the system text ("" if none or invalid)."""
@@ -900,7 +1342,7 @@ class _FileValidator:
             if type(message) is dict and type(message.get("content")) is str
         ]
         for where, text in texts:
-            for reserved in RESERVED_STRINGS:
+            for reserved in self.reserved:
                 if reserved in text:
                     self._add(
                         Code.RESERVED_STRING,
@@ -918,26 +1360,40 @@ def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI shar
     model: ModelSpec,
     defaults: Mapping[str, object] | None = None,
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN,
+    *,
+    bucket: str | None = None,
 ) -> ValidationReport:
     """Validate a whole run (training file, optional validation file, optional hyperparameters).
 
     Never raises for bad data: every problem becomes an error or warning in the report. Errors
     from reading a source (a missing file, an S3 error) propagate to the caller.
     ``defaults`` are configured hyperparameter defaults; the run's file overrides them.
+    ``bucket`` is the dataset's bucket, where known: media URIs outside it are errors.
     """
     if not chars_per_token > 0 or not math.isfinite(chars_per_token):
         raise ValueError(f"chars_per_token must be a positive number, not {chars_per_token!r}")
     out = _Collector()
     limits = model.limits
 
-    train_result = _FileValidator("train", model, chars_per_token, out, None).run(
-        train, limits.max_train_bytes
-    )
+    train_check = _FileValidator("train", model, chars_per_token, out, None, bucket=bucket)
+    train_result = train_check.run(train, limits.max_train_bytes)
     validation_result: _FileResult | None = None
-    if validation is not None:
-        validation_result = _FileValidator(
-            "validation", model, chars_per_token, out, train_result.hashes
-        ).run(validation, limits.max_validation_bytes)
+    checks = [train_check]
+    if validation is not None and not model.takes_validation_file:
+        out.add(
+            Code.VALIDATION_NOT_SUPPORTED,
+            "validation",
+            None,
+            f"{model.display_name} takes no validation file in fine-tuning; remove "
+            f"{validation.uri} (or merge its records into the training file)",
+        )
+    elif validation is not None:
+        validation_check = _FileValidator(
+            "validation", model, chars_per_token, out, train_result.hashes, bucket=bucket
+        )
+        validation_result = validation_check.run(validation, limits.max_validation_bytes)
+        checks.append(validation_check)
+    _check_mixed_media(checks, out)
     _check_record_counts(train_result, validation_result, model, out)
 
     overrides = _check_hyperparameters(hyperparameters, model, out)
@@ -973,6 +1429,21 @@ def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI shar
         epochs=int(epochs),
         train_statistics=train_result.statistics,
         validation_statistics=validation_result.statistics if validation_result else None,
+    )
+
+
+def _check_mixed_media(checks: list[_FileValidator], out: _Collector) -> None:
+    """MIXED_MEDIA: a dataset holds images or videos, never both (over the whole run)."""
+    image = next(((c.role, c.first_image) for c in checks if c.first_image is not None), None)
+    video = next(((c.role, c.first_video) for c in checks if c.first_video is not None), None)
+    if image is None or video is None:
+        return
+    out.add(
+        Code.MIXED_MEDIA,
+        video[0],
+        None,
+        f"the dataset holds images ({image[0]} line {image[1]}) and videos ({video[0]} line "
+        f"{video[1]}); a dataset may hold one kind of media: split it into two runs",
     )
 
 

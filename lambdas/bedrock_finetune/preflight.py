@@ -18,7 +18,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bedrock_finetune.catalog import ModelSpec, check_hyperparameters
+from bedrock_finetune.catalog import (
+    BUILTIN_MODELS,
+    NOVA_MICRO,
+    NOVA_PRO,
+    RECOMMENDED_MODEL,
+    ModelSpec,
+    check_hyperparameters,
+)
 from bedrock_finetune.notifications import publish_message
 from bedrock_finetune.settings import PreflightProperties
 
@@ -65,6 +72,20 @@ class PreflightResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+def model_change(current: ModelSpec) -> str:
+    """The one-line configuration change to a model that Bedrock fine-tunes, and where."""
+    target = BUILTIN_MODELS[RECOMMENDED_MODEL]
+    if current.model_id == target.model_id:
+        target = BUILTIN_MODELS[NOVA_PRO if current.media.image_formats else NOVA_MICRO]
+    region = target.regions[0]
+    return (
+        f'To fine-tune {target.display_name} in {region} instead, set "base_model_id": '
+        f'"{target.model_id}" in cdk.json (or deploy with -c base_model_id={target.model_id}); the '
+        f"Region follows the model, and its data format is {target.data_format} (finetune convert "
+        f"--model {target.model_id} rewrites a dataset)."
+    )
+
+
 def run_preflight(bedrock: Any, quotas: Any, settings: PreflightSettings, now: datetime) -> PreflightResult:
     """Every check, in order of cost. Raises PreflightFailed on the first hard problem."""
     check_hyperparameter_defaults(settings)
@@ -104,10 +125,18 @@ def get_model_details(bedrock: Any, settings: PreflightSettings) -> dict[str, An
         if code in ("ResourceNotFoundException", "ValidationException"):
             regions = ", ".join(settings.model.regions)
             where = f" {settings.model.display_name} fine-tuning is documented in {regions}."
+            notice = settings.model.lifecycle_in(region)
+            lifecycle = (
+                f" AWS documents its end of life in {region} on {notice.date} ({notice.source}): after "
+                "that date Bedrock neither fine-tunes nor serves it."
+                if notice is not None and notice.status == "EOL"
+                else ""
+            )
             raise PreflightFailed(
                 f"Base model {model_id} is not offered by Amazon Bedrock in {region} "
-                f"(GetFoundationModel: {code}: {message}).{where if settings.model.regions else ''} "
-                "Deploy to a region that offers it (-c region=...) or choose another base_model_id."
+                f"(GetFoundationModel: {code}: {message}).{where if settings.model.regions else ''}"
+                f"{lifecycle} Deploy to a region that offers it (-c region=...) or choose another "
+                f"base_model_id. {model_change(settings.model)}"
             ) from exc
         if code == "AccessDeniedException":
             raise PreflightFailed(
@@ -141,7 +170,8 @@ def check_model(details: Mapping[str, Any], settings: PreflightSettings, now: da
         when = f" on {_day(end_of_life)}" if isinstance(end_of_life, datetime) else ""
         raise PreflightFailed(
             f"Base model {model_id} reached its end of life in {region}{when} (lifecycle status "
-            f"{status or 'unknown'}); Bedrock no longer fine-tunes or serves it. Choose a newer base model."
+            f"{status or 'unknown'}); Bedrock no longer fine-tunes or serves it. "
+            f"{model_change(settings.model)}"
         )
     warnings: list[str] = []
     if status == "LEGACY":
@@ -156,7 +186,8 @@ def check_model(details: Mapping[str, Any], settings: PreflightSettings, now: da
         warnings.append(
             f"Base model {model_id} is LEGACY in {region}"
             + (f" ({', '.join(dates)})" if dates else "")
-            + ": fine-tuning and Provisioned Throughput for it may stop; plan a move to a newer model."
+            + ": no new Provisioned Throughput can be bought for a Legacy model, and fine-tuning "
+            f"stops at its end of life. {model_change(settings.model)}"
         )
     elif status and status != "ACTIVE":
         warnings.append(f"Base model {model_id} has an unrecognised lifecycle status {status!r} in {region}.")

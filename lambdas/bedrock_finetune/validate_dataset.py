@@ -72,7 +72,13 @@ def validate_s3_run(
     )
 
     report = validate_run(
-        train, validation, hyperparameters, model, defaults=defaults, chars_per_token=chars_per_token
+        train,
+        validation,
+        hyperparameters,
+        model,
+        defaults=defaults,
+        chars_per_token=chars_per_token,
+        bucket=bucket,
     )
     report_uri = write_json(s3, location.bucket, location.report_key, report.to_dict())
     summary = report.summary(max_errors=_FIRST_ERRORS)
