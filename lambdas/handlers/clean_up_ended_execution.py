@@ -9,13 +9,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.ended_execution import clean_up_ended_execution
 from bedrock_finetune.settings import NotifySettings
-from handlers._runtime import client, logger, metrics, settings, tracer
+from handlers._runtime import client, logger, metrics, settings, tracer, typed_errors
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
+@typed_errors
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: a "Step Functions Execution Status Change" event."""
     detail = event.detail
