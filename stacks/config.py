@@ -116,6 +116,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "Buy throughput only if final/first-epoch validation loss <= this.",
     ),
+    "quality_gate_optional": (
+        False,
+        "Let a run through when its quality gate has nothing to measure (no usable validation metrics); "
+        "by default such a run fails.",
+    ),
 }
 
 #: The retention periods CloudWatch Logs accepts, in days, and the name CDK's ``RetentionDays`` gives each.
@@ -245,6 +250,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         quality_gate=QualityGate(
             max_validation_loss=r.optional_number("quality_gate_max_validation_loss", 0, 1e6),
             max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
+            optional=r.boolean("quality_gate_optional"),
         ),
     )
 
