@@ -8,6 +8,7 @@ what is allowed. Constructs receive this object (or parts of it); nothing else r
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,8 +72,8 @@ class PipelineConfig:
     log_retention_days: int
     preflight: bool
     delete_custom_models_on_destroy: bool
-    cleanup_retry_seconds: int = 300
-    cleanup_max_hours: int = 2
+    cleanup_retry_seconds: int
+    cleanup_max_hours: int
     quality_gate: QualityGate = field(default_factory=QualityGate)
 
     @property
@@ -87,12 +88,112 @@ class PipelineConfig:
     def execution_timeout_hours(self) -> int:
         """The whole execution's timeout: the job's maximum plus a margin for validation,
         provisioning (Provisioned Throughput can take tens of minutes) and notification."""
-        return self.max_job_hours + 2 + self.cleanup_max_hours
+        return self.max_job_hours + EXECUTION_MARGIN_HOURS
 
     @property
     def cleanup_max_attempts(self) -> int:
-        """How many times a clean-up may run while a throughput settles (Creating -> deletable)."""
+        """How many times a clean-up may run while a throughput settles (Creating -> deletable). A
+        failure chain still looping when the execution times out hands over to the clean-up machine."""
         return self.cleanup_max_hours * 3600 // self.cleanup_retry_seconds + 1
+
+
+#: Hours the execution may run beyond ``max_job_hours`` (validation, provisioning, notification).
+EXECUTION_MARGIN_HOURS = 2
+
+#: Step Functions fails a Standard execution whose history reaches 25,000 events ("Maximum execution
+#: history size", https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+HISTORY_EVENT_LIMIT = 25_000
+#: What the two polling loops may use at most. The other 5,000 are for the rest of the run (about 45
+#: events, see :func:`polling_history_events`) and for retries (3 events each: TaskFailed,
+#: TaskScheduled, TaskStarted).
+POLLING_EVENT_BUDGET = 20_000
+#: History events one visit of a state adds, by state type
+#: (https://docs.aws.amazon.com/step-functions/latest/apireference/API_HistoryEvent.html).
+EVENTS_PER_STATE: Mapping[str, int] = {
+    "Wait": 2,  # WaitStateEntered, WaitStateExited
+    "Task": 5,  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited
+    "Choice": 2,  # ChoiceStateEntered, ChoiceStateExited
+    "Pass": 2,  # PassStateEntered, PassStateExited
+}
+#: One poll of either loop: Wait -> Lambda task -> Choice.
+EVENTS_PER_POLL = EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
+
+
+def polling_history_events(*, job_poll_seconds: int, throughput_poll_seconds: int, max_job_hours: int) -> int:
+    """The most history events the polling loops can add to one execution.
+
+    One poll is 9 events, the same in both loops::
+
+        Wait for job             WaitStateEntered, WaitStateExited                   2
+        Get customization job    TaskStateEntered, TaskScheduled, TaskStarted,
+                                 TaskSucceeded, TaskStateExited                      5
+        Job status?              ChoiceStateEntered, ChoiceStateExited               2
+                                                                                     9
+        (Wait for throughput -> Get provisioned throughput -> Throughput status?: also 9)
+
+    Each poll first waits its interval, so T seconds hold at most ceil(T / interval) polls. The
+    throughput loop starts when the job loop ends, and nothing but the execution timeout
+    T = (max_job_hours + 2) h ends either loop (a job that overruns max_job_hours, a throughput that
+    stays Creating), so the worst case spends all of T in the loop with the shorter interval::
+
+        events = 9 * ceil(T / min(job_poll_seconds, throughput_poll_seconds))
+
+    Defaults: T = 74 h = 266,400 s, intervals 600 s and 120 s: 9 * 2,220 = 19,980 events.
+    ``job_poll_seconds=60`` with ``max_job_hours=72``: 9 * 4,440 = 39,960, well over the limit.
+
+    The rest of a run adds about 45 events (execution started and ended; Identify run, Let uploads
+    settle, Validate dataset, Start customization job, Collect training results, Quality gate met?,
+    Create provisioned throughput; then a failure's Pass, Clean up failed run, Clean-up failed,
+    Notify failure and Run failed), which :data:`POLLING_EVENT_BUDGET` leaves room for.
+    """
+    timeout_seconds = (max_job_hours + EXECUTION_MARGIN_HOURS) * 3600
+    return EVENTS_PER_POLL * math.ceil(timeout_seconds / min(job_poll_seconds, throughput_poll_seconds))
+
+
+def _check_history_limit(*, job_poll_seconds: int, throughput_poll_seconds: int, max_job_hours: int) -> None:
+    """Reject poll intervals and a maximum duration whose polling could outgrow the execution history."""
+    events = polling_history_events(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+    )
+    if events <= POLLING_EVENT_BUDGET:
+        return
+    if job_poll_seconds <= throughput_poll_seconds:
+        key, interval = "job_poll_seconds", job_poll_seconds
+    else:
+        key, interval = "throughput_poll_seconds", throughput_poll_seconds
+    polls = POLLING_EVENT_BUDGET // EVENTS_PER_POLL
+    largest_hours = polls * interval // 3600 - EXECUTION_MARGIN_HOURS
+    timeout_hours = max_job_hours + EXECUTION_MARGIN_HOURS
+    smallest_interval = math.ceil(timeout_hours * 3600 / polls)
+    raise ConfigError(
+        f"{key} = {interval} with max_job_hours = {max_job_hours}: polling every {interval} s for up to the "
+        f"{timeout_hours} h execution timeout adds up to {events:,} history events, over the "
+        f"{POLLING_EVENT_BUDGET:,} the pipeline allows for polling (Step Functions fails an execution at "
+        f"{HISTORY_EVENT_LIMIT:,}). With {key} = {interval}, the largest allowed max_job_hours is "
+        f"{largest_hours}; with max_job_hours = {max_job_hours}, the smallest allowed {key} is "
+        f"{smallest_interval}."
+    )
+
+
+#: What the failure chain's clean-up loop may use at most (each attempt: Wait, Task, Choice), out of
+#: the events :data:`POLLING_EVENT_BUDGET` leaves.
+CLEANUP_EVENT_BUDGET = 2_000
+
+
+def _check_cleanup_history(*, cleanup_retry_seconds: int, cleanup_max_hours: int) -> None:
+    """Reject a clean-up retry interval and duration whose loop could crowd the execution history."""
+    attempts = cleanup_max_hours * 3600 // cleanup_retry_seconds + 1
+    if attempts * EVENTS_PER_POLL <= CLEANUP_EVENT_BUDGET:
+        return
+    smallest = math.ceil(cleanup_max_hours * 3600 / (CLEANUP_EVENT_BUDGET // EVENTS_PER_POLL - 1))
+    raise ConfigError(
+        f"cleanup_retry_seconds = {cleanup_retry_seconds} with cleanup_max_hours = {cleanup_max_hours}: "
+        f"{attempts} clean-up attempts would add {attempts * EVENTS_PER_POLL:,} history events, over the "
+        f"{CLEANUP_EVENT_BUDGET:,} allowed. With cleanup_max_hours = {cleanup_max_hours}, the smallest "
+        f"allowed cleanup_retry_seconds is {smallest}."
+    )
 
 
 # One entry per configuration key: its default and a one-line description (README reference).
@@ -124,7 +225,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         2,
         "How long clean-up keeps waiting for such a throughput before it reports it still billing (1-24).",
     ),
-    "max_job_hours": (72, "Maximum customization job duration in hours (1-720); sets the execution timeout."),
+    "max_job_hours": (
+        72,
+        "Maximum customization job duration in hours (1-720); sets the execution timeout. With the poll "
+        "intervals, limited by the 25,000-event execution history (see polling_history_events).",
+    ),
     "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
     "kms_key_arn": (None, "Existing KMS key ARN to use; by default the app creates a key with rotation."),
     "removal_policy": ("retain", "What `cdk destroy` does with the bucket and key: retain or destroy."),
@@ -139,6 +244,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "quality_gate_max_loss_ratio": (
         None,
         "Buy throughput only if final/first-epoch validation loss <= this.",
+    ),
+    "quality_gate_optional": (
+        False,
+        "Let a run through when its quality gate has nothing to measure (no usable validation metrics); "
+        "by default such a run fails.",
     ),
 }
 
@@ -248,6 +358,19 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             f"log_retention_days = {retention}: CloudWatch accepts {', '.join(map(str, LOG_RETENTION_DAYS))}"
         )
 
+    job_poll_seconds = r.integer("job_poll_seconds", 60, 3600)
+    throughput_poll_seconds = r.integer("throughput_poll_seconds", 30, 3600)
+    max_job_hours = r.integer("max_job_hours", 1, 720)
+    _check_cleanup_history(
+        cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
+        cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
+    )
+    _check_history_limit(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+    )
+
     return PipelineConfig(
         stack_name=stack_name,
         region=region,
@@ -257,12 +380,12 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         hyperparameters=parsed_hps,
         model_units=r.integer("model_units", 1, 1000),
         commitment=commitments[commitment_raw],  # type: ignore[arg-type]
-        job_poll_seconds=r.integer("job_poll_seconds", 60, 3600),
-        throughput_poll_seconds=r.integer("throughput_poll_seconds", 30, 3600),
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
         settle_seconds=r.integer("settle_seconds", 0, 900),
         cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
-        max_job_hours=r.integer("max_job_hours", 1, 720),
+        max_job_hours=max_job_hours,
         notification_emails=tuple(emails),
         kms_key_arn=kms_key_arn,
         removal_policy=removal,  # type: ignore[arg-type]
@@ -276,6 +399,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         quality_gate=QualityGate(
             max_validation_loss=r.optional_number("quality_gate_max_validation_loss", 0, 1e6),
             max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
+            optional=r.boolean("quality_gate_optional"),
         ),
     )
 

@@ -3,7 +3,8 @@
 Plain functions that take a boto3 ``bedrock`` client, so tests pass moto or a Stubber. Creation is
 idempotent: each create first looks for what a previous attempt of the same run made (by its
 deterministic name) and passes a deterministic ``clientRequestToken``. botocore errors are turned
-into the typed errors of :mod:`bedrock_finetune.errors`, which the state machine retries or not.
+into the typed ``Bedrock*`` errors through the one table of :mod:`bedrock_finetune.errors`, which
+decides whether the state machine retries them.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from bedrock_finetune import errors
 from bedrock_finetune.catalog import to_bedrock_hyperparameters
-from bedrock_finetune.errors import (
-    BedrockPermanentError,
-    BedrockQuotaExceeded,
-    BedrockTransientError,
-    PipelineError,
-)
+from bedrock_finetune.errors import PipelineError
 from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import RunNames
@@ -30,64 +27,12 @@ from bedrock_finetune.settings import CreateProvisionedThroughputSettings, Start
 JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 THROUGHPUT_TERMINAL = frozenset({"InService", "Failed"})
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "InternalServerException",
-        "ServiceUnavailableException",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-
 T = TypeVar("T")
 
 
 def classify(exc: Exception, action: str) -> PipelineError:
-    """Map a botocore failure of ``action`` to a typed pipeline error with guidance."""
-    if isinstance(exc, ConnectionError | ReadTimeoutError):
-        return BedrockTransientError(f"{action}: network error talking to Bedrock ({exc}); retrying")
-    if isinstance(exc, BotoCoreError):
-        return BedrockTransientError(f"{action}: {exc}")
-    if not isinstance(exc, ClientError):
-        return BedrockPermanentError(f"{action}: unexpected error {type(exc).__name__}: {exc}")
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    message = str(error.get("Message", ""))
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    if code in _TRANSIENT_CODES or status >= 500:
-        return BedrockTransientError(f"{action}: {code}: {message} (transient; retried with back-off)")
-    if code == "ServiceQuotaExceededException":
-        if "Throughput" in action:
-            hint = (
-                "Your account has no model units left for Provisioned Throughput of this model. "
-                "Model units must be requested from AWS Support first (Service Quotas, Amazon Bedrock: "
-                "'Model units no-commitment Provisioned Throughputs across custom models', or a "
-                "commitment term). The custom model is kept; buy throughput for it once the quota is granted."
-            )
-        else:
-            hint = (
-                "A Bedrock model customization quota is exhausted (for example concurrent jobs or "
-                "records per job). Check Service Quotas for Amazon Bedrock or wait for running jobs."
-            )
-        return BedrockQuotaExceeded(f"{action}: {code}: {message}. {hint}")
-    hints = {
-        "AccessDeniedException": (
-            "Check that model access for the base model is enabled in this region (Bedrock console, "
-            "Model access) and that no SCP or permissions boundary denies the call."
-        ),
-        "ValidationException": (
-            "Bedrock rejected the request; check the base model id and region, the hyperparameters "
-            "and the dataset URIs in the message."
-        ),
-        "ResourceNotFoundException": "The resource does not exist (deleted, or wrong region/account).",
-        "ConflictException": "Another operation on the same resource is in progress.",
-        "TooManyTagsException": "Too many tags: reduce the configured resource tags.",
-    }
-    hint = hints.get(code, "See the message from Bedrock.")
-    return BedrockPermanentError(f"{action}: {code}: {message}. {hint}")
+    """A failed Bedrock call of ``action`` as a typed ``Bedrock*`` error (:data:`errors.ERROR_CODES`)."""
+    return errors.classify(exc, action, errors.BEDROCK)
 
 
 def _call(action: str, fn: Callable[..., T], **kwargs: Any) -> T:

@@ -150,10 +150,15 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class QualityGate:
-    """Optional check on training results before anything is served."""
+    """Optional check on training results before anything is served.
+
+    ``optional``: when the job left nothing the gate can measure (no usable validation metrics), let
+    the run through instead of failing it.
+    """
 
     max_validation_loss: float | None = None
     max_loss_ratio: float | None = None
+    optional: bool = False
 
     @property
     def enabled(self) -> bool:

@@ -1,4 +1,5 @@
-"""What every handler shares: Powertools objects, typed settings from the environment, AWS clients.
+"""What every handler shares: Powertools objects, typed settings from the environment, AWS clients,
+and the conversion of AWS errors that escape a use case into the typed errors the state machine retries.
 
 This is the only layer of the runtime code that reads ``os.environ``.
 """
@@ -13,7 +14,9 @@ from typing import Any, TypeVar
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
+from bedrock_finetune.errors import classify
 from bedrock_finetune.settings import Settings
 
 logger = Logger()
@@ -51,6 +54,24 @@ class _LazyTracer:
 
 
 tracer = _LazyTracer()
+
+
+def typed_errors(handler: H) -> H:
+    """Turn an AWS error that escapes the use case (an S3, SNS, Step Functions... call; Bedrock calls
+    are classified where they are made) into the typed error of :func:`bedrock_finetune.errors.classify`,
+    so its class name tells the state machine whether to retry. Every other exception passes unchanged.
+    """
+
+    @functools.wraps(handler)
+    def invoke(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        except (ClientError, BotoCoreError) as exc:
+            # botocore's own errors (network, parameters) carry no operation name: name the handler.
+            action = getattr(exc, "operation_name", None) or f"AWS call in {handler.__module__}"
+            raise classify(exc, action) from exc
+
+    return invoke  # type: ignore[return-value]
 
 
 def settings(kind: type[S]) -> S:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bedrock_finetune.ended_execution import clean_up_ended_execution
 from bedrock_finetune.settings import CleanUpSettings
 from handlers._events import TaskEvent
-from handlers._runtime import client, logger, metrics, settings, tracer
+from handlers._runtime import client, logger, metrics, settings, tracer, typed_errors
 
 
 def _last_events(execution_arn: str) -> list[dict[str, Any]]:
@@ -24,6 +24,7 @@ def _last_events(execution_arn: str) -> list[dict[str, Any]]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=TaskEvent)
+@typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``detail`` (the status change), ``previous`` attempt. Output: what was done."""
     detail = event.detail

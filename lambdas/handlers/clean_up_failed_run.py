@@ -10,13 +10,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bedrock_finetune.cleanup import clean_up_run
 from bedrock_finetune.settings import CleanUpSettings
 from handlers._events import TaskEvent
-from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer
+from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=TaskEvent)
+@typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``failure``, ``previous`` attempt. Output: what was done, ``retry``, ``summary``."""
     result = clean_up_run(

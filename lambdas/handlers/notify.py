@@ -11,13 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bedrock_finetune.notifications import notify_outcome
 from bedrock_finetune.settings import NotifySettings
 from handlers._events import TaskEvent
-from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer
+from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=TaskEvent)
+@typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``outcome`` ("succeeded" or "failed"), ``state`` (the execution state), ``executionArn``.
 

@@ -15,12 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.preflight import custom_resource_data, preflight_for_deploy
 from bedrock_finetune.settings import PreflightProperties
-from handlers._runtime import client, logger, tracer
+from handlers._runtime import client, logger, tracer, typed_errors
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @event_source(data_class=CloudFormationCustomResourceEvent)
+@typed_errors
 def handler(event: CloudFormationCustomResourceEvent, context: LambdaContext) -> dict[str, Any]:
     """Create/Update: run the checks. Delete: nothing to undo."""
     physical_id = event.get("PhysicalResourceId") or f"{event.logical_resource_id}-preflight"

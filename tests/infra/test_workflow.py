@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bedrock_finetune.errors import PERMANENT_ERRORS
 from tests.conftest import Synthesized
 
 
@@ -90,12 +91,13 @@ def test_every_task_retries_transient_errors_only_and_catches_everything(definit
         retried = [e for r in task["Retry"] for e in r["ErrorEquals"]]
         assert "States.ALL" not in retried, name
         assert "Lambda.TooManyRequestsException" in retried, name
-        assert "BedrockTransientError" in retried, name
-        for permanent in ("DatasetInvalid", "BedrockPermanentError", "BedrockQuotaExceeded"):
+        # Bedrock's and every other AWS service's throttling, 5xx and network errors, in one rule
+        (aws_retry,) = (r for r in task["Retry"] if "BedrockTransientError" in r["ErrorEquals"])
+        assert aws_retry["ErrorEquals"] == ["BedrockTransientError", "AwsTransientError"], name
+        for permanent in PERMANENT_ERRORS:
             assert permanent not in retried, (name, permanent)
-        bedrock_retry = next(r for r in task["Retry"] if "BedrockTransientError" in r["ErrorEquals"])
-        assert bedrock_retry["BackoffRate"] == 2
-        assert bedrock_retry["JitterStrategy"] == "FULL"
+        assert aws_retry["BackoffRate"] == 2
+        assert aws_retry["JitterStrategy"] == "FULL"
         assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]], name
         assert "TimeoutSeconds" in task, name
 

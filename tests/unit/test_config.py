@@ -40,6 +40,7 @@ def test_defaults_from_cdk_json_give_haiku_in_us_west_2() -> None:
     assert config.hyperparameters == {"epochCount": 2, "batchSize": 32, "learningRateMultiplier": 1.0}
     assert config.removal_policy == "retain"
     assert config.default_epochs == 2
+    assert config.quality_gate.optional is False  # a gate with nothing to measure fails the run
 
 
 def test_account_comes_from_the_cdk_environment() -> None:
@@ -71,6 +72,7 @@ def test_account_comes_from_the_cdk_environment() -> None:
         ),
         ("region", "mars-1", "region = 'mars-1': not an AWS region name"),
         ("preflight", "maybe", "preflight = 'maybe': must be true or false"),
+        ("quality_gate_optional", "sometimes", "quality_gate_optional = 'sometimes': must be true or false"),
         ("log_retention_days", "10", "log_retention_days = 10: CloudWatch accepts"),
         ("tags", '{"aws:owner": "x"}', "tags: key 'aws:owner' is not a valid tag key"),
         ("account", "12345", "account = '12345': must be a 12-digit AWS account ID"),
@@ -106,6 +108,7 @@ def test_command_line_strings_are_coerced() -> None:
             notification_emails="a@example.com, b@example.org",
             hyperparameters='{"epochCount": "4"}',
             quality_gate_max_validation_loss="1.5",
+            quality_gate_optional="true",
             preflight="false",
         )
     )
@@ -114,6 +117,7 @@ def test_command_line_strings_are_coerced() -> None:
     assert config.notification_emails == ("a@example.com", "b@example.org")
     assert config.hyperparameters == {"epochCount": 4}
     assert config.quality_gate.max_validation_loss == 1.5
+    assert config.quality_gate.optional is True
     assert config.preflight is False
 
 

@@ -37,7 +37,9 @@ EXAMPLES: list[Settings] = [
         stack_tag="arn:aws:cloudformation:us-west-2:123456789012:stack/S/1",
         resource_tags={"team": "ml"},
     ),
-    CollectTrainingResultsSettings(quality_gate=QualityGate(max_loss_ratio=0.8), default_epochs=None),
+    CollectTrainingResultsSettings(
+        quality_gate=QualityGate(max_loss_ratio=0.8, optional=True), default_epochs=None
+    ),
     CreateProvisionedThroughputSettings(model_units=2, commitment="OneMonth", stack_tag="t"),
     NotifySettings(topic_arn="arn:t", bucket_name="b", pipeline_log_group="/g", region="eu-west-1"),
     PreflightProperties(

@@ -1,0 +1,46 @@
+"""The polling loops of the synthesized definition add the history events the configuration check counts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE
+from tests.conftest import Synthesized
+from tests.infra.test_workflow import _pipeline_machine, _render
+
+
+@pytest.fixture(scope="module")
+def states(synthesized: Synthesized) -> dict[str, Any]:
+    definition = json.loads(_render(_pipeline_machine(synthesized)["Properties"]["DefinitionString"]))
+    return definition["States"]  # type: ignore[no-any-return]
+
+
+def _loop(states: dict[str, Any], start: str) -> list[str]:
+    """The states from ``start`` back to it, following Next, and a Choice's Default (keep polling)."""
+    path = [start]
+    while True:
+        state = states[path[-1]]
+        following = state["Default"] if state["Type"] == "Choice" else state["Next"]
+        if following == start:
+            return path
+        path.append(following)
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        ("Wait for job", ["Wait for job", "Get customization job", "Job status?"]),
+        ("Wait for throughput", ["Wait for throughput", "Get provisioned throughput", "Throughput status?"]),
+    ],
+)
+def test_one_poll_adds_the_events_the_check_counts(
+    states: dict[str, Any], start: str, expected: list[str]
+) -> None:
+    # Given the polling loop as deployed
+    loop = _loop(states, start)
+    assert loop == expected
+    # Then one round of it adds EVENTS_PER_POLL history events (a new state in the loop would change this)
+    assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in loop) == EVENTS_PER_POLL
