@@ -380,6 +380,7 @@ class BedrockGuards(Construct):
                 topic_arn=self._topic.topic_arn,
                 delete_custom_models=config.delete_custom_models_on_destroy,
                 wait_seconds=int(TEARDOWN_TIMEOUT.minus(_TEARDOWN_MARGIN).to_seconds()),
+                key_arn=self._key.key_arn,
             ).to_properties(),
         )
         # Explicit, so they outlive the teardown even if the properties stop referencing them.

@@ -1,4 +1,4 @@
-"""The role Bedrock assumes to run customization jobs: reads datasets/*, writes outputs/*."""
+"""The role Bedrock assumes to run customization jobs: reads frozen/* (validated copies), writes outputs/*."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX
+from bedrock_finetune.layout import FROZEN_PREFIX, OUTPUTS_PREFIX
 from stacks.dataset_bucket import DatasetBucket
 from stacks.nag import INLINE_POLICY_REASON, acknowledge_inline_policy
 
@@ -41,9 +41,9 @@ class BedrockServiceRole(Construct):
         bucket = data.bucket
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="ReadDatasets",
+                sid="ReadFrozenDatasets",
                 actions=["s3:GetObject"],
-                resources=[data.datasets_arn()],
+                resources=[data.frozen_arn()],
             )
         )
         self.role.add_to_policy(
@@ -58,7 +58,7 @@ class BedrockServiceRole(Construct):
                 sid="ListRunPrefixes",
                 actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*", f"{OUTPUTS_PREFIX}*"]}},
+                conditions={"StringLike": {"s3:prefix": [f"{FROZEN_PREFIX}*", f"{OUTPUTS_PREFIX}*"]}},
             )
         )
         # The bucket is SSE-KMS: reading needs Decrypt, writing needs GenerateDataKey, both via S3 only.
@@ -70,7 +70,7 @@ class BedrockServiceRole(Construct):
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
             )
         )
-        data.acknowledge_prefixes(self.role, "datasets", "outputs")
+        data.acknowledge_prefixes(self.role, "frozen", "outputs")
         acknowledge_inline_policy(self.role, INLINE_POLICY_REASON)
         # Bedrock encrypts the custom model with the app key and creates grants for itself.
         self.role.add_to_policy(

@@ -91,6 +91,12 @@ class PipelineConfig:
         return self.max_job_hours + EXECUTION_MARGIN_HOURS
 
     @property
+    def key_outlives_stack(self) -> bool:
+        """Whether something encrypted with the key stays after ``cdk destroy``: the custom models
+        (kept unless delete_custom_models_on_destroy) or a throughput with a commitment term."""
+        return not self.delete_custom_models_on_destroy or self.commitment is not None
+
+    @property
     def cleanup_max_attempts(self) -> int:
         """How many times a clean-up may run while a throughput settles (Creating -> deletable). A
         failure chain still looping when the execution times out hands over to the clean-up machine."""

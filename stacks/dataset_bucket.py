@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
-from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
+from bedrock_finetune.layout import DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
 from stacks.nag import acknowledge, acknowledge_wildcard_resource, logical_ref
 from stacks.permissions import describe_role
 
@@ -19,6 +20,7 @@ _PREFIX_REASONS = {
     "datasets": "Run folders are named by developers at upload time; limited to datasets/.",
     "reports": "Reports are written per run under reports/<run>/; limited to reports/.",
     "outputs": "Bedrock writes job outputs under outputs/<run>/ with generated names.",
+    "frozen": "The validated copies of each upload, under frozen/<run>/<job name>/; limited to frozen/.",
 }
 
 
@@ -124,6 +126,29 @@ class DatasetBucket(Construct):
         bucket_ref = f"<{logical_ref(self.bucket)}.Arn>"
         for prefix in prefixes:
             acknowledge_wildcard_resource(role, f"{bucket_ref}/{prefix}/*", _PREFIX_REASONS[prefix])
+
+    def protect_frozen(self, *, reader: iam.IRole, writer: iam.IRole) -> None:
+        """Only ``reader`` (the Bedrock service role) may read the frozen copies, and only ``writer``
+        (the validator) may write or delete them: nothing can change what a job trains on."""
+        frozen = self.frozen_arn()
+        for sid, actions, allowed in (
+            ("OnlyBedrockReadsFrozenDatasets", ["s3:GetObject", "s3:GetObjectVersion"], reader),
+            ("OnlyTheValidatorWritesFrozenDatasets", ["s3:PutObject", "s3:DeleteObject*"], writer),
+        ):
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=actions,
+                    resources=[frozen],
+                    conditions={"ArnNotEquals": {"aws:PrincipalArn": allowed.role_arn}},
+                )
+            )
+
+    def frozen_arn(self) -> str:
+        """ARN pattern of the frozen copies of validated files."""
+        return self.bucket.arn_for_objects(f"{FROZEN_PREFIX}*")
 
     def datasets_arn(self) -> str:
         """ARN pattern of every object under ``datasets/``."""

@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct, IConstruct
 
 from bedrock_finetune.layout import REPORTS_PREFIX
-from bedrock_finetune.lineage import TAG_STACK
+from bedrock_finetune.lineage import LINEAGE_TAG_KEYS, TAG_STACK
 
 
 class BedrockArns:
@@ -26,6 +26,21 @@ class BedrockArns:
         self.custom_models = f"{prefix}:{stack.account}:custom-model/*"
         self.jobs = f"{prefix}:{stack.account}:model-customization-job/*"
         self.provisioned_models = f"{prefix}:{stack.account}:provisioned-model/*"
+
+
+def tag_on_create(sid: str, resources: list[str], resource_tag_keys: list[str]) -> iam.PolicyStatement:
+    """Tag what the function creates, with the lineage tags and the configured tags only, and only with
+    this stack's own ownership value: the role cannot stamp another stack's tag, or any other tag,
+    onto a resource (clean-up and teardown trust that tag)."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["bedrock:TagResource"],
+        resources=resources,
+        conditions={
+            "ForAllValues:StringEquals": {"aws:TagKeys": [*LINEAGE_TAG_KEYS, *resource_tag_keys]},
+            "StringEquals": {f"aws:RequestTag/{TAG_STACK}": Aws.STACK_ID},
+        },
+    )
 
 
 def kms_via(scope: Construct, service: str) -> dict[str, Any]:

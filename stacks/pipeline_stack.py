@@ -52,7 +52,9 @@ class FineTuningPipelineStack(Stack):
                 iam.ManagedPolicy.from_managed_policy_arn(self, "Boundary", config.permissions_boundary_arn)
             )
 
-        key = encryption_key(self, kms_key_arn=config.kms_key_arn, removal_policy=removal)
+        # Custom models and committed throughput that outlive the stack keep their key.
+        key_removal = RemovalPolicy.RETAIN if config.key_outlives_stack else removal
+        key = encryption_key(self, kms_key_arn=config.kms_key_arn, removal_policy=key_removal)
         data = DatasetBucket(self, "Data", key=key, removal_policy=removal)
         service_role = BedrockServiceRole(self, "BedrockServiceRole", data=data, key=key)
         notifications = Notifications(self, "Notifications", key=key, emails=config.notification_emails)
@@ -70,8 +72,10 @@ class FineTuningPipelineStack(Stack):
         ctx = TaskContext(
             runtime=runtime, config=config, data=data, arns=BedrockArns(self, config.base_model_id)
         )
+        validate = ValidateDataset(self, ctx=ctx)
+        data.protect_frozen(reader=service_role.role, writer=validate.role)
         functions = WorkflowFunctions(
-            validate_dataset=ValidateDataset(self, ctx=ctx).function,
+            validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,
             get_customization_job=GetCustomizationJob(self, ctx=ctx).function,
             collect_training_results=CollectTrainingResults(self, ctx=ctx).function,

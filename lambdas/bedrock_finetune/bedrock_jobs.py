@@ -18,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bedrock_finetune import errors
 from bedrock_finetune.catalog import to_bedrock_hyperparameters
 from bedrock_finetune.errors import PipelineError
-from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import RunNames
 from bedrock_finetune.run_ref import RunRef
@@ -236,8 +235,9 @@ def start_customization_job(
         names=run.names,
         role_arn=settings.service_role_arn,
         base_model_id=settings.base_model_id,
-        training_uri=location.uri(TRAIN_FILE),
-        validation_uri=location.uri(VALIDATION_FILE) if validation.get("hasValidation") else None,
+        # The frozen copies of what was validated, never datasets/ (whose files may have changed since).
+        training_uri=str(validation["trainingUri"]),
+        validation_uri=validation.get("validationUri"),
         output_uri=location.output_uri,
         hyperparameters=to_bedrock_hyperparameters(validation.get("hyperparameters", {})),
         kms_key_arn=settings.custom_model_kms_key_arn,

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 DATASETS_PREFIX = "datasets/"
 REPORTS_PREFIX = "reports/"
 OUTPUTS_PREFIX = "outputs/"
+#: The validated versions of a run's data files, copied for training (see validate_dataset.freeze).
+FROZEN_PREFIX = "frozen/"
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
 HYPERPARAMETERS_FILE = "hyperparameters.json"

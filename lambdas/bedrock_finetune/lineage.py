@@ -16,6 +16,9 @@ TAG_EXECUTION = "finetune:execution"
 #: Marks resources made by one deployed stack; teardown finds them by this tag.
 TAG_STACK = "finetune:stack"
 
+#: Every tag key the pipeline writes itself (the configured resource tags come on top).
+LINEAGE_TAG_KEYS = (TAG_RUN, TAG_DATASET, TAG_DATASET_VERSION, TAG_EXECUTION, TAG_STACK)
+
 _TAG_UNSAFE = re.compile(r"[^a-zA-Z0-9\s._:/=+@-]")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bedrock_finetune.layout import RunLocation
+from bedrock_finetune.layout import FROZEN_PREFIX, RunLocation
 from bedrock_finetune.naming import RunIdentity, RunNames, names_for
 
 
@@ -59,6 +59,10 @@ class RunRef:
     @property
     def location(self) -> RunLocation:
         return RunLocation(bucket=self.bucket, run=self.run)
+
+    def frozen_key(self, name: str) -> str:
+        """Where this upload's validated ``name`` is frozen for training: one folder per upload."""
+        return f"{FROZEN_PREFIX}{self.run}/{self.names.job_name}/{name}"
 
     @property
     def is_run_key(self) -> bool:

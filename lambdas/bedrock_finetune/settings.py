@@ -265,3 +265,5 @@ class TeardownProperties(Settings):
     topic_arn: str = setting("TopicArn")
     delete_custom_models: bool = setting("DeleteCustomModels", default=False)
     wait_seconds: int = setting("WaitSeconds")
+    #: The key of the custom models and committed throughputs that outlive the stack.
+    key_arn: str = setting("KeyArn", default="")

@@ -245,7 +245,9 @@ def delete_custom_models_of_stack(
     return deleted, kept, busy
 
 
-def report_message(report: TeardownReport, stack: str, region: str) -> tuple[str, str]:
+def report_message(
+    report: TeardownReport, stack: str, region: str, *, key_arn: str = "", models_kept: bool = True
+) -> tuple[str, str]:
     """Subject and body of the notification sent when the stack is deleted."""
     committed = report.throughputs_committed
     subject = f"[fine-tuning] {stack} deleted" + (": throughput still billing" if committed else "")
@@ -262,7 +264,17 @@ def report_message(report: TeardownReport, stack: str, region: str) -> tuple[str
             "ends and keep billing:",
             *(f"- {pt.describe_commitment()}" for pt in committed),
         ]
-    lines += ["", "Custom models are kept unless delete_custom_models_on_destroy is true."]
+    kept = ["custom models"] if models_kept else []
+    if committed:
+        kept.append("the committed throughputs above")
+    if kept and key_arn:
+        lines += [
+            "",
+            f"Kept: {' and '.join(kept)}, encrypted with KMS key {key_arn}. The stack keeps that key when "
+            "it is deleted (do not schedule its deletion while they exist: they would become unusable).",
+        ]
+    elif kept:
+        lines += ["", f"Kept: {' and '.join(kept)} (delete_custom_models_on_destroy is false)."]
     return subject[:100], "\n".join(lines)
 
 
@@ -368,7 +380,13 @@ def start_teardown(
             f"{exc} {hand_cleanup_instructions(properties.stack_tag, properties.region)}"
         ) from exc
     if report.anything:
-        subject, body = report_message(report, stack_name_from_id(stack_id), properties.region)
+        subject, body = report_message(
+            report,
+            stack_name_from_id(stack_id),
+            properties.region,
+            key_arn=properties.key_arn,
+            models_kept=not properties.delete_custom_models,
+        )
         publish_message(sns, properties.topic_arn, subject, body)
     return report, int(now) + properties.wait_seconds
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from bedrock_finetune.catalog import ModelSpec
 from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.errors import DatasetInvalid, RunNotFound
-from bedrock_finetune.layout import InvalidRunKey, RunLocation
+from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE, InvalidRunKey, RunLocation
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.s3_source import S3Object, read_hyperparameters
@@ -59,15 +59,25 @@ def validate_s3_run(
             "before the run started. Upload it again to start a new run."
         )
     train = S3Object(s3, bucket, key, version_id=version_id, size=int(train_head.get("ContentLength", 0)))
+    # The other files are read at the version found now, and that version is what gets frozen.
     validation_head = _head(s3, bucket, location.validation_key)
+    validation_version = (validation_head or {}).get("VersionId")
     validation = (
-        S3Object(s3, bucket, location.validation_key, size=int(validation_head.get("ContentLength", 0)))
+        S3Object(
+            s3,
+            bucket,
+            location.validation_key,
+            version_id=validation_version,
+            size=int(validation_head.get("ContentLength", 0)),
+        )
         if validation_head is not None
         else None
     )
+    hyperparameters_head = _head(s3, bucket, location.hyperparameters_key)
+    hyperparameters_version = (hyperparameters_head or {}).get("VersionId")
     hyperparameters = (
-        read_hyperparameters(s3, bucket, location.hyperparameters_key)
-        if _head(s3, bucket, location.hyperparameters_key) is not None
+        read_hyperparameters(s3, bucket, location.hyperparameters_key, hyperparameters_version)
+        if hyperparameters_head is not None
         else None
     )
 
@@ -106,12 +116,43 @@ def validate_s3_run(
         "estimatedBillableTokens": report.estimated_billable_tokens,
         "hyperparameters": dict(report.hyperparameters),
         "hasValidation": validation is not None,
+        "versions": {
+            "train": version_id,
+            "validation": validation_version if validation is not None else None,
+            "hyperparameters": hyperparameters_version if hyperparameters is not None else None,
+        },
     }
 
 
+def freeze(
+    s3: Any, run: RunRef, versions: Mapping[str, str | None], *, has_validation: bool
+) -> dict[str, str]:
+    """Copy the validated versions of the run's data files to ``frozen/<run>/<job name>/``, where only
+    the Bedrock service role may read them; returns their URIs (``trainingUri``, ``validationUri``).
+
+    Bedrock's S3 URIs carry no version: training from ``datasets/`` would train whatever was uploaded
+    last, not what was validated."""
+    uris: dict[str, str] = {}
+    for field, name, wanted in (
+        ("trainingUri", TRAIN_FILE, True),
+        ("validationUri", VALIDATION_FILE, has_validation),
+    ):
+        if not wanted:
+            continue
+        source: dict[str, str] = {"Bucket": run.bucket, "Key": run.location.key(name)}
+        version = versions.get("train" if name == TRAIN_FILE else "validation")
+        if version:
+            source["VersionId"] = version
+        target = run.frozen_key(name)
+        s3.copy(source, run.bucket, target)  # managed: multipart for files over 5 GB
+        uris[field] = f"s3://{run.bucket}/{target}"
+    return uris
+
+
 def validate_dataset(s3: Any, run: RunRef, settings: ValidateDatasetSettings) -> dict[str, Any]:
-    """The ValidateDataset task: the uploaded version of the run, with the deployment's model and defaults."""
-    return validate_s3_run(
+    """The ValidateDataset task: the uploaded version of the run, with the deployment's model and
+    defaults; a valid run's files are frozen for training (see :func:`freeze`)."""
+    summary = validate_s3_run(
         s3,
         bucket=run.bucket,
         key=run.key,
@@ -120,3 +161,4 @@ def validate_dataset(s3: Any, run: RunRef, settings: ValidateDatasetSettings) ->
         defaults=settings.default_hyperparameters,
         chars_per_token=settings.chars_per_token,
     )
+    return {**summary, **freeze(s3, run, summary["versions"], has_validation=summary["hasValidation"])}

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from bedrock_finetune.settings import CreateProvisionedThroughputSettings
-from stacks.permissions import kms_via
+from stacks.permissions import kms_via, tag_on_create
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 
@@ -35,9 +35,10 @@ class CreateProvisionedThroughput(PipelineFunction):
         self.add_to_policy(
             iam.PolicyStatement(
                 sid="CreateThroughputForCustomModels",
-                actions=["bedrock:CreateProvisionedModelThroughput", "bedrock:TagResource"],
+                actions=["bedrock:CreateProvisionedModelThroughput"],
                 resources=[arns.custom_models, arns.provisioned_models],
             ),
+            tag_on_create("TagThroughputItCreates", [arns.provisioned_models], list(config.tags)),
             iam.PolicyStatement(
                 sid="FindExistingThroughput",
                 actions=["bedrock:GetProvisionedModelThroughput"],

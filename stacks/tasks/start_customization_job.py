@@ -8,7 +8,7 @@ from constructs import Construct
 
 from bedrock_finetune.settings import StartCustomizationJobSettings
 from stacks.bedrock_service_role import BEDROCK_PRINCIPAL, BedrockServiceRole
-from stacks.permissions import kms_via
+from stacks.permissions import kms_via, tag_on_create
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 
@@ -37,9 +37,10 @@ class StartCustomizationJob(PipelineFunction):
         self.add_to_policy(
             iam.PolicyStatement(
                 sid="CreateJobForBaseModel",
-                actions=["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"],
+                actions=["bedrock:CreateModelCustomizationJob"],
                 resources=[arns.foundation_model, arns.custom_models, arns.jobs],
             ),
+            tag_on_create("TagJobsAndModelsItCreates", [arns.custom_models, arns.jobs], list(config.tags)),
             iam.PolicyStatement(
                 sid="FindExistingJob", actions=["bedrock:GetModelCustomizationJob"], resources=[arns.jobs]
             ),

@@ -50,8 +50,11 @@ class ValidateDataset(PipelineFunction):
                 conditions={"StringLike": {"s3:prefix": ["datasets/*"]}},
             ),
             write_reports(data.bucket),
+            iam.PolicyStatement(
+                sid="FreezeValidatedFiles", actions=["s3:PutObject"], resources=[data.frozen_arn()]
+            ),
             bucket_key_via_s3(
                 self, ctx.runtime.key, ("kms:Decrypt", "kms:GenerateDataKey"), sid="UseBucketKeyViaS3"
             ),
         )
-        data.acknowledge_prefixes(self.role, "datasets", "reports")
+        data.acknowledge_prefixes(self.role, "datasets", "reports", "frozen")

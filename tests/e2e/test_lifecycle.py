@@ -21,7 +21,7 @@ from tests.e2e.test_local_pipeline import FAILURE_END, HAPPY_PATH, JOB_POLL, STA
 pytestmark = pytest.mark.e2e
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 30) -> Any:
+def _wait_for(condition: Any, what: str, timeout: float = 120) -> Any:
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = condition()

@@ -75,7 +75,8 @@ def test_destroying_the_stack_deletes_its_throughput_and_keeps_the_custom_model(
         [notice] = deletion.notifications
         assert notice["subject"] == f"[fine-tuning] {result.deployment.stack_name} deleted"
         assert f"Provisioned throughputs deleted:\n- {throughput_arn}" in notice["message"]
-        assert "Custom models are kept" in notice["message"]
+        # The kept custom model is named with the key that encrypts it (which the stack keeps).
+        assert "Kept: custom models, encrypted with KMS key arn:aws:kms:" in notice["message"]
 
 
 def test_destroying_the_stack_leaves_other_stacks_throughput_and_reports_a_committed_one(

@@ -32,6 +32,8 @@ RUN = {
 
 
 STACK_TAG = "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1"
+FROZEN_TRAIN = "s3://data-bucket/frozen/run-1/ft-run-1-0123456789ab/train.jsonl"
+FROZEN_VALIDATION = "s3://data-bucket/frozen/run-1/ft-run-1-0123456789ab/validation.jsonl"
 
 
 def set_settings(monkeypatch: pytest.MonkeyPatch, *all_settings: Settings) -> None:
@@ -82,6 +84,8 @@ def test_start_job_handler_tags_the_job_with_its_lineage(env: dict[str, str]) ->
         "validation": {
             "hasValidation": True,
             "hyperparameters": {"epochCount": 3, "learningRateMultiplier": 0.5},
+            "trainingUri": FROZEN_TRAIN,
+            "validationUri": FROZEN_VALIDATION,
         },
         "executionArn": EXECUTION_ARN,
         "executionName": "exec-1",
@@ -91,9 +95,9 @@ def test_start_job_handler_tags_the_job_with_its_lineage(env: dict[str, str]) ->
     bedrock = boto3.client("bedrock", region_name="us-west-2")
     job = bedrock.get_model_customization_job(jobIdentifier=result["jobName"])
     assert job["hyperParameters"] == {"epochCount": "3", "learningRateMultiplier": "0.5"}
-    assert job["validationDataConfig"]["validators"] == [
-        {"s3Uri": "s3://data-bucket/datasets/run-1/validation.jsonl"}
-    ]
+    # It trains on the frozen copies of what was validated, never on datasets/ (which may have changed).
+    assert job["trainingDataConfig"]["s3Uri"] == FROZEN_TRAIN
+    assert job["validationDataConfig"]["validators"] == [{"s3Uri": FROZEN_VALIDATION}]
     assert job["outputDataConfig"]["s3Uri"] == "s3://data-bucket/outputs/run-1/"
     tags = {
         t["key"]: t["value"] for t in bedrock.list_tags_for_resource(resourceARN=result["jobArn"])["tags"]
@@ -234,7 +238,7 @@ def test_ended_execution_is_cleaned_up_and_looked_at_once_more(
     started = start(
         {
             "run": RUN,
-            "validation": {"hasValidation": False},
+            "validation": {"hasValidation": False, "trainingUri": FROZEN_TRAIN},
             "executionArn": EXECUTION_ARN,
             "executionName": "x",
         },
@@ -396,3 +400,30 @@ def test_the_tracer_is_created_on_the_first_invocation_and_wraps_the_handler(
     assert handler(2, None) == {"echo": 2}
     assert len(created) == 1
     assert captured == [1, 2]
+
+
+def test_a_reupload_before_validation_does_not_change_what_is_frozen_for_training(
+    validator_env: None,
+) -> None:
+    """Given version 1 of a run uploaded and then a second train.jsonl (version 2) while run 1 waits,
+    when run 1 is validated, then the frozen copy it will train on is version 1, byte for byte."""
+    from pathlib import Path
+
+    from handlers.validate_dataset import handler
+
+    sample = Path(__file__).resolve().parents[2] / "datasets" / "json-mode"
+    first = {p.name: p.read_bytes() for p in sample.iterdir()}
+    version = _upload_run(first)
+    second = first["train.jsonl"] + first["train.jsonl"].splitlines(keepends=True)[0]  # one record more
+    _upload_run({"train.jsonl": second})
+    summary = handler(
+        {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+        FakeLambdaContext(),
+    )
+    s3 = boto3.client("s3", region_name="us-west-2")
+    bucket, key = summary["trainingUri"].removeprefix("s3://").split("/", 1)
+    assert key.startswith("frozen/run-1/ft-run-1-")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == first["train.jsonl"]
+    validation_key = summary["validationUri"].removeprefix(f"s3://{bucket}/")
+    assert s3.get_object(Bucket=bucket, Key=validation_key)["Body"].read() == first["validation.jsonl"]
+    assert summary["versions"]["train"] == version

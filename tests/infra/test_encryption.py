@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from iam_review.render import Renderer, as_list
 from iam_review.review import acknowledged_reason, resources_of
+from stacks.application import build_app, cdk_json_context
 from tests.infra.conftest import CONFIGURED_KEY, IamSynth
 
 
@@ -128,3 +132,27 @@ def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default
 
 def test_configured_key_is_used_by_arn(variant_synth: IamSynth) -> None:
     assert expected_key(variant_synth) == CONFIGURED_KEY
+
+
+@pytest.mark.parametrize(
+    ("context", "deletion"),
+    [
+        # Custom models are kept by teardown: their key must stay, even with removal_policy=destroy.
+        ({"removal_policy": "destroy"}, "Retain"),
+        # A committed throughput keeps billing after the stack: its model's key must stay too.
+        (
+            {"removal_policy": "destroy", "delete_custom_models_on_destroy": True, "commitment": "OneMonth"},
+            "Retain",
+        ),
+        # Nothing encrypted outlives the stack: the key goes with it.
+        ({"removal_policy": "destroy", "delete_custom_models_on_destroy": True}, "Delete"),
+    ],
+    ids=["models-kept", "committed-throughput", "nothing-kept"],
+)
+def test_the_key_stays_while_anything_it_encrypts_outlives_the_stack(
+    tmp_path: Path, context: dict[str, Any], deletion: str
+) -> None:
+    app, stack, _ = build_app(cdk_json_context(**context), environment={}, outdir=str(tmp_path))
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    (key,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    assert key["DeletionPolicy"] == deletion

@@ -6,12 +6,13 @@ Roles are found by what they are (trusted principal, the function they run), nev
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
-from bedrock_finetune.layout import DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
+from bedrock_finetune.layout import DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
 from iam_review.render import Renderer, as_list
 from iam_review.review import NO_REASON, Statement, identity_statements, resources_of, review, wildcards
 from stacks.application import cdk_json_context
@@ -113,22 +114,26 @@ def _s3_object_grants(template: Mapping[str, Any], role: str, action: str) -> se
 @pytest.mark.parametrize(
     ("who", "reads", "writes"),
     [
-        ({"trusted_by": "bedrock.amazonaws.com"}, DATASETS_PREFIX, OUTPUTS_PREFIX),
-        ({"handler": "handlers.validate_dataset.handler"}, DATASETS_PREFIX, REPORTS_PREFIX),
+        # Bedrock trains on the frozen copies of what was validated, never on datasets/.
+        ({"trusted_by": "bedrock.amazonaws.com"}, FROZEN_PREFIX, (OUTPUTS_PREFIX,)),
+        ({"handler": "handlers.validate_dataset.handler"}, DATASETS_PREFIX, (REPORTS_PREFIX, FROZEN_PREFIX)),
     ],
     ids=["bedrock-service-role", "validator"],
 )
 def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
-    iam_synth: IamSynth, who: dict[str, str], reads: str, writes: str
+    iam_synth: IamSynth, who: dict[str, str], reads: str, writes: tuple[str, ...]
 ) -> None:
     template = iam_synth.template
     role = role_named(template, **who)
     assert _s3_object_grants(template, role, "s3:GetObject") == {f"arn:aws:s3:::<DataBucket>/{reads}*"}
-    assert _s3_object_grants(template, role, "s3:PutObject") == {f"arn:aws:s3:::<DataBucket>/{writes}*"}
+    assert _s3_object_grants(template, role, "s3:PutObject") == {
+        f"arn:aws:s3:::<DataBucket>/{w}*" for w in writes
+    }
     listed = [s for s in allowed(template) if s.owner == role and grants(s, "s3:ListBucket")]
     for statement in listed:
         assert set(as_list(statement.conditions["StringLike"]["s3:prefix"])) <= {
             f"{DATASETS_PREFIX}*",
+            f"{FROZEN_PREFIX}*",
             f"{OUTPUTS_PREFIX}*",
             f"{REPORTS_PREFIX}*",
         }
@@ -138,7 +143,7 @@ def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
 def test_no_role_reaches_objects_outside_the_pipeline_prefixes(iam_synth: IamSynth) -> None:
     """Every object-level S3 grant names a prefix; listing always carries an s3:prefix condition."""
     template = iam_synth.template
-    prefixes = tuple(f"/{p}*" for p in (DATASETS_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
+    prefixes = tuple(f"/{p}*" for p in (DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
     for statement in allowed(template):
         if any(grants(statement, a) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")):
             for resource in (readable(template, r) for r in statement.resources):
@@ -206,3 +211,43 @@ def test_permissions_boundary_reaches_every_role_when_configured(variant_synth: 
     boundary = variant_synth.context["permissions_boundary_arn"]
     roles = review(variant_synth.template, {}, "s")["roles"]
     assert {r["path"]: r["permissions_boundary"] for r in roles} == {r["path"]: boundary for r in roles}
+
+
+def test_only_bedrock_reads_and_only_the_validator_writes_the_frozen_copies(iam_synth: IamSynth) -> None:
+    """What a job trains on cannot be read by anyone but the service role, nor changed by anyone but the
+    validator: the bucket policy denies everyone else, whatever their IAM policies say."""
+    template = iam_synth.template
+    policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and "DataBucket" in json.dumps(r["Properties"]["Bucket"])
+    ]
+    (statements,) = policies
+    denies = {s["Sid"]: s for s in statements if s["Effect"] == "Deny" and "Sid" in s}
+    service_role = role_named(template, trusted_by="bedrock.amazonaws.com")
+    validator = role_named(template, handler="handlers.validate_dataset.handler")
+    read = denies["OnlyBedrockReadsFrozenDatasets"]
+    assert read["Principal"] == {"AWS": "*"}
+    assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert readable(template, read["Resource"]) == "arn:aws:s3:::<DataBucket>/frozen/*"
+    assert readable(template, read["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == f"<{service_role}>"
+    write = denies["OnlyTheValidatorWritesFrozenDatasets"]
+    assert set(write["Action"]) == {"s3:PutObject", "s3:DeleteObject*"}
+    assert readable(template, write["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == f"<{validator}>"
+
+
+def test_tagging_is_limited_to_known_keys_and_this_stacks_ownership_value(iam_synth: IamSynth) -> None:
+    """Clean-up and teardown trust the stack tag: no role may stamp it (or an unknown tag) on anything."""
+    template = iam_synth.template
+    taggers = [s for s in allowed(template) if grants(s, "bedrock:TagResource")]
+    assert {s.owner for s in taggers} == {
+        role_named(template, handler="handlers.start_customization_job.handler"),
+        role_named(template, handler="handlers.create_provisioned_throughput.handler"),
+    }
+    for statement in taggers:
+        assert statement.raw["Action"] == "bedrock:TagResource"
+        keys = set(as_list(statement.conditions["ForAllValues:StringEquals"]["aws:TagKeys"]))
+        assert {"finetune:stack", "finetune:execution", "finetune:run"} <= keys
+        assert statement.conditions["StringEquals"]["aws:RequestTag/finetune:stack"] == {
+            "Ref": "AWS::StackId"
+        }

@@ -58,22 +58,22 @@ def test_service_role_is_trusted_by_bedrock_for_this_accounts_jobs_only(synthesi
     ]
 
 
-def test_service_role_reads_datasets_writes_outputs_and_nothing_else(synthesized: Synthesized) -> None:
+def test_service_role_reads_frozen_datasets_writes_outputs_and_nothing_else(synthesized: Synthesized) -> None:
     logical_id, _ = _role_named(synthesized, "/BedrockServiceRole/Role/Resource")
     statements = {s.get("Sid"): s for s in _statements_of(synthesized, logical_id)}
     assert set(statements) == {
-        "ReadDatasets",
+        "ReadFrozenDatasets",
         "WriteOutputs",
         "ListRunPrefixes",
         "UseBucketKeyViaS3",
         "EncryptCustomModelViaBedrock",
     }
-    assert statements["ReadDatasets"]["Action"] == "s3:GetObject"
-    assert json.dumps(statements["ReadDatasets"]["Resource"]).endswith('"/datasets/*"]]}')
+    assert statements["ReadFrozenDatasets"]["Action"] == "s3:GetObject"
+    assert json.dumps(statements["ReadFrozenDatasets"]["Resource"]).endswith('"/frozen/*"]]}')
     assert statements["WriteOutputs"]["Action"] == "s3:PutObject"
     assert json.dumps(statements["WriteOutputs"]["Resource"]).endswith('"/outputs/*"]]}')
     assert statements["ListRunPrefixes"]["Condition"] == {
-        "StringLike": {"s3:prefix": ["datasets/*", "outputs/*"]}
+        "StringLike": {"s3:prefix": ["frozen/*", "outputs/*"]}
     }
     assert statements["UseBucketKeyViaS3"]["Condition"] == {
         "StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}

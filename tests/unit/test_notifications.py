@@ -56,3 +56,13 @@ def test_a_key_that_is_no_run_is_named_by_its_key_not_by_another_run() -> None:
     failure = {"step": "Identify run", "error": "NotARunKey", "cause": "not a run"}
     notice = failure_notice({"run": run, "failure": failure}, LINKS, EXECUTION)
     assert notice.subject.startswith("[fine-tuning] upload datasets/run-1/x/train.jsonl:")
+
+
+def test_the_teardown_notice_says_what_was_kept_and_under_which_key() -> None:
+    from bedrock_finetune.teardown import TeardownReport, report_message
+
+    key = "arn:aws:kms:us-west-2:123456789012:key/11111111-2222-3333-4444-555555555555"
+    _, body = report_message(TeardownReport(), "Stack", "us-west-2", key_arn=key, models_kept=True)
+    assert f"Kept: custom models, encrypted with KMS key {key}" in body
+    _, body = report_message(TeardownReport(), "Stack", "us-west-2", key_arn=key, models_kept=False)
+    assert "Kept:" not in body
