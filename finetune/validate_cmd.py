@@ -142,10 +142,12 @@ def _target(config_path: str | None, model_id: str | None) -> _Target:
     config = _load(path, context)
     if model_id is None or model_id == config.base_model_id:
         return _Target(config.model, config.hyperparameters, config.chars_per_token)
-    # Another model: the loader resolves it among the configured models as a deployment of it would;
-    # the configured hyperparameter defaults were checked against the deployment's model, not this one.
-    other = _load(path, {**context, "base_model_id": model_id, "hyperparameters": {}}, f"--model {model_id}")
-    return _Target(other.model, None, config.chars_per_token)
+    # Another model: among the built-in and the deployment's configured models (parsed once, by the
+    # loader); the configured hyperparameter defaults were checked against the deployment's model.
+    try:
+        return _Target(resolve_model(model_id, config.models), None, config.chars_per_token)
+    except CatalogError as exc:
+        raise UsageError(f"--model {model_id} with {path}: {exc}") from exc
 
 
 def _load(path: Path, context: Mapping[str, Any], what: str = "") -> PipelineConfig:

@@ -75,6 +75,8 @@ class PipelineConfig:
     cleanup_retry_seconds: int
     cleanup_max_hours: int
     quality_gate: QualityGate = field(default_factory=QualityGate)
+    #: The models configured under ``models`` (beside the built-in catalog), parsed once.
+    models: Mapping[str, ModelSpec] = field(default_factory=dict)
 
     @property
     def default_epochs(self) -> int | None:
@@ -388,6 +390,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         commitment=commitments[commitment_raw],  # type: ignore[arg-type]
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
+        models=models,
         settle_seconds=r.integer("settle_seconds", 0, 900),
         cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),

@@ -218,7 +218,7 @@ def test_a_bad_config_is_a_usage_error(tmp_path, capsys):
     assert "unknown configuration key(s): model_unit" in capsys.readouterr().err
 
 
-def test_a_model_configured_in_cdk_json_is_checked_with_its_own_limits(tmp_path, capsys):
+def test_a_model_configured_in_cdk_json_is_checked_with_its_own_limits(tmp_path, capsys, monkeypatch):
     # Given a deployment of Claude 3 Haiku that also configures a model needing 100 training records
     limits = {
         "min_train_records": 100,
@@ -237,8 +237,14 @@ def test_a_model_configured_in_cdk_json_is_checked_with_its_own_limits(tmp_path,
     config = tmp_path / "cdk.json"
     config.write_text(json.dumps({"context": context}))
     train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
+    from finetune import validate_cmd
+
+    loads: list[object] = []
+    real_load = validate_cmd.load_config
+    monkeypatch.setattr(validate_cmd, "load_config", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     # When 40 records are checked against that model
     assert main(["validate", str(train), "--config", str(config), "--model", other, "--json"]) == 1
+    assert len(loads) == 1, "the configuration (and its models) is read once"
     report = json.loads(capsys.readouterr().out)
     # Then its minimum applies, and the deployment's defaults (for Haiku) do not
     assert report["error_counts"] == {"TOO_FEW_RECORDS": 1}
