@@ -17,15 +17,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ParamValid
 from bedrock_finetune.errors import TRANSIENT_ERRORS, AwsPermanentError, AwsTransientError
 from bedrock_finetune.settings import CollectTrainingResultsSettings, NotifySettings, QualityGate
 from tests.conftest import FakeLambdaContext, subscribed_inbox
+from tests.handlers.runs import EXECUTION_ARN, RUN
 
-EXECUTION_ARN = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
-RUN = {
-    "bucket": "data-bucket",
-    "key": "datasets/run-1/train.jsonl",
-    "etag": '"etag1"',
-    "versionId": "v1",
-    "run": "run-1",
-}
 SUCCEEDED = {
     "outcome": "succeeded",
     "state": {

@@ -20,16 +20,7 @@ from bedrock_finetune.settings import (
     ValidateDatasetSettings,
 )
 from tests.conftest import FakeLambdaContext, subscribed_inbox
-
-EXECUTION_ARN = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
-RUN = {
-    "bucket": "data-bucket",
-    "key": "datasets/run-1/train.jsonl",
-    "etag": '"etag1"',
-    "versionId": "v1",
-    "run": "run-1",
-}
-
+from tests.handlers.runs import EXECUTION_ARN, RUN
 
 STACK_TAG = "arn:aws:cloudformation:us-west-2:123456789012:stack/BedrockFineTuning/1"
 FROZEN_TRAIN = "s3://data-bucket/frozen/run-1/ft-run-1-0123456789ab/train.jsonl"
