@@ -47,6 +47,8 @@ _TOKEN = re.compile(r"^[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?$")
 _S3_URI = re.compile(r"^s3://[a-z0-9][-.a-z0-9]{1,61}[a-z0-9](/.*)?$")
 _TAG_TEXT = re.compile(r"^[a-zA-Z0-9\s._:/=+@-]*$")
 _COMMITMENTS = ("OneMonth", "SixMonths")
+#: Provisioned Throughput statuses in which DeleteProvisionedModelThroughput answers ConflictException.
+_NOT_DELETABLE = frozenset({"Creating", "Updating"})
 
 
 class BedrockError(JsonRESTError):
@@ -97,7 +99,10 @@ def configure(scenario: Scenario) -> None:
     _settings.throttles_left = scenario.throttled_calls
     transition = {"progression": "manual", "times": scenario.polls_per_status}
     state_manager.register_default_transition(JOB_MODEL, transition)
-    state_manager.register_default_transition(THROUGHPUT_MODEL, transition)
+    throughput_polls = scenario.throughput_polls_per_status or scenario.polls_per_status
+    state_manager.register_default_transition(
+        THROUGHPUT_MODEL, {"progression": "manual", "times": throughput_polls}
+    )
 
 
 def _maybe_throttle(operation: str) -> None:
@@ -138,6 +143,11 @@ class EmulatedJob(ManagedState):
         self.validation_loss: float | None = None
         self._finished = False
         self._reported = "InProgress"
+
+    @property
+    def reported_status(self) -> str:
+        """The status the last describe answered (what List and the summary show; no poll)."""
+        return self._reported
 
     def describe(self, backend_state: BedrockState) -> dict[str, Any]:
         """GetModelCustomizationJob: advance the status by one poll and report it."""
@@ -240,6 +250,11 @@ class EmulatedThroughput(ManagedState):
         self.failure_message = ""
         self._reported = "Creating"
 
+    @property
+    def reported_status(self) -> str:
+        """The status the last describe answered (what List and the summary show; no poll)."""
+        return self._reported
+
     def describe(self) -> dict[str, Any]:
         self.advance()
         status = self.status or "Creating"
@@ -283,6 +298,8 @@ class BedrockState:
     custom_models: dict[str, EmulatedJob] = field(default_factory=dict)
     throughputs: dict[str, EmulatedThroughput] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Throughputs deleted so far, by ARN (no longer answered by any operation).
+    deleted_throughputs: dict[str, EmulatedThroughput] = field(default_factory=dict)
 
     def job(self, identifier: str) -> EmulatedJob:
         for job in self.jobs.values():
@@ -580,12 +597,20 @@ def delete_provisioned_model_throughput(self: BedrockResponse) -> Any:
     _maybe_throttle("DeleteProvisionedModelThroughput")
     state, _, _ = _ctx(self)
     pt = state.throughput(_path_param(self, "provisionedModelId", "/provisioned-model-throughput/"))
+    if pt._reported in _NOT_DELETABLE:
+        # Bedrock refuses while the throughput is being created or updated (HTTP 400); the status
+        # is the last one reported: only a describe (a poll) moves it on.
+        raise BedrockError(
+            "ConflictException",
+            f"Provisioned model throughput {pt.arn} is {pt._reported}; it can be deleted once it is "
+            "InService or Failed (emulated).",
+        )
     if pt.params.get("commitmentDuration"):
         raise BedrockError(
             "ConflictException",
             "You can't delete a Provisioned Throughput before the commitment term is over.",
         )
-    del state.throughputs[pt.arn]
+    state.deleted_throughputs[pt.arn] = state.throughputs.pop(pt.arn)
     state.tags.pop(pt.arn, None)
     return _json(200, {})
 

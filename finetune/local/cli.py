@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ def register(subparsers: Any) -> None:
             "2 for usage errors."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="scenarios:\n" + "\n".join(f"  {s.name:<17}{s.description}" for s in SCENARIOS.values()),
+        epilog="scenarios:\n" + "\n".join(f"  {s.name:<26}{s.description}" for s in SCENARIOS.values()),
     )
     local.add_argument(
         "run_dir",
@@ -61,6 +63,13 @@ def register(subparsers: Any) -> None:
         help="after the run, delete the stack as 'cdk destroy' does (its teardown custom resource "
         "included) and show what teardown deleted and what provisioned throughput is left",
     )
+    local.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object when the run ends, and nothing else, on stdout (execution, "
+        "notifications, what is left billing, reports, transitions; see the README); progress goes "
+        "to stderr",
+    )
     local.set_defaults(handler=run_local_command)
 
     server = subparsers.add_parser(
@@ -94,6 +103,7 @@ def run_local_command(args: argparse.Namespace) -> int:
     # Imported here so that `finetune --help` does not load the CDK and moto.
     from finetune.local.runner import RunFolderError, run_local  # noqa: PLC0415
     from finetune.local.scenarios import scenario  # noqa: PLC0415
+    from finetune.local.summary import build_summary  # noqa: PLC0415
 
     context = {}
     for item in args.context:
@@ -102,17 +112,24 @@ def run_local_command(args: argparse.Namespace) -> int:
             print(f"finetune local: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
             return 2
         context[key] = value
+    as_json = bool(getattr(args, "json", False))
     try:
-        result = run_local(
-            args.run_dir,
-            scenario(args.scenario),
-            time_scale=args.time_scale,
-            destroy=args.destroy,
-            context=context,
-        )
+        # With --json, stdout carries the document only: anything else printed goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = run_local(
+                args.run_dir,
+                scenario(args.scenario),
+                out=sys.stderr if as_json else None,
+                time_scale=args.time_scale,
+                destroy=args.destroy,
+                summary=not as_json,
+                context=context,
+            )
     except RunFolderError as exc:
         print(f"finetune local: {exc}", file=sys.stderr)
         return 2
+    if as_json:
+        print(json.dumps(build_summary(result), indent=2, default=str))
     deleted = result.deletion is None or result.deletion.stack_status == "DELETE_COMPLETE"
     return 0 if result.succeeded and deleted else 1
 

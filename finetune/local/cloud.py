@@ -14,9 +14,14 @@ are made for moto, none of them to the state machine, the trigger or the handler
   in :meth:`LocalCloud.destroy`. ``Custom::BedrockPreflight`` checks model access and quotas of a
   real account, which the emulated Bedrock cannot answer truthfully: it is listed as not run, and
   stack outputs that read its attributes are left out.
-* moto puts a state machine created by CloudFormation in a backend that cannot execute; it is
-  re-created, with the same name, role and the definition CloudFormation resolved, in the
+* moto puts a state machine created by CloudFormation in a backend that cannot execute; each
+  one is re-created, with the same name, role and the definition CloudFormation resolved, in the
   backend that executes.
+
+One fix to moto's interpreter: an execution stopped while a task runs stays stopped (ABORTED, as on
+AWS). moto's interpreter clears the execution's stack once stopped while the task's thread still
+uses it, and the error that thread then raises would replace the stop (the execution ended FAILED
+with "pop from empty list", in about one stop in five).
 """
 
 from __future__ import annotations
@@ -42,13 +47,17 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.core.config import default_user_config
 from moto.sns.models import sns_backends
 from moto.stepfunctions.models import stepfunctions_backends
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from finetune.local import bedrock
 from finetune.local.events import EventRouter
+from finetune.local.gate import WaitGate
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
 from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
 from finetune.local.scenarios import Scenario
+from finetune.local.sns import PublishFailures
 from finetune.local.template import Synthesized
 from finetune.local.timing import Clock
 
@@ -84,6 +93,8 @@ class Deployment:
     stack_id: str = ""
     #: Custom resources run through the emulated Provider framework, with their physical ids.
     custom_resources: tuple[CustomResource, ...] = ()
+    #: Every state machine of the stack (the pipeline's first), as re-created in the executing backend.
+    state_machine_arns: tuple[str, ...] = ()
 
     def notifications(self) -> list[dict[str, Any]]:
         """Messages published to the notification topic, oldest first."""
@@ -160,6 +171,21 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
 
 
 @contextlib.contextmanager
+def _stops_stay_stopped() -> Iterator[None]:
+    """An error recorded after StopExecution does not turn the stopped execution into a failed one."""
+    original = Environment.set_error
+
+    def set_error(self: Environment, error: Any) -> None:
+        with self._state_mutex:
+            if isinstance(self._program_state, ProgramStopped):
+                return
+            original(self, error)
+
+    with mock.patch.object(Environment, "set_error", set_error):
+        yield
+
+
+@contextlib.contextmanager
 def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
     try:
         yield
@@ -192,6 +218,7 @@ class LocalCloud:
         extra_env = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}
         self.runtime = LambdaRuntime(synth.assets, synth.region, extra_env=extra_env)
         self.router = EventRouter()
+        self.publish_failures = PublishFailures(scenario)
         self.provider = ProviderFramework(
             account=synth.account,
             region=synth.region,
@@ -224,6 +251,8 @@ class LocalCloud:
             self.router.installed(),
             self.clock.installed(),
             bedrock.installed(),
+            self.publish_failures.installed(),
+            _stops_stay_stopped(),
         ):
             yield self
 
@@ -236,9 +265,16 @@ class LocalCloud:
             self.hooks(),
         ):
             deployment = self.deploy()
+            if self.scenario.user_acts and self.clock.gate is None:
+                # The runner acts at precise points of the run: hold its execution at each Wait state.
+                self.clock.gate = WaitGate(deployment.state_machine_arn)
             try:
                 yield deployment
             finally:
+                # Executions stopped because the emulation closes send no status-change event.
+                self.router.send_execution_events = False
+                if isinstance(self.clock.gate, WaitGate):
+                    self.clock.gate.open()
                 self.stop_running(deployment)
 
     def destroy(self, deployment: Deployment) -> StackDeletion:
@@ -274,8 +310,9 @@ class LocalCloud:
             stack.status = "DELETE_FAILED"
         else:
             self.client("cloudformation").delete_stack(StackName=deployment.stack_id)
-            # The state machine re-created in the executing backend goes with the stack.
-            stepfunctions_parser_backends[account][region].delete_state_machine(deployment.state_machine_arn)
+            # The state machines re-created in the executing backend go with the stack.
+            for arn in deployment.state_machine_arns or (deployment.state_machine_arn,):
+                stepfunctions_parser_backends[account][region].delete_state_machine(arn)
         status = self.client("cloudformation").describe_stacks(StackName=deployment.stack_id)["Stacks"][0]
         return StackDeletion(
             stack_status=status["StackStatus"],
@@ -285,16 +322,32 @@ class LocalCloud:
             invocations=self.runtime.invocations[invoked:],
         )
 
+    def wait_until_settled(
+        self, deployment: Deployment, timeout: float, root: str | None = None
+    ) -> list[str]:
+        """Wait (real time, at most ``timeout`` s) until every execution has ended and its
+        status-change event has been delivered; returns the executions that had not (none when
+        settled). What those events start (a clean-up's Lambda function or state machine) is thus
+        waited for too, and so is what that starts in turn. With ``root``, only that execution and
+        what its end started count (a server follows each run on its own)."""
+        deadline = time.time() + timeout
+        while True:
+            running = self.router.running(deployment.account, deployment.region, root)
+            if not running or time.time() > deadline:
+                return running
+            time.sleep(0.01)
+
     def stop_running(self, deployment: Deployment) -> None:
         """Stop executions still running, so none outlives the emulation (and reaches for AWS)."""
         sfn = self.client("stepfunctions")
-        try:
-            running = sfn.list_executions(
-                stateMachineArn=deployment.state_machine_arn, statusFilter="RUNNING"
-            )
-        except sfn.exceptions.StateMachineDoesNotExist:
-            return  # the stack was destroyed, its state machine with it
-        for execution in running["executions"]:
+        executions = []
+        for arn in deployment.state_machine_arns or (deployment.state_machine_arn,):
+            try:
+                running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")
+            except sfn.exceptions.StateMachineDoesNotExist:
+                continue  # the stack was destroyed, its state machines with it
+            executions.extend(running["executions"])
+        for execution in executions:
             for _ in range(200):
                 try:
                     sfn.stop_execution(
@@ -371,11 +424,11 @@ class LocalCloud:
                 Bucket=physical[logical_id], NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
 
-        definition = self._recreate_state_machine(outputs["StateMachineArn"])
-        # The pipeline's other machines (the clean-up of ended executions) execute too.
-        for logical_id in synth.resources_of_type("AWS::StepFunctions::StateMachine"):
-            if physical[logical_id] != outputs["StateMachineArn"]:
-                self._recreate_state_machine(physical[logical_id])
+        machines = [
+            physical[k] for k in synth.resources_of_type("AWS::StepFunctions::StateMachine") if k in physical
+        ]
+        pipeline = outputs["StateMachineArn"]
+        definitions = {arn: self._recreate_state_machine(arn) for arn in dict.fromkeys([pipeline, *machines])}
         created = self._create_custom_resources(stack["StackId"])
         trigger = next(
             physical[k]
@@ -391,11 +444,12 @@ class LocalCloud:
             state_machine_arn=outputs["StateMachineArn"],
             topic_arn=outputs["TopicArn"],
             trigger_rule=trigger,
-            definition=definition,
+            definition=definitions[pipeline],
             physical_ids=physical,
             not_emulated=[f"{t} (not run)" for t in skipped_custom],
             stack_id=stack["StackId"],
             custom_resources=created,
+            state_machine_arns=tuple(definitions),
         )
 
     def _create_custom_resources(self, stack_id: str) -> tuple[CustomResource, ...]:

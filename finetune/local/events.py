@@ -7,6 +7,11 @@ that delivery: it builds the documented "Object Created" event (bedrock-facts.md
 against every enabled rule on the default bus with moto's own pattern matcher (the one behind
 ``TestEventPattern``), applies each target's ``Input`` / ``InputPath`` / ``InputTransformer``,
 and starts an execution of a Step Functions target with the result.
+
+When any execution ends (succeeded, failed, aborted or timed out), its "Step Functions Execution
+Status Change" event goes through the same rules, from the execution's own thread, as AWS sends it
+when the execution ends; :meth:`EventRouter.settled` tells when every execution has ended and its
+event has been delivered (so that what those deliveries started has had its turn too).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import itertools
 import json
 import re
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ from unittest import mock
 from moto.awslambda.utils import get_backend as lambda_backend
 from moto.events.models import events_backends
 from moto.s3 import notifications as s3_notifications
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 _REASONS = {
@@ -47,6 +54,8 @@ class Delivery:
     target_arn: str
     input: Any
     execution_arn: str | None
+    #: The execution whose status-change event was delivered (None for other events).
+    cause: str | None = None
 
 
 def object_created_event(account: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
@@ -159,6 +168,11 @@ class EventRouter:
         self.events: list[dict[str, Any]] = []
         self.errors: list[str] = []
         self.on_delivery = on_delivery
+        #: Executions whose end event has been delivered to every matching target.
+        self.ended: set[str] = set()
+        #: False while the emulation closes: executions it stops then send no event.
+        self.send_execution_events = True
+        self._lock = threading.Lock()
 
     def send_s3_event(self, account: str, bucket: Any, event_name: str, key: Any) -> None:
         """Replacement for ``moto.s3.notifications._send_event_bridge_message``."""
@@ -183,6 +197,44 @@ class EventRouter:
                     self.errors.append(message)
                     print(f"[local] event delivery failed: {message}", file=sys.stderr)
 
+    def execution_ended(self, execution: Any) -> None:
+        """Send the status-change event of ``execution``, which has just ended, through the rules."""
+        if not self.send_execution_events:
+            return
+        description = execution.to_describe_output()
+        try:
+            event = execution_status_event(execution.account_id, execution.region_name, description)
+            self.put_event(execution.account_id, execution.region_name, event)
+        finally:
+            with self._lock:
+                self.ended.add(str(execution.exec_arn))
+
+    def running(self, account: str, region: str, root: str | None = None) -> list[str]:
+        """Executions still running, or ended with their event not yet delivered: of any state
+        machine, or with ``root`` only that execution and those its end started (transitively)."""
+        backend = stepfunctions_parser_backends[account][region]
+        with self._lock:
+            ended = set(self.ended)
+        scope = self.descendants(root) if root else None
+        return [
+            str(execution.exec_arn)
+            for execution in backend._get_executions()
+            if (scope is None or str(execution.exec_arn) in scope)
+            and (_status(execution) == "RUNNING" or str(execution.exec_arn) not in ended)
+        ]
+
+    def descendants(self, root: str) -> set[str]:
+        """``root`` and the executions started by the delivery of its end event, and of theirs."""
+        found = {root}
+        changed = True
+        while changed:
+            changed = False
+            for delivery in list(self.deliveries):
+                if delivery.cause in found and delivery.execution_arn and delivery.execution_arn not in found:
+                    found.add(delivery.execution_arn)
+                    changed = True
+        return found
+
     def _deliver(
         self, account: str, region: str, rule: Any, target: dict[str, Any], event: dict[str, Any]
     ) -> None:
@@ -198,21 +250,54 @@ class EventRouter:
         elif ":lambda:" in arn and ":function:" in arn:
             # EventBridge invokes Lambda targets asynchronously; the result is not returned to anyone.
             response_headers: dict[str, str] = {}
-            lambda_backend(account, region).invoke(arn, None, json.dumps(payload), {}, response_headers)
+            body = lambda_backend(account, region).invoke(
+                arn, None, json.dumps(payload), {}, response_headers
+            )
             if response_headers.get("x-amz-function-error"):
-                raise RuntimeError(f"the function {arn} failed on the event")
+                raise RuntimeError(f"the function {arn} failed on the event: {_lambda_error(body)}")
         else:
             raise NotImplementedError("only Step Functions and Lambda targets are emulated")
-        delivery = Delivery(rule=rule.name, target_arn=arn, input=payload, execution_arn=execution_arn)
+        cause = (
+            (event.get("detail") or {}).get("executionArn") if event.get("source") == "aws.states" else None
+        )
+        delivery = Delivery(
+            rule=rule.name, target_arn=arn, input=payload, execution_arn=execution_arn, cause=cause
+        )
         self.deliveries.append(delivery)
         if self.on_delivery:
             self.on_delivery(delivery)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[EventRouter]:
-        """Deliver S3 events through this router while the context is open."""
-        with mock.patch.object(s3_notifications, "_send_event_bridge_message", self.send_s3_event):
+        """Deliver S3 events and executions' status changes through this router while the context is open."""
+        router = self
+        original = BaseExecutionWorkerCommunication.terminated
+
+        def terminated(self: BaseExecutionWorkerCommunication) -> None:
+            original(self)
+            router.execution_ended(self.execution)
+
+        with (
+            mock.patch.object(s3_notifications, "_send_event_bridge_message", self.send_s3_event),
+            mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated),
+        ):
             yield self
+
+
+def _lambda_error(body: Any) -> str:
+    """``errorType: errorMessage`` of a Lambda error response body."""
+    try:
+        error = json.loads(body.decode() if isinstance(body, bytes) else str(body))
+    except ValueError:
+        return str(body)
+    if not isinstance(error, dict):
+        return str(error)
+    return f"{error.get('errorType')}: {error.get('errorMessage')}"
+
+
+def _status(execution: Any) -> str:
+    status = execution.exec_status
+    return str(getattr(status, "value", status))
 
 
 def execution_status_event(account: str, region: str, description: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +306,8 @@ def execution_status_event(account: str, region: str, description: dict[str, Any
 
     def millis(value: Any) -> int | None:
         return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+    status = description["status"]
 
     return {
         "version": "0",
@@ -235,7 +322,7 @@ def execution_status_event(account: str, region: str, description: dict[str, Any
             "executionArn": description["executionArn"],
             "stateMachineArn": description["stateMachineArn"],
             "name": description.get("name"),
-            "status": description["status"],
+            "status": str(getattr(status, "value", status)),
             "startDate": millis(description.get("startDate")),
             "stopDate": millis(description.get("stopDate")),
             "input": description.get("input"),

@@ -8,7 +8,8 @@ Lambda runtime's error response (``X-Amz-Function-Error: Unhandled`` and
 ``{"errorType": <exception class name>, "errorMessage", ...}``), so the state machine's Retry and
 Catch rules see the same error names as on AWS.
 
-``os.environ`` is process-wide, so invocations run one at a time.
+``os.environ`` is process-wide, so invocations run one at a time, and only the variables a
+function needs changed are changed (other threads keep seeing the credentials and the region).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -226,12 +228,17 @@ class LambdaRuntime:
             **self.extra_env,
             **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
         }
-        os.environ.update(env)
+        # Only the variables that differ are set, and only those are restored: other threads (the
+        # interpreter of another execution, the runner) create clients meanwhile, and must never
+        # see the environment without its credentials and region (botocore would then look for
+        # credentials in the instance metadata service, reading os.environ as it changes).
+        _apply(env)
         try:
             yield
         finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            for key in set(os.environ) - set(saved):
+                os.environ.pop(key, None)
+            _apply(saved)
 
     @contextlib.contextmanager
     def _captured(self, buffer: io.StringIO) -> Iterator[None]:
@@ -259,14 +266,31 @@ class LambdaRuntime:
         ) -> bytes:
             return runtime.invoke(backend, function_name, qualifier, body, headers, response_headers)
 
+        original_proxies = urllib.request.getproxies_environment
+
+        def getproxies_environment() -> dict[str, str]:
+            # botocore reads the proxy variables (by iterating over os.environ) whenever a client is
+            # created: in another thread while a handler's variables are set or unset, iterating
+            # would raise KeyError. Reading waits until no handler runs (or is the handler's own).
+            with runtime.lock:
+                return original_proxies()
+
         _STDOUT.retarget(sys.stdout)
         _STDERR.retarget(sys.stderr)
         with (
+            mock.patch.object(urllib.request, "getproxies_environment", getproxies_environment),
             mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
             mock.patch.object(sys, "stdout", _STDOUT),
             mock.patch.object(sys, "stderr", _STDERR),
         ):
             yield self
+
+
+def _apply(values: Mapping[str, str]) -> None:
+    """Set the variables of ``values`` that differ in ``os.environ``, one by one."""
+    for key, value in values.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _error_body(error_type: str, message: str, exc: BaseException, request_id: str) -> dict[str, Any]:

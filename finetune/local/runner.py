@@ -2,7 +2,9 @@
 
 The upload of ``train.jsonl`` is what starts the execution, through the deployed EventBridge rule;
 this module only uploads, then follows the execution history (each state entered, each poll and
-its status, elapsed real and AWS time) and prints a summary at the end.
+its status, elapsed real and AWS time), acts as the scenario's user would (stop the execution,
+upload again), waits until what the execution's end set off has settled, and prints a summary (or,
+with ``--json``, the document of :mod:`finetune.local.summary`) at the end.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,14 +30,19 @@ from bedrock_finetune.layout import (
     VALIDATION_FILE,
 )
 from finetune.local.cloud import Deployment, LocalCloud, StackDeletion
-from finetune.local.events import Delivery, execution_status_event
+from finetune.local.events import Delivery
+from finetune.local.gate import WaitGate
 from finetune.local.scenarios import Scenario
+from finetune.local.summary import created, left_billing, report_summaries
 from finetune.local.template import Synthesized, synthesize
 from finetune.local.timing import DEFAULT_SCALE, Clock
 
 #: A local run that takes longer than this (real time) is reported as stuck.
 MAX_RUN_SECONDS = 120.0
+#: How long (real time) the runner waits, after the execution ended, for what its end set off.
+SETTLE_SECONDS = 60.0
 _POLL_STATES = {"Get customization job": "job", "Get provisioned throughput": "throughput"}
+SETTLE_STATE = "Let uploads settle"
 
 
 class RunFolderError(ValueError):
@@ -65,6 +72,22 @@ class LocalRun:
     #: With ``--destroy``: the stack's deletion after the run, and the throughputs left after it.
     deletion: StackDeletion | None = None
     throughputs_left: list[str] = field(default_factory=list)
+    #: Executions (of any state machine) still running, or whose end had not been delivered, when
+    #: the runner stopped waiting for the emulation to settle (empty: it settled).
+    unsettled: list[str] = field(default_factory=list)
+    #: What is left billing in the emulated Bedrock once settled (``summary.left_billing``).
+    left_billing: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: Every job and throughput created in the emulated Bedrock, once settled (``summary.created``).
+    created: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: Each report under reports/ once settled: key -> short summary (``summary.report_summaries``).
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The other executions the run's events started (a second upload's run, a clean-up's state
+    #: machine): ``{"arn", "stateMachine", "status"}`` each, in start order.
+    other_executions: list[dict[str, str]] = field(default_factory=list)
+    #: Event deliveries that failed (a rule's target raised), as the router recorded them.
+    delivery_errors: list[str] = field(default_factory=list)
+    #: What the scenario's user did during the run, in order.
+    actions: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -155,23 +178,88 @@ class Follower:
         self.seen = len(events)
 
 
+class UserActions:
+    """What the scenario's user does while the run goes on, each at most once.
+
+    * ``abort_at_poll``: StopExecution at the first poll of that kind answering that status, as a
+      user would from the console or the CLI.
+    * ``reupload_during_settle``: while the run waits in "Let uploads settle", upload a second
+      version of ``datasets/<run>/train.jsonl``: the first version's records in reverse order (other
+      bytes, as valid as the first). The upload starts a second run through the deployed rule.
+    """
+
+    def __init__(self, cloud: LocalCloud, bucket: str, out: TextIO) -> None:
+        self.cloud = cloud
+        self.bucket = bucket
+        self.out = out
+        self.done: list[str] = []
+
+    def __call__(self, follower: Follower, execution_arn: str, key: str) -> None:
+        scenario = self.cloud.scenario
+        if scenario.abort_at_poll and not any(a.startswith("StopExecution") for a in self.done):
+            kind, status = scenario.abort_at_poll
+            if status in follower.polls.get(kind, []):
+                self.cloud.client("stepfunctions").stop_execution(
+                    executionArn=execution_arn,
+                    cause=f"stopped by the user (scenario {scenario.name}) while the {kind} was {status}",
+                )
+                self._did(f"StopExecution at {kind} poll {follower.polls[kind].index(status) + 1} ({status})")
+        if (
+            scenario.reupload_during_settle
+            and key
+            and SETTLE_STATE in follower.states
+            and not any(a.startswith("uploaded") for a in self.done)
+        ):
+            s3 = self.cloud.client("s3")
+            first = s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8")
+            lines = [line for line in first.splitlines() if line.strip()]
+            second = ("\n".join(reversed(lines)) + "\n").encode("utf-8")
+            version = s3.put_object(Bucket=self.bucket, Key=key, Body=second).get("VersionId")
+            self._did(f"uploaded a second version of {key} (records reversed; version {version})")
+
+    def _did(self, what: str) -> None:
+        self.done.append(what)
+        print(f"    user: {what}", file=self.out, flush=True)
+
+
 def follow(
-    cloud: LocalCloud, execution_arn: str, out: TextIO, clock: Clock
+    cloud: LocalCloud,
+    execution_arn: str,
+    out: TextIO,
+    clock: Clock,
+    act: Callable[[Follower], None] | None = None,
 ) -> tuple[dict[str, Any], Follower, list[dict[str, Any]]]:
-    """Print progress until the execution ends; returns (describe_execution, follower, events)."""
+    """Print progress until the execution ends; returns (describe_execution, follower, events).
+
+    ``act`` is called after each look at the history. When the clock has a :class:`WaitGate`, the
+    execution waits at each Wait state until that look has been taken, so ``act`` sees every state
+    before the Wait and acts before the execution goes on.
+    """
     sfn = cloud.client("stepfunctions")
     follower = Follower(out, clock)
+    gate = clock.gate if isinstance(clock.gate, WaitGate) else None
     deadline = time.time() + MAX_RUN_SECONDS
-    while True:
-        description = sfn.describe_execution(executionArn=execution_arn)
-        events = history(sfn, execution_arn)
-        follower.feed(events)
-        if description["status"] != "RUNNING":
-            return description, follower, events
-        if time.time() > deadline:
-            sfn.stop_execution(executionArn=execution_arn, error="LocalRunTimeout", cause="stuck")
-            raise TimeoutError(f"the execution did not finish in {MAX_RUN_SECONDS:.0f} s: {execution_arn}")
-        time.sleep(0.01)
+    try:
+        while True:
+            arrived = gate.arrivals() if gate else 0
+            description = sfn.describe_execution(executionArn=execution_arn)
+            events = history(sfn, execution_arn)
+            follower.feed(events)
+            if act is not None:
+                act(follower)
+            if gate:
+                gate.release(arrived)
+            if description["status"] != "RUNNING":
+                return description, follower, events
+            if time.time() > deadline:
+                sfn.stop_execution(executionArn=execution_arn, error="LocalRunTimeout", cause="stuck")
+                raise TimeoutError(
+                    f"the execution did not finish in {MAX_RUN_SECONDS:.0f} s: {execution_arn}"
+                )
+            time.sleep(0.01)
+    finally:
+        if gate:
+            gate.open()
 
 
 def _read_json(cloud: LocalCloud, bucket: str, key: str) -> dict[str, Any] | None:
@@ -218,10 +306,9 @@ def execute(
         result = follow_delivery(cloud, deployment, started_execution(cloud), out)
         if destroy:
             result.deletion = cloud.destroy(deployment)
-            summaries = cloud.client("bedrock").list_provisioned_model_throughputs()[
-                "provisionedModelSummaries"
-            ]
-            result.throughputs_left = [pt["provisionedModelArn"] for pt in summaries]
+            result.left_billing = left_billing(deployment.account, deployment.region)
+            result.created = created(deployment.account, deployment.region)
+            result.throughputs_left = [pt["arn"] for pt in result.left_billing["throughputs"]]
             print(f"  deleted stack {deployment.stack_name}: {result.deletion.stack_status}", file=out)
         return result
 
@@ -237,15 +324,23 @@ def started_execution(cloud: LocalCloud) -> Delivery:
     return deliveries[0]
 
 
-def follow_delivery(cloud: LocalCloud, deployment: Deployment, delivery: Delivery, out: TextIO) -> LocalRun:
-    """Follow the execution ``delivery`` started to its end; returns what happened."""
+def follow_delivery(
+    cloud: LocalCloud, deployment: Deployment, delivery: Delivery, out: TextIO, *, settle_all: bool = True
+) -> LocalRun:
+    """Follow the execution ``delivery`` started to its end, acting as the scenario's user; then
+    wait until what its end set off has settled (with ``settle_all``, until every execution of the
+    emulation has: a second upload's run too); returns what happened."""
     started = time.time()
     execution_arn = str(delivery.execution_arn)
     key = str((delivery.input or {}).get("key", "")) if isinstance(delivery.input, dict) else ""
     run = key.split("/")[1] if key.count("/") == 2 else key
     print(f"  {key} -> rule {delivery.rule} -> execution {execution_arn.rsplit(':', 1)[1]}", file=out)
-    description, follower, events = follow(cloud, execution_arn, out, cloud.clock)
-    publish_execution_ended(cloud, deployment, description)
+    actions = UserActions(cloud, deployment.bucket, out)
+    before = {e["executionArn"] for e in _executions(cloud, deployment)}
+    description, follower, events = follow(
+        cloud, execution_arn, out, cloud.clock, lambda f: actions(f, execution_arn, key)
+    )
+    unsettled = settle(cloud, deployment, out, None if settle_all else execution_arn)
     final = json.loads(description.get("output") or "null") or follower.last_output
     report = _read_json(cloud, deployment.bucket, f"{REPORTS_PREFIX}{run}/validation.json")
     return LocalRun(
@@ -265,14 +360,55 @@ def follow_delivery(cloud: LocalCloud, deployment: Deployment, delivery: Deliver
         aws_seconds=cloud.clock.aws_seconds,
         deployment=deployment,
         events=events,
+        unsettled=unsettled,
+        left_billing=left_billing(deployment.account, deployment.region),
+        created=created(deployment.account, deployment.region),
+        reports=report_summaries(cloud.client("s3"), deployment.bucket),
+        other_executions=[
+            {"arn": e["executionArn"], "stateMachine": e["stateMachineArn"], "status": e["status"]}
+            for e in _executions(cloud, deployment)
+            if e["executionArn"] not in before and e["executionArn"] != execution_arn
+        ],
+        delivery_errors=list(cloud.router.errors),
+        actions=list(actions.done),
     )
 
 
+def settle(cloud: LocalCloud, deployment: Deployment, out: TextIO, root: str | None = None) -> list[str]:
+    """Wait until every execution (or ``root`` and what its end started) has ended and its end has
+    been delivered to the rules (the OnExecutionEnded target, and what it starts, ran); returns
+    what had not, after SETTLE_SECONDS."""
+    unsettled = cloud.wait_until_settled(deployment, SETTLE_SECONDS, root)
+    if unsettled:
+        print(
+            f"  the emulation did not settle within {SETTLE_SECONDS:.0f} s after the execution ended: "
+            f"{len(unsettled)} execution(s) still running or with their end not yet delivered: "
+            f"{', '.join(unsettled)}. What is left billing below is what the emulated Bedrock held then.",
+            file=out,
+        )
+    return unsettled
+
+
+def _executions(cloud: LocalCloud, deployment: Deployment) -> list[dict[str, Any]]:
+    """Every execution of the stack's state machines, oldest first."""
+    sfn = cloud.client("stepfunctions")
+    found: list[dict[str, Any]] = []
+    for arn in deployment.state_machine_arns or (deployment.state_machine_arn,):
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            found.extend(page["executions"])
+    return sorted(found, key=lambda e: e["startDate"])
+
+
 def publish_execution_ended(cloud: LocalCloud, deployment: Deployment, description: dict[str, Any]) -> None:
-    """Send the execution's status-change event through the deployed rules, as AWS does when an
-    execution ends (the OnExecutionEnded rule acts on TIMED_OUT and ABORTED)."""
-    event = execution_status_event(deployment.account, deployment.region, description)
-    cloud.router.put_event(deployment.account, deployment.region, event)
+    """Wait until the status-change event of the execution ``description`` describes has gone through
+    the deployed rules. The emulation sends it by itself when an execution ends, as AWS does (the
+    OnExecutionEnded rule acts on the end statuses it matches); this only waits for it."""
+    arn = str(description["executionArn"])
+    deadline = time.time() + SETTLE_SECONDS
+    while arn not in cloud.router.ended:
+        if time.time() > deadline:
+            raise TimeoutError(f"the end of {arn} was not delivered in {SETTLE_SECONDS:.0f} s")
+        time.sleep(0.01)
 
 
 def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
@@ -366,8 +502,10 @@ def run_local(
     time_scale: float = DEFAULT_SCALE,
     destroy: bool = False,
     context: dict[str, str] | None = None,
+    summary: bool = True,
 ) -> LocalRun:
-    """``finetune local``: synthesize, deploy, upload, follow, (destroy,) summarize (to stdout by default).
+    """``finetune local``: synthesize, deploy, upload, follow, (destroy,) summarize (to stdout by
+    default; with ``summary=False`` the caller reports, e.g. ``--json``).
 
     ``context`` is configuration on top of cdk.json, as ``cdk synth -c key=value`` gives it.
     """
@@ -384,5 +522,6 @@ def run_local(
         print(f"  synthesized {synth.stack_name} with cdk-nag ({time.time() - started:.1f} s)", file=out)
         result = execute(synth, run_dir, scenario, out, time_scale=time_scale, destroy=destroy)
     result.seconds = time.time() - started
-    print_summary(result, out)
+    if summary:
+        print_summary(result, out)
     return result

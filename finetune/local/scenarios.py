@@ -1,8 +1,9 @@
-"""What the emulated Bedrock does in each local scenario.
+"""What the emulated services do, and what a user does, in each local scenario.
 
-A scenario only changes how the emulated *service* behaves (how a job or a Provisioned
-Throughput ends, whether Bedrock throttles); the template, the state machine and the handlers
-are the same in every scenario.
+A scenario only changes how the emulated *services* behave (how a job or a Provisioned
+Throughput ends, whether Bedrock throttles, whether SNS fails) and what the runner does as a user
+would during the run (stop the execution, upload again); the template, the state machine and the
+handlers are the same in every scenario.
 """
 
 from __future__ import annotations
@@ -22,12 +23,28 @@ class Scenario:
     throughput_transitions: tuple[tuple[str, str], ...] = (("Creating", "InService"),)
     #: How many GetModelCustomizationJob / GetProvisionedModelThroughput calls each status lasts.
     polls_per_status: int = 3
+    #: The same for a Provisioned Throughput only, when it differs (``None``: ``polls_per_status``).
+    throughput_polls_per_status: int | None = None
     #: The first N Bedrock calls answer ThrottlingException (HTTP 429).
     throttled_calls: int = 0
     #: Operations that always fail: (operation, error code, message, HTTP status).
     errors: tuple[tuple[str, str, str, int], ...] = ()
     job_failure_message: str = ""
     throughput_failure_message: str = ""
+    #: SNS answers the first Publish calls with these errors, one call each (all the retries of a
+    #: call get its error), in order: (error code, message, HTTP status).
+    publish_errors: tuple[tuple[str, str, int], ...] = ()
+    #: What the user does: stop the execution (StopExecution) at the first poll of this kind
+    #: (``"job"`` or ``"throughput"``) that answers this status.
+    abort_at_poll: tuple[str, str] | None = None
+    #: What the user does: upload a second version of ``train.jsonl`` (its records in reverse
+    #: order: different bytes, as valid as the first) while the run waits in "Let uploads settle".
+    reupload_during_settle: bool = False
+
+    @property
+    def user_acts(self) -> bool:
+        """Whether the runner acts as a user during the run (the run is then held at Wait states)."""
+        return self.abort_at_poll is not None or self.reupload_during_settle
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -81,6 +98,31 @@ SCENARIOS: dict[str, Scenario] = {
             # boto3 (standard mode, 3 attempts) absorbs two; the third surfaces as a
             # BedrockTransientError that the state machine's Retry handles; the fourth is absorbed.
             throttled_calls=4,
+        ),
+        Scenario(
+            "abort-during-throughput",
+            "The execution is stopped (StopExecution) at the first throughput poll that answers "
+            "Creating; Creating lasts 6 polls, and Bedrock refuses to delete a Creating throughput.",
+            throughput_polls_per_status=6,
+            abort_at_poll=("throughput", "Creating"),
+        ),
+        Scenario(
+            "reupload-during-settle",
+            "A second version of train.jsonl (its records reversed) is uploaded while the run waits in "
+            "Let uploads settle; it starts a second run, followed to its end too.",
+            reupload_during_settle=True,
+        ),
+        Scenario(
+            "notify-transient-failure",
+            "SNS answers the first Publish call with InternalError (HTTP 500), every retry of it "
+            "included; later calls publish.",
+            publish_errors=(
+                (
+                    "InternalError",
+                    "Request could not be completed (emulated, scenario notify-transient-failure).",
+                    500,
+                ),
+            ),
         ),
     )
 }

@@ -67,9 +67,12 @@ def serving(
 
 
 def _follow_in_background(cloud: LocalCloud, deployment: Deployment, delivery: Delivery, out: TextIO) -> None:
+    if delivery.cause is not None or not delivery.execution_arn:
+        return  # not a run: what an execution's end started (a clean-up) is waited for by its run
+
     def worker() -> None:
         try:
-            result = follow_delivery(cloud, deployment, delivery, out)
+            result = follow_delivery(cloud, deployment, delivery, out, settle_all=False)
             print_summary(result, out)
         except Exception as exc:  # a follower must never take the server down
             print(f"  (could not follow {delivery.execution_arn}: {exc})", file=out)

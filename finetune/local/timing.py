@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -37,6 +37,9 @@ class Clock:
     aws_seconds: float = 0.0
     #: (real time a wait ended, AWS seconds waited in total by then), in order.
     marks: list[tuple[float, float]] = field(default_factory=list)
+    #: Called with the interpreter's environment when a Wait state starts, before it waits
+    #: (``finetune.local.gate.WaitGate`` holds an execution there for the runner).
+    gate: Callable[[Any], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def waited(self, seconds: float) -> float:
@@ -71,6 +74,10 @@ class Clock:
         clock = self
 
         def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+            if clock.gate is not None:
+                clock.gate(env)
+                if not env.is_running():
+                    return  # stopped while held
             real = clock.waited(wait_seconds)
             if real > 0:
                 # The interpreter sets this event to interrupt a wait (stop/abort).

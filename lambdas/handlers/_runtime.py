@@ -22,7 +22,8 @@ from bedrock_finetune.settings import Settings
 logger = Logger()
 metrics = Metrics()
 
-#: boto3's own retries absorb brief throttling; longer outages surface as transient pipeline errors
+#: boto3's own retries (max_attempts counts retries: up to 4 requests) absorb brief throttling;
+#: longer outages surface as transient pipeline errors
 #: and are retried by the state machine with back-off and jitter.
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_extra="bedrock-finetune")
 

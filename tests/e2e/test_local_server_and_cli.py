@@ -14,8 +14,10 @@ import pytest
 from finetune.local import runner
 from finetune.local.scenarios import scenario
 from finetune.local.server import banner, serving
+from finetune.local.summary import KEYS
 from finetune.local.template import Synthesized
 from finetune.main import main
+from tests.e2e.test_local_pipeline import HAPPY_PATH
 
 pytestmark = pytest.mark.e2e
 
@@ -81,6 +83,41 @@ def test_finetune_local_exit_status_says_whether_the_run_succeeded(  # noqa: PLR
     assert "poll 3: job " in printed
     assert f"Run:                {run_folder.name}" in printed
     assert "Notification:       [fine-tuning]" in printed
+
+
+def test_finetune_local_json_prints_one_document_on_stdout_and_progress_on_stderr(
+    synthesized: Synthesized,
+    run_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(runner, "synthesize", lambda outdir: synthesized)
+    assert main(["local", str(run_folder), "--time-scale", "0", "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # the whole of stdout is one JSON document
+    assert tuple(document) == KEYS
+    assert "  Validate dataset\n" in captured.err  # progress goes to stderr
+    assert "Summary" not in captured.out + captured.err
+    execution = document["execution"]
+    assert (execution["status"], execution["error"], execution["cause"]) == ("SUCCEEDED", None, None)
+    assert execution["arn"].startswith("arn:aws:states:us-west-2:123456789012:execution:")
+    assert (document["scenario"], document["run"]) == ("ok", run_folder.name)
+    [notice] = document["notifications"]
+    assert notice["subject"] == f"[fine-tuning] {run_folder.name}: model in service"
+    [throughput] = document["left_billing"]["throughputs"]
+    assert throughput["status"] == "InService"
+    assert throughput["arn"] in notice["body"]
+    assert document["left_billing"]["deployments"] == document["left_billing"]["running_jobs"] == []
+    assert document["transitions"] == len(HAPPY_PATH)  # one per state entered
+    reports = document["reports"]
+    assert set(reports) == {
+        f"reports/{run_folder.name}/{name}" for name in ("validation.json", "training.json", "run.json")
+    }
+    assert reports[f"reports/{run_folder.name}/validation.json"]["valid"] is True
+    assert reports[f"reports/{run_folder.name}/run.json"]["outcome"] == "succeeded"
+    assert reports[f"reports/{run_folder.name}/training.json"]["finalTrainingLoss"] > 0
+    assert document["settled"] is True
+    assert document["stack_deletion"] is None
 
 
 def test_finetune_local_destroy_shows_what_teardown_deleted_and_no_throughput_left(

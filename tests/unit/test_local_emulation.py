@@ -12,10 +12,12 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.sns.models import sns_backends
 
 from finetune.local import bedrock
 from finetune.local.events import transform_input
 from finetune.local.scenarios import SCENARIOS
+from finetune.local.sns import PublishFailures
 from finetune.local.timing import Clock
 
 REGION = "us-west-2"
@@ -115,6 +117,72 @@ def test_throughput_needs_a_completed_custom_model_then_goes_in_service(aws: dic
     assert seen == ["Creating", "Creating", "InService"]
     client.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
     assert client.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
+
+
+def test_deleting_a_creating_throughput_answers_conflict_until_it_is_in_service(aws: dict[str, Any]) -> None:
+    client = aws["bedrock"]
+    arn = _create_job(client)
+    for _ in range(3):
+        job = client.get_model_customization_job(jobIdentifier=arn)
+    pt_arn = client.create_provisioned_model_throughput(
+        modelUnits=1, provisionedModelName="pt", modelId=job["outputModelArn"]
+    )["provisionedModelArn"]
+    no_retry = boto3.client(
+        "bedrock", region_name=REGION, config=Config(retries={"mode": "standard", "total_max_attempts": 1})
+    )
+    # Bedrock refuses while the throughput is Creating: ConflictException, HTTP 400, nothing deleted
+    with pytest.raises(ClientError) as caught:
+        no_retry.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
+    error = caught.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("ConflictException", 400)
+    assert pt_arn in error["Error"]["Message"]
+    assert "Creating" in error["Error"]["Message"]
+    [summary] = client.list_provisioned_model_throughputs()["provisionedModelSummaries"]
+    assert summary["status"] == "Creating"
+    # Once it is InService, it can be deleted
+    statuses = [
+        client.get_provisioned_model_throughput(provisionedModelId=pt_arn)["status"] for _ in range(3)
+    ]
+    assert statuses == ["Creating", "Creating", "InService"]
+    client.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
+    assert client.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
+
+
+def test_a_committed_throughput_cannot_be_deleted_even_in_service(aws: dict[str, Any]) -> None:
+    client = aws["bedrock"]
+    arn = _create_job(client)
+    for _ in range(3):
+        job = client.get_model_customization_job(jobIdentifier=arn)
+    pt_arn = client.create_provisioned_model_throughput(
+        modelUnits=1, provisionedModelName="pt", modelId=job["outputModelArn"], commitmentDuration="OneMonth"
+    )["provisionedModelArn"]
+    for _ in range(3):
+        client.get_provisioned_model_throughput(provisionedModelId=pt_arn)
+    with pytest.raises(ClientError) as caught:
+        client.delete_provisioned_model_throughput(provisionedModelId=pt_arn)
+    assert caught.value.response["Error"]["Code"] == "ConflictException"
+    assert "commitment term" in caught.value.response["Error"]["Message"]
+
+
+def test_publish_errors_fail_each_call_with_all_its_retries_then_publish() -> None:
+    with mock_aws():
+        sns = boto3.client("sns", region_name=REGION)
+        topic = sns.create_topic(Name="runs")["TopicArn"]
+        failures = PublishFailures(SCENARIOS["notify-transient-failure"])
+        with failures.installed():
+            # The first call fails on every attempt (boto3 retries it inside the call) ...
+            with pytest.raises(ClientError) as caught:
+                sns.publish(TopicArn=topic, Subject="first", Message="m")
+            response = caught.value.response
+            assert response["Error"]["Code"] == "InternalError"
+            assert response["ResponseMetadata"]["HTTPStatusCode"] == 500
+            assert response["ResponseMetadata"]["RetryAttempts"] > 0
+            # ... the next one is published
+            sns.publish(TopicArn=topic, Subject="second", Message="m")
+        attempts = response["ResponseMetadata"]["RetryAttempts"] + 1
+        assert failures.failed == [("InternalError", topic, "first")] * attempts
+        published = sns_backends["123456789012"][REGION].topics[topic].sent_notifications
+        assert [subject for _, _, subject, _, _ in published] == ["second"]
 
 
 def test_stop_moves_a_running_job_to_stopped(aws: dict[str, Any]) -> None:
