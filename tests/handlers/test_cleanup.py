@@ -197,3 +197,36 @@ def test_what_another_execution_created_is_left_to_it(stubbed: tuple[Any, Stubbe
     result = clean_up_run(client, NAMES, execution_arn=EXECUTION)
     assert (result["jobStopped"], result["throughputDeleted"], result["stillBilling"]) == (False, False, [])
     assert f"created by execution {original}" in result["summary"]
+
+
+def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    """Given an abort that races an in-flight "Create provisioned throughput" (the first look finds
+    nothing, the throughput appears afterwards), then the ended-execution clean-up looks again after
+    one wait and deletes it."""
+    from bedrock_finetune.ended_execution import clean_up_ended_execution
+    from bedrock_finetune.run_ref import RunRef
+    from bedrock_finetune.settings import CleanUpSettings
+
+    client, stubber = stubbed
+    run = RunRef(bucket="b", key="datasets/run-1/train.jsonl", run="run-1", version_id="v1")
+    detail = {"executionArn": EXECUTION, "status": "ABORTED"}
+    settings = CleanUpSettings(max_attempts=25)
+    # First look: nothing yet (the create call is still in flight).
+    _not_found(stubber, "get_model_customization_job")
+    _not_found(stubber, "get_provisioned_model_throughput")
+    first = clean_up_ended_execution(
+        client, lambda arn: [], settings, run=run, detail=detail, previous={"attempt": 0}
+    )
+    assert (first["attempt"], first["retry"], first["stillBilling"]) == (1, True, [])
+    # Second look, after the wait: the throughput exists now, made by this execution.
+    _not_found(stubber, "get_model_customization_job")
+    stubber.add_response("get_provisioned_model_throughput", _pt())
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
+    stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
+    second = clean_up_ended_execution(
+        client, lambda arn: [], settings, run=run, detail=detail, previous=first
+    )
+    assert (second["attempt"], second["retry"], second["throughputDeleted"]) == (2, False, True)
+    assert f"deleted provisioned throughput {PT_ARN}" in second["summary"]
