@@ -55,6 +55,8 @@ from bedrock_finetune.formats import (
     looks_like_json_array,
     record_format,
     reserved_prefilter,
+    reserved_triggers,
+    typed_record_decoders,
 )
 from bedrock_finetune.sizes import human_bytes
 
@@ -66,6 +68,17 @@ try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
     _fast_loads = None
+
+#: The typed fast path: msgspec decoders of each format's common, well-formed record shape (see
+#: ``formats.typed_record_decoders``), where msgspec is installed (pinned in
+#: requirements-lambda.txt). A line they decode is checked without building a dict; a line they
+#: reject, or a record off the common path, is checked by the paths above from scratch, so every
+#: path gives the same report (a property test checks it).
+_typed_decoders: dict[str, Callable[[bytes], Any]] | None
+try:
+    _typed_decoders = typed_record_decoders()
+except ImportError:  # pragma: no cover - exercised by the tests that hide msgspec
+    _typed_decoders = None
 
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
@@ -626,10 +639,18 @@ class _FileValidator:
         # One regex pass over the raw bytes rules out nearly every line; it costs less than
         # searching each decoded string for each reserved string.
         self.prefilter = reserved_prefilter(self.reserved) if model.data_format == FORMAT_CLAUDE else None
+        #: The reserved strings grouped under a character each holds (a cheap search first).
+        self.triggers = reserved_triggers(self.reserved)
         self.check_record = {
             FORMAT_CLAUDE: self._check_record,
             FORMAT_CONVERSE: self._check_converse,
             FORMAT_PROMPT_COMPLETION: self._check_prompt_completion,
+        }[model.data_format]
+        self.typed_decode = _typed_decoders.get(model.data_format) if _typed_decoders else None
+        self.check_typed = {
+            FORMAT_CLAUDE: self._typed_claude,
+            FORMAT_CONVERSE: self._typed_converse,
+            FORMAT_PROMPT_COMPLETION: self._typed_prompt_completion,
         }[model.data_format]
         #: Records with errors that are in another family's format, by format.
         self.foreign: Counter[str] = Counter()
@@ -714,6 +735,8 @@ class _FileValidator:
         )
 
     def _check_line(self, line: bytes, number: int) -> None:
+        if self.typed_decode is not None and self._check_typed_line(self.typed_decode, line, number):
+            return
         errors_before = self.out.total_errors
         record: Any = _UNPARSED
         if _fast_loads is not None and not line.startswith(_BOM):
@@ -743,6 +766,115 @@ class _FileValidator:
             found = record_format(record)
             if found is not None and found != self.model.data_format:
                 self.foreign[found] += 1
+
+    # ---- typed fast path --------------------------------------------------------------------
+    # A record the typed decoder accepted has the right keys and types. These check the rest of
+    # the common case (alternating roles from "user" to "assistant", non-blank texts, one text
+    # block per Nova turn) and return False, having reported nothing, for any other record: the
+    # dict paths then check it from scratch. Otherwise only the checks that can still find
+    # something run (reserved strings, tokens, duplicates), with the same messages, statistics
+    # and canonical form as the dict paths, and the record is in the model's own format (no
+    # WRONG_FORMAT count).
+
+    def _check_typed_line(self, decode: Callable[[bytes], Any], line: bytes, number: int) -> bool:
+        """True when the line took the fast path (and is checked); False when it must take the others."""
+        try:
+            record = decode(line)
+        except (ValueError, RecursionError):  # another shape, or not JSON: the other paths decide
+            return False
+        return self.check_typed(record, line, number)
+
+    def _typed_claude(self, record: Any, line: bytes, number: int) -> bool:
+        messages = record.messages
+        system = record.system
+        contents = [system]
+        chars = len(system)
+        expected = "user"
+        for message in messages:
+            content = message.content
+            if message.role != expected or not content or content.isspace():
+                return False
+            expected = "assistant" if expected == "user" else "user"
+            chars += len(content)
+            contents.append(content)
+        if expected != "user" or len(messages) < 2:
+            return False
+        errors_before = self.out.total_errors
+        if self.prefilter is not None and self.prefilter(line):
+            self._check_reserved(
+                [("'system'", system)]
+                + [(f"message {index}", text) for index, text in enumerate(contents[1:], start=1)],
+                number,
+            )
+        self._record_done(chars, len(messages), contents, number, errors_before)
+        return True
+
+    def _typed_converse(self, record: Any, line: bytes, number: int) -> bool:
+        messages = record.messages
+        system_texts = [block.text for block in record.system]
+        user_texts: list[str] = []
+        canonical: list[object] = [tuple(system_texts)]
+        chars = sum(map(len, system_texts))
+        expected = "user"
+        for message in messages:
+            content = message.content
+            if message.role != expected or len(content) != 1:
+                return False
+            text = content[0].text
+            if not text or text.isspace():
+                return False
+            if expected == "user":
+                user_texts.append(text)
+                expected = "assistant"
+            else:
+                expected = "user"
+            chars += len(text)
+            canonical.append(text)
+        if expected != "user" or len(messages) < 2:
+            return False
+        errors_before = self.out.total_errors
+        if self.reserved and self._holds_reserved(system_texts + user_texts):
+            self._check_reserved_in(
+                [("'system'", t) for t in system_texts] + [("a user message", t) for t in user_texts], number
+            )
+        self._record_done(chars, len(messages), canonical, number, errors_before)
+        return True
+
+    def _typed_prompt_completion(self, record: Any, line: bytes, number: int) -> bool:
+        prompt, completion = record.prompt, record.completion
+        if not prompt or prompt.isspace() or not completion or completion.isspace():
+            return False
+        errors_before = self.out.total_errors
+        if self.reserved:
+            self._check_reserved_in([("'prompt'", prompt)], number)
+        texts = [prompt, completion]
+        self._record_done(len(prompt) + len(completion), 2, texts, number, errors_before)
+        return True
+
+    def _record_done(
+        self, chars: int, messages: int, canonical: list[Any], number: int, errors_before: int
+    ) -> None:
+        """Tokens, statistics and, for an error-free record, duplicate tracking."""
+        tokens = math.ceil(chars / self.chars_per_token)
+        if tokens >= self.near_tokens:
+            self._check_tokens(tokens, number)
+        self.stats.add(messages, tokens)
+        if self.out.total_errors == errors_before:
+            self._track(hash(tuple(canonical)), number)
+
+    def _holds_reserved(self, texts: list[str]) -> bool:
+        """Whether any of the texts holds a reserved string: a search for a single character
+        first, a search for the strings that hold it only in the texts where it is found."""
+        groups = self.triggers
+        if groups is None:
+            return any(reserved in text for text in texts for reserved in self.reserved)
+        for text in texts:
+            for trigger, candidates in groups:
+                if trigger in text:
+                    for reserved in candidates:
+                        if reserved in text:
+                            return True
+        return False
 
     def _first_line_hint(self, line: bytes) -> None:
         if looks_like_json_array(line):
@@ -823,7 +955,15 @@ class _FileValidator:
                 chars += len(content)
 
         if maybe_reserved:
-            self._check_reserved(system_text, messages, number)
+            self._check_reserved(
+                [("'system'", system_text)]
+                + [
+                    (f"message {index}", message["content"])
+                    for index, message in enumerate(messages, start=1)
+                    if type(message) is dict and type(message.get("content")) is str
+                ],
+                number,
+            )
         if not in_order or expected != "user" or len(roles) < 2:
             self._check_order(roles, number)
         tokens = math.ceil(chars / self.chars_per_token)
@@ -1126,11 +1266,9 @@ class _FileValidator:
             self._track(hash(tuple(texts)), number)
 
     def _check_reserved_in(self, texts: list[tuple[str, str]], number: int) -> None:
-        """The exact check on decoded texts. One search per reserved string over all the texts
-        joined (NUL cannot make a false match: no reserved string holds it), then, only when
-        something matched, a search per text to say where."""
-        joined = "\0".join(text for _, text in texts)
-        if not any(reserved in joined for reserved in self.reserved):
+        """The exact check on decoded texts: :meth:`_holds_reserved` rules out nearly every record
+        cheaply; only when something matched, a search per text and reserved string says where."""
+        if not self._holds_reserved([text for _, text in texts]):
             return
         for where, text in texts:
             for reserved in self.reserved:
@@ -1333,14 +1471,8 @@ class _FileValidator:
                 f"message {index} has empty content; give it text or remove the message",
             )
 
-    def _check_reserved(self, system: str, messages: list[Any], number: int) -> None:
+    def _check_reserved(self, texts: list[tuple[str, str]], number: int) -> None:
         """The exact reserved-string check, for lines the raw-bytes prefilter flagged."""
-        texts = [("'system'", system)]
-        texts += [
-            (f"message {index}", message["content"])
-            for index, message in enumerate(messages, start=1)
-            if type(message) is dict and type(message.get("content")) is str
-        ]
         for where, text in texts:
             for reserved in self.reserved:
                 if reserved in text:
