@@ -97,6 +97,7 @@ __all__ = [
     "ValidationReport",
     "estimate_tokens",
     "max_line_bytes",
+    "max_lines",
     "validate_run",
 ]
 
@@ -136,6 +137,7 @@ class Code(StrEnum):
     TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
     TOO_MANY_TOTAL_RECORDS = "TOO_MANY_TOTAL_RECORDS"
     FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    TOO_MANY_LINES = "TOO_MANY_LINES"
     # Hyperparameters (file "hyperparameters")
     INVALID_HYPERPARAMETERS_FILE = "INVALID_HYPERPARAMETERS_FILE"
     UNKNOWN_HYPERPARAMETER = "UNKNOWN_HYPERPARAMETER"
@@ -176,6 +178,11 @@ STATISTICS_SAMPLE_SIZE = 100_000
 #: Duplicate detection remembers at most this many records per file (a few MB); a file this big
 #: is far over every documented record limit and already invalid.
 MAX_TRACKED_RECORDS = 200_000
+
+#: Reading a file stops after this many times its maximum records, counted in lines (blank
+#: lines included): a file of a billion blank lines would otherwise outlast the 15-minute
+#: validation Lambda and end the run without a report. A valid file is never that long.
+MAX_LINES_PER_RECORD = 2
 
 _CHUNK_SIZE = 1024 * 1024
 _MIN_LINE_CAP = 8 * 1024 * 1024
@@ -404,6 +411,14 @@ def estimate_tokens(characters: int, chars_per_token: float = DEFAULT_CHARS_PER_
     return math.ceil(characters / chars_per_token)
 
 
+def max_lines(model: ModelSpec, role: Literal["train", "validation"]) -> int:
+    """The most lines of a file that are read: :data:`MAX_LINES_PER_RECORD` times the model's
+    maximum records for that file (at least 1). A longer file gets ``TOO_MANY_LINES``."""
+    limits = model.limits
+    records = limits.max_train_records if role == "train" else limits.max_validation_records
+    return max(1, MAX_LINES_PER_RECORD * records)
+
+
 def max_line_bytes(model: ModelSpec, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
     """Lines longer than this are counted but not held or parsed: no record within the token
     limit can be that long (a character is at most 6 bytes of JSON, ``\\uXXXX``; the margin covers
@@ -446,6 +461,8 @@ class _FileResult:
     statistics: FileStatistics | None
     hashes: dict[int, int]
     checked: bool
+    #: Reading stopped at the line bound (TOO_MANY_LINES): the record count is a lower bound.
+    truncated: bool = False
 
 
 class _ByteCounter:
@@ -669,8 +686,13 @@ class _FileValidator:
         records = 0
         read = _ByteCounter(source.open())
         cap = max_line_bytes(self.model, self.chars_per_token)
+        limit = max_lines(self.model, self.role)
+        truncated = False
         try:
             for number, (line, length) in enumerate(_split_lines(read, cap), start=1):
+                if number > limit:
+                    truncated = True  # the rest is neither read nor checked: TOO_MANY_LINES
+                    break
                 if line is None:
                     records += 1
                     self._oversized(number, length, cap)
@@ -686,11 +708,18 @@ class _FileValidator:
                     self._check_line(line, number)
         finally:
             read.close()
+        if truncated:
+            self._too_many_lines(limit)
         if read.count > max_bytes:
             self._too_large(read.count, max_bytes, checked=True)
         self._check_format(source.uri, records)
+        size = declared if truncated and declared is not None else read.count
         return _FileResult(
-            FileSummary(source.uri, records, read.count), self.stats.result(), self.hashes, checked=True
+            FileSummary(source.uri, records, size),
+            self.stats.result(),
+            self.hashes,
+            checked=True,
+            truncated=truncated,
         )
 
     # ---- line checks -----------------------------------------------------------------------
@@ -706,6 +735,21 @@ class _FileValidator:
             f"the {what} file is {human_bytes(size)}, over the {human_bytes(limit)} limit for "
             f"{self.model.display_name}; remove or shorten records"
             + ("" if checked else " (its lines were not checked: shrink it first, then validate again)"),
+        )
+
+    def _too_many_lines(self, limit: int) -> None:
+        what, records = (
+            ("training", self.model.limits.max_train_records)
+            if self.role == "train"
+            else ("validation", self.model.limits.max_validation_records)
+        )
+        self._add(
+            Code.TOO_MANY_LINES,
+            None,
+            f"the {what} file has more than {limit:,} lines (blank lines included), "
+            f"{MAX_LINES_PER_RECORD} times the {records:,} records {self.model.display_name} takes in "
+            f"it; reading stopped after line {limit:,} and the rest was not checked: delete blank "
+            "lines and extra records (or split the data across runs), then validate again",
         )
 
     def _oversized(self, number: int, length: int, cap: int) -> None:
@@ -1582,10 +1626,14 @@ def _check_mixed_media(checks: list[_FileValidator], out: _Collector) -> None:
 def _check_record_counts(
     train: _FileResult, validation: _FileResult | None, model: ModelSpec, out: _Collector
 ) -> None:
+    """FILE_EMPTY, TOO_FEW_RECORDS, TOO_MANY_RECORDS and TOO_MANY_TOTAL_RECORDS; not for a file
+    whose reading stopped at the line bound (its count is a lower bound; TOO_MANY_LINES says it)."""
     limits = model.limits
     name = model.display_name
     records = train.summary.records
-    if train.checked and records == 0:
+    if train.truncated:
+        pass
+    elif train.checked and records == 0:
         out.add(
             Code.FILE_EMPTY,
             "train",
@@ -1601,7 +1649,7 @@ def _check_record_counts(
             f"the training file has {records} records; {name} needs at least "
             f"{limits.min_train_records}: add more examples",
         )
-    if records > limits.max_train_records:
+    if records > limits.max_train_records and not train.truncated:
         out.add(
             Code.TOO_MANY_RECORDS,
             "train",
@@ -1609,7 +1657,7 @@ def _check_record_counts(
             f"the training file has {records:,} records; the maximum for {name} is "
             f"{limits.max_train_records:,}: remove records or split them across runs",
         )
-    if validation is None:
+    if validation is None or validation.truncated:
         return
     v_records = validation.summary.records
     if validation.checked and v_records == 0:
@@ -1627,7 +1675,7 @@ def _check_record_counts(
             f"the validation file has {v_records:,} records; the maximum for {name} is "
             f"{limits.max_validation_records:,}: remove records",
         )
-    if records + v_records > limits.max_total_records:
+    if records + v_records > limits.max_total_records and not train.truncated:
         out.add(
             Code.TOO_MANY_TOTAL_RECORDS,
             "validation",
