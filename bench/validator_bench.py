@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bedrock_finetune.catalog import CLAUDE_3_HAIKU, NOVA_LITE, resolve_model
-from bedrock_finetune.dataset import LocalFile, _fast_loads, validate_run
+from bedrock_finetune.dataset import LocalFile, _fast_loads, _typed_decoders, validate_run
 from bedrock_finetune.formats import convert_record
 
 RATIO_GOAL = 1.0
@@ -161,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
 
     failures = 0
     with tempfile.TemporaryDirectory(prefix="validator-bench-") as tmp:
-        parser_name = "orjson fast path" if _fast_loads is not None else "standard library only"
+        paths = [
+            name for name, present in (("msgspec typed", _typed_decoders), ("orjson", _fast_loads)) if present
+        ]
+        parser_name = " + ".join([*paths, "standard library"])
         print(f"Validator parser: {parser_name}")
         size = 0
         for model_id in (CLAUDE_3_HAIKU, NOVA_LITE):

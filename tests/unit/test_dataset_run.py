@@ -406,3 +406,17 @@ def test_local_file_reports_its_size(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", valid_lines(3))
     assert LocalFile(path).size == path.stat().st_size
     assert LocalFile(tmp_path / "missing.jsonl").size is None
+
+
+def test_percentiles_past_the_sample_size_come_from_a_repeatable_sample(monkeypatch):
+    # Given a sample size smaller than the file
+    import bedrock_finetune.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "STATISTICS_SAMPLE_SIZE", 10)
+    data = ("\n".join(dumps(conversation(i, turns=1 + i % 4)) for i in range(60)) + "\n").encode()
+    first = validate_run(MemorySource(data), None, None, HAIKU).train_statistics
+    second = validate_run(MemorySource(data), None, None, HAIKU).train_statistics
+    # Then the statistics say so, the totals stay exact, and the sample is the same every time
+    assert first is not None and first.sampled and first.records == 60
+    assert first == second
+    assert first.messages_min == 2 and first.messages_max == 8
