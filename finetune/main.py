@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from finetune import convert_cmd, validate_cmd
+#: The commands of the runtime package, by the module that registers each. ``finetune validate``
+#: imports only its own module (no convert, no emulation), so the command starts quickly.
+_COMMANDS = {"validate": "finetune.validate_cmd", "convert": "finetune.convert_cmd"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; each command registers itself as a sub-parser.
 
-    ``local`` and ``local-server`` are registered only when the emulation's dependencies are
-    installed (``requirements-dev.txt``); validate and convert need the runtime package only.
+    ``command`` "validate" or "convert" limits the registration to that command's module (any
+    other value, or None: every command, as help and error messages list them all). ``local``
+    and ``local-server`` are registered only when the emulation's dependencies are installed
+    (``requirements-dev.txt``); validate and convert need the runtime package only.
     """
     parser = argparse.ArgumentParser(
         prog="finetune", description="Fine-tune Claude on Amazon Bedrock: validate, convert, run locally."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    validate_cmd.register(subparsers)
-    convert_cmd.register(subparsers)
+    only = command if command in _COMMANDS else None
+    for name, module in _COMMANDS.items():
+        if only in (None, name):
+            importlib.import_module(module).register(subparsers)
+    if only is not None:
+        return parser
     try:
         from finetune.local import cli as local_cmd  # noqa: PLC0415 - optional, see the docstring
     except ModuleNotFoundError as exc:
@@ -33,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (2 for usage errors, as argparse does)."""
-    parser = build_parser()
+    args_in = sys.argv[1:] if argv is None else argv
+    parser = build_parser(args_in[0] if args_in else None)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_in)
     except SystemExit as exc:  # argparse exits on bad arguments and after --help
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:

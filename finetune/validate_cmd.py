@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bedrock_finetune.catalog import CLAUDE_3_HAIKU, CatalogError, ModelSpec, resolve_model
 from bedrock_finetune.dataset import (
@@ -22,7 +22,9 @@ from bedrock_finetune.dataset import (
 )
 from bedrock_finetune.layout import HYPERPARAMETERS_FILE, TRAIN_FILE, VALIDATION_FILE
 from bedrock_finetune.sizes import human_bytes
-from stacks.config import PipelineConfig, load_config
+
+if TYPE_CHECKING:
+    from stacks.config import PipelineConfig
 
 #: The readable summary lists at most this many errors and warnings; --json has them all.
 SHOWN_ISSUES = 30
@@ -151,6 +153,8 @@ def _target(config_path: str | None, model_id: str | None) -> _Target:
 
 
 def _load(path: Path, context: Mapping[str, Any], what: str = "") -> PipelineConfig:
+    from stacks.config import load_config  # noqa: PLC0415 - only with a cdk.json: starts faster without
+
     try:
         return load_config(context)
     except (ValueError, AttributeError) as exc:

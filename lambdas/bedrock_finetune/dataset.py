@@ -10,8 +10,13 @@ How it works, and why:
   byte-order mark and invalid UTF-8 are seen per line, and a single trailing newline is fine.
   Memory stays bounded: a line is held only while it is checked, and a line over
   :func:`max_line_bytes` is counted but never held or parsed (it cannot be within the token limit).
-* Each line gets exactly one ``json.loads``; the checks after it are cheap type and membership
-  tests. Every line is checked and every problem reported; nothing stops at the first error.
+* With msgspec installed, each line is first decoded in one C call into typed structs of the
+  format's common record shape; only the checks that shape leaves (alternation, blank texts,
+  reserved strings, tokens, duplicates) run in Python. Any other line gets one ``json.loads``
+  (orjson where installed) and cheap type and membership tests, rule by rule. Every line is
+  checked and every problem reported; nothing stops at the first error.
+* Reading stops after :func:`max_lines` lines (twice the file's maximum records): no file can
+  keep the validation Lambda reading until it times out without a report (``TOO_MANY_LINES``).
 * Tokens are estimated as ``ceil(characters / chars_per_token)`` over ``system`` plus every
   ``content`` (characters are Unicode code points). The default of 3 characters per token is
   deliberately conservative (AWS plans with about 6), so records near the limit are flagged
@@ -27,14 +32,13 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from bedrock_finetune.catalog import (
     CLAUDE_RESERVED_STRINGS,
@@ -55,8 +59,13 @@ from bedrock_finetune.formats import (
     looks_like_json_array,
     record_format,
     reserved_prefilter,
+    reserved_triggers,
+    typed_record_decoders,
 )
 from bedrock_finetune.sizes import human_bytes
+
+if TYPE_CHECKING:
+    from random import Random
 
 #: The fast path's parser: orjson where installed (pinned in requirements-lambda.txt), else None and
 #: every line takes the standard library's path. Whatever orjson rejects is re-parsed by the
@@ -66,6 +75,17 @@ try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
     _fast_loads = None
+
+#: The typed fast path: msgspec decoders of each format's common, well-formed record shape (see
+#: ``formats.typed_record_decoders``), where msgspec is installed (pinned in
+#: requirements-lambda.txt). A line they decode is checked without building a dict; a line they
+#: reject, or a record off the common path, is checked by the paths above from scratch, so every
+#: path gives the same report (a property test checks it).
+_typed_decoders: dict[str, Callable[[bytes], Any]] | None
+try:
+    _typed_decoders = typed_record_decoders()
+except ImportError:  # pragma: no cover - exercised by the tests that hide msgspec
+    _typed_decoders = None
 
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
@@ -84,6 +104,7 @@ __all__ = [
     "ValidationReport",
     "estimate_tokens",
     "max_line_bytes",
+    "max_lines",
     "validate_run",
 ]
 
@@ -123,6 +144,7 @@ class Code(StrEnum):
     TOO_MANY_RECORDS = "TOO_MANY_RECORDS"
     TOO_MANY_TOTAL_RECORDS = "TOO_MANY_TOTAL_RECORDS"
     FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    TOO_MANY_LINES = "TOO_MANY_LINES"
     # Hyperparameters (file "hyperparameters")
     INVALID_HYPERPARAMETERS_FILE = "INVALID_HYPERPARAMETERS_FILE"
     UNKNOWN_HYPERPARAMETER = "UNKNOWN_HYPERPARAMETER"
@@ -163,6 +185,11 @@ STATISTICS_SAMPLE_SIZE = 100_000
 #: Duplicate detection remembers at most this many records per file (a few MB); a file this big
 #: is far over every documented record limit and already invalid.
 MAX_TRACKED_RECORDS = 200_000
+
+#: Reading a file stops after this many times its maximum records, counted in lines (blank
+#: lines included): a file of a billion blank lines would otherwise outlast the 15-minute
+#: validation Lambda and end the run without a report. A valid file is never that long.
+MAX_LINES_PER_RECORD = 2
 
 _CHUNK_SIZE = 1024 * 1024
 _MIN_LINE_CAP = 8 * 1024 * 1024
@@ -391,6 +418,14 @@ def estimate_tokens(characters: int, chars_per_token: float = DEFAULT_CHARS_PER_
     return math.ceil(characters / chars_per_token)
 
 
+def max_lines(model: ModelSpec, role: Literal["train", "validation"]) -> int:
+    """The most lines of a file that are read: :data:`MAX_LINES_PER_RECORD` times the model's
+    maximum records for that file (at least 1). A longer file gets ``TOO_MANY_LINES``."""
+    limits = model.limits
+    records = limits.max_train_records if role == "train" else limits.max_validation_records
+    return max(1, MAX_LINES_PER_RECORD * records)
+
+
 def max_line_bytes(model: ModelSpec, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> int:
     """Lines longer than this are counted but not held or parsed: no record within the token
     limit can be that long (a character is at most 6 bytes of JSON, ``\\uXXXX``; the margin covers
@@ -433,6 +468,8 @@ class _FileResult:
     statistics: FileStatistics | None
     hashes: dict[int, int]
     checked: bool
+    #: Reading stopped at the line bound (TOO_MANY_LINES): the record count is a lower bound.
+    truncated: bool = False
 
 
 class _ByteCounter:
@@ -463,7 +500,7 @@ class _Stats:
         self.messages_min = 0
         self.messages_max = 0
         self.sample: array[int] = array("q")
-        self._rng = random.Random(0)  # noqa: S311 - sampling for statistics, not security
+        self._rng: Random | None = None  # past the sample size only (imported then: starts faster)
 
     def add(self, messages: int, tokens: int) -> None:
         if self.count == 0:
@@ -478,6 +515,10 @@ class _Stats:
         if len(self.sample) < STATISTICS_SAMPLE_SIZE:
             self.sample.append(tokens)
         else:
+            if self._rng is None:
+                from random import Random  # noqa: PLC0415 - see __init__
+
+                self._rng = Random(0)  # noqa: S311 - sampling for statistics, not security
             slot = self._rng.randrange(self.count)
             if slot < STATISTICS_SAMPLE_SIZE:
                 self.sample[slot] = tokens
@@ -626,10 +667,18 @@ class _FileValidator:
         # One regex pass over the raw bytes rules out nearly every line; it costs less than
         # searching each decoded string for each reserved string.
         self.prefilter = reserved_prefilter(self.reserved) if model.data_format == FORMAT_CLAUDE else None
+        #: The reserved strings grouped under a character each holds (a cheap search first).
+        self.triggers = reserved_triggers(self.reserved)
         self.check_record = {
             FORMAT_CLAUDE: self._check_record,
             FORMAT_CONVERSE: self._check_converse,
             FORMAT_PROMPT_COMPLETION: self._check_prompt_completion,
+        }[model.data_format]
+        self.typed_decode = _typed_decoders.get(model.data_format) if _typed_decoders else None
+        self.check_typed = {
+            FORMAT_CLAUDE: self._typed_claude,
+            FORMAT_CONVERSE: self._typed_converse,
+            FORMAT_PROMPT_COMPLETION: self._typed_prompt_completion,
         }[model.data_format]
         #: Records with errors that are in another family's format, by format.
         self.foreign: Counter[str] = Counter()
@@ -648,8 +697,13 @@ class _FileValidator:
         records = 0
         read = _ByteCounter(source.open())
         cap = max_line_bytes(self.model, self.chars_per_token)
+        limit = max_lines(self.model, self.role)
+        truncated = False
         try:
             for number, (line, length) in enumerate(_split_lines(read, cap), start=1):
+                if number > limit:
+                    truncated = True  # the rest is neither read nor checked: TOO_MANY_LINES
+                    break
                 if line is None:
                     records += 1
                     self._oversized(number, length, cap)
@@ -665,11 +719,18 @@ class _FileValidator:
                     self._check_line(line, number)
         finally:
             read.close()
+        if truncated:
+            self._too_many_lines(limit)
         if read.count > max_bytes:
             self._too_large(read.count, max_bytes, checked=True)
         self._check_format(source.uri, records)
+        size = declared if truncated and declared is not None else read.count
         return _FileResult(
-            FileSummary(source.uri, records, read.count), self.stats.result(), self.hashes, checked=True
+            FileSummary(source.uri, records, size),
+            self.stats.result(),
+            self.hashes,
+            checked=True,
+            truncated=truncated,
         )
 
     # ---- line checks -----------------------------------------------------------------------
@@ -685,6 +746,21 @@ class _FileValidator:
             f"the {what} file is {human_bytes(size)}, over the {human_bytes(limit)} limit for "
             f"{self.model.display_name}; remove or shorten records"
             + ("" if checked else " (its lines were not checked: shrink it first, then validate again)"),
+        )
+
+    def _too_many_lines(self, limit: int) -> None:
+        what, records = (
+            ("training", self.model.limits.max_train_records)
+            if self.role == "train"
+            else ("validation", self.model.limits.max_validation_records)
+        )
+        self._add(
+            Code.TOO_MANY_LINES,
+            None,
+            f"the {what} file has more than {limit:,} lines (blank lines included), "
+            f"{MAX_LINES_PER_RECORD} times the {records:,} records {self.model.display_name} takes in "
+            f"it; reading stopped after line {limit:,} and the rest was not checked: delete blank "
+            "lines and extra records (or split the data across runs), then validate again",
         )
 
     def _oversized(self, number: int, length: int, cap: int) -> None:
@@ -714,6 +790,8 @@ class _FileValidator:
         )
 
     def _check_line(self, line: bytes, number: int) -> None:
+        if self.typed_decode is not None and self._check_typed_line(self.typed_decode, line, number):
+            return
         errors_before = self.out.total_errors
         record: Any = _UNPARSED
         if _fast_loads is not None and not line.startswith(_BOM):
@@ -743,6 +821,116 @@ class _FileValidator:
             found = record_format(record)
             if found is not None and found != self.model.data_format:
                 self.foreign[found] += 1
+
+    # ---- typed fast path --------------------------------------------------------------------
+    # A record the typed decoder accepted has the right keys and types. These check the rest of
+    # the common case (alternating roles from "user" to "assistant", non-blank texts, one text
+    # block per Nova turn) and return False, having reported nothing, for any other record: the
+    # dict paths then check it from scratch. Otherwise only the checks that can still find
+    # something run (reserved strings, tokens, duplicates), with the same messages, statistics
+    # and canonical form as the dict paths, and the record is in the model's own format (no
+    # WRONG_FORMAT count).
+
+    def _check_typed_line(self, decode: Callable[[bytes], Any], line: bytes, number: int) -> bool:
+        """True when the line took the fast path (and is checked); False when it must take the others."""
+        try:
+            record = decode(line)
+        except (ValueError, RecursionError):  # another shape, or not JSON: the other paths decide
+            return False
+        return self.check_typed(record, line, number)
+
+    def _typed_claude(self, record: Any, line: bytes, number: int) -> bool:
+        messages = record.messages
+        system = record.system
+        contents = [system]
+        chars = len(system)
+        expected = "user"
+        for message in messages:
+            content = message.content
+            if message.role != expected or not content or content.isspace():
+                return False
+            expected = "assistant" if expected == "user" else "user"
+            chars += len(content)
+            contents.append(content)
+        if expected != "user" or len(messages) < 2:
+            return False
+        errors_before = self.out.total_errors
+        # On decoded texts, a search for one character (":") is cheaper than the raw-line regex.
+        if self.reserved and self._holds_reserved(contents):
+            self._check_reserved(
+                [("'system'", system)]
+                + [(f"message {index}", text) for index, text in enumerate(contents[1:], start=1)],
+                number,
+            )
+        self._record_done(chars, len(messages), contents, number, errors_before)
+        return True
+
+    def _typed_converse(self, record: Any, line: bytes, number: int) -> bool:
+        messages = record.messages
+        system_texts = [block.text for block in record.system] if record.system else []
+        user_texts: list[str] = []
+        canonical: list[object] = [tuple(system_texts)]
+        chars = sum(map(len, system_texts)) if system_texts else 0
+        expected = "user"
+        for message in messages:
+            content = message.content
+            if message.role != expected or len(content) != 1:
+                return False
+            text = content[0].text
+            if not text or text.isspace():
+                return False
+            if expected == "user":
+                user_texts.append(text)
+                expected = "assistant"
+            else:
+                expected = "user"
+            chars += len(text)
+            canonical.append(text)
+        if expected != "user" or len(messages) < 2:
+            return False
+        errors_before = self.out.total_errors
+        if self.reserved and self._holds_reserved(system_texts + user_texts):
+            self._check_reserved_in(
+                [("'system'", t) for t in system_texts] + [("a user message", t) for t in user_texts], number
+            )
+        self._record_done(chars, len(messages), canonical, number, errors_before)
+        return True
+
+    def _typed_prompt_completion(self, record: Any, line: bytes, number: int) -> bool:
+        prompt, completion = record.prompt, record.completion
+        if not prompt or prompt.isspace() or not completion or completion.isspace():
+            return False
+        errors_before = self.out.total_errors
+        if self.reserved:
+            self._check_reserved_in([("'prompt'", prompt)], number)
+        texts = [prompt, completion]
+        self._record_done(len(prompt) + len(completion), 2, texts, number, errors_before)
+        return True
+
+    def _record_done(
+        self, chars: int, messages: int, canonical: list[Any], number: int, errors_before: int
+    ) -> None:
+        """Tokens, statistics and, for an error-free record, duplicate tracking."""
+        tokens = math.ceil(chars / self.chars_per_token)
+        if tokens >= self.near_tokens:
+            self._check_tokens(tokens, number)
+        self.stats.add(messages, tokens)
+        if self.out.total_errors == errors_before:
+            self._track(hash(tuple(canonical)), number)
+
+    def _holds_reserved(self, texts: list[str]) -> bool:
+        """Whether any of the texts holds a reserved string: a search for a single character
+        first, a search for the strings that hold it only in the texts where it is found."""
+        groups = self.triggers
+        if groups is None:
+            return any(reserved in text for text in texts for reserved in self.reserved)
+        for text in texts:
+            for trigger, candidates in groups:
+                if trigger in text:
+                    for reserved in candidates:
+                        if reserved in text:
+                            return True
+        return False
 
     def _first_line_hint(self, line: bytes) -> None:
         if looks_like_json_array(line):
@@ -823,7 +1011,15 @@ class _FileValidator:
                 chars += len(content)
 
         if maybe_reserved:
-            self._check_reserved(system_text, messages, number)
+            self._check_reserved(
+                [("'system'", system_text)]
+                + [
+                    (f"message {index}", message["content"])
+                    for index, message in enumerate(messages, start=1)
+                    if type(message) is dict and type(message.get("content")) is str
+                ],
+                number,
+            )
         if not in_order or expected != "user" or len(roles) < 2:
             self._check_order(roles, number)
         tokens = math.ceil(chars / self.chars_per_token)
@@ -1126,11 +1322,9 @@ class _FileValidator:
             self._track(hash(tuple(texts)), number)
 
     def _check_reserved_in(self, texts: list[tuple[str, str]], number: int) -> None:
-        """The exact check on decoded texts. One search per reserved string over all the texts
-        joined (NUL cannot make a false match: no reserved string holds it), then, only when
-        something matched, a search per text to say where."""
-        joined = "\0".join(text for _, text in texts)
-        if not any(reserved in joined for reserved in self.reserved):
+        """The exact check on decoded texts: :meth:`_holds_reserved` rules out nearly every record
+        cheaply; only when something matched, a search per text and reserved string says where."""
+        if not self._holds_reserved([text for _, text in texts]):
             return
         for where, text in texts:
             for reserved in self.reserved:
@@ -1333,14 +1527,8 @@ class _FileValidator:
                 f"message {index} has empty content; give it text or remove the message",
             )
 
-    def _check_reserved(self, system: str, messages: list[Any], number: int) -> None:
+    def _check_reserved(self, texts: list[tuple[str, str]], number: int) -> None:
         """The exact reserved-string check, for lines the raw-bytes prefilter flagged."""
-        texts = [("'system'", system)]
-        texts += [
-            (f"message {index}", message["content"])
-            for index, message in enumerate(messages, start=1)
-            if type(message) is dict and type(message.get("content")) is str
-        ]
         for where, text in texts:
             for reserved in self.reserved:
                 if reserved in text:
@@ -1450,10 +1638,14 @@ def _check_mixed_media(checks: list[_FileValidator], out: _Collector) -> None:
 def _check_record_counts(
     train: _FileResult, validation: _FileResult | None, model: ModelSpec, out: _Collector
 ) -> None:
+    """FILE_EMPTY, TOO_FEW_RECORDS, TOO_MANY_RECORDS and TOO_MANY_TOTAL_RECORDS; not for a file
+    whose reading stopped at the line bound (its count is a lower bound; TOO_MANY_LINES says it)."""
     limits = model.limits
     name = model.display_name
     records = train.summary.records
-    if train.checked and records == 0:
+    if train.truncated:
+        pass
+    elif train.checked and records == 0:
         out.add(
             Code.FILE_EMPTY,
             "train",
@@ -1469,7 +1661,7 @@ def _check_record_counts(
             f"the training file has {records} records; {name} needs at least "
             f"{limits.min_train_records}: add more examples",
         )
-    if records > limits.max_train_records:
+    if records > limits.max_train_records and not train.truncated:
         out.add(
             Code.TOO_MANY_RECORDS,
             "train",
@@ -1477,7 +1669,7 @@ def _check_record_counts(
             f"the training file has {records:,} records; the maximum for {name} is "
             f"{limits.max_train_records:,}: remove records or split them across runs",
         )
-    if validation is None:
+    if validation is None or validation.truncated:
         return
     v_records = validation.summary.records
     if validation.checked and v_records == 0:
@@ -1495,7 +1687,7 @@ def _check_record_counts(
             f"the validation file has {v_records:,} records; the maximum for {name} is "
             f"{limits.max_validation_records:,}: remove records",
         )
-    if records + v_records > limits.max_total_records:
+    if records + v_records > limits.max_total_records and not train.truncated:
         out.add(
             Code.TOO_MANY_TOTAL_RECORDS,
             "validation",

@@ -24,7 +24,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import GenericAlias
+from typing import Any, Literal
 
 from bedrock_finetune.catalog import (
     FORMAT_CLAUDE,
@@ -124,6 +125,78 @@ def reserved_prefilter(reserved: Iterable[str]) -> Callable[[bytes], bool] | Non
         return pattern.search(line) is not None
 
     return may_hold_reserved
+
+
+def reserved_triggers(reserved: Iterable[str]) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """Reserved strings grouped under a single character each of them holds, or None.
+
+    A text can hold a reserved string only if it holds that string's character, and a search
+    for one character is several times faster than one for a string. The character is
+    punctuation where there is some (rare in prose), one already picked where possible, so
+    Nova's seven strings fall under three (``:``, ``>``, ``]``). None when a reserved string is
+    empty (every text "holds" it).
+    """
+    groups: dict[str, list[str]] = {}
+    for text in reserved:
+        if not text:
+            return None
+        picked = next((char for char in groups if char in text), None)
+        if picked is None:
+            punctuation = [char for char in reversed(text) if not (char.isalnum() or char.isspace())]
+            picked = punctuation[0] if punctuation else text[-1]
+        groups.setdefault(picked, []).append(text)
+    return tuple((char, tuple(texts)) for char, texts in groups.items())
+
+
+def typed_record_decoders() -> dict[str, Callable[[bytes], Any]]:
+    """Decoders of the common, well-formed record shape of each format, one C call per line.
+
+    Built on msgspec (pinned in requirements-lambda.txt); raises ImportError without it. Each
+    decoder returns an object with the record's fields as attributes, or raises ``ValueError``
+    (``msgspec.DecodeError``, ``UnicodeDecodeError``) for anything else: invalid JSON or UTF-8,
+    another shape, an unknown key, a wrong type, a role other than user/assistant. The shapes:
+
+    * ``claude-messages``: ``messages`` (objects with exactly ``role`` and a string ``content``),
+      optional string ``system`` (``""`` when absent);
+    * ``bedrock-conversation-2024``: ``messages`` (``role`` and a list of ``{"text"}`` blocks),
+      optional ``system`` (a list of ``{"text"}``, empty when absent) and string ``schemaVersion``;
+    * ``prompt-completion``: string ``prompt`` and ``completion``.
+
+    Everything else a record must satisfy (alternation, non-empty texts, limits) is left to the
+    caller, as is every report: these shapes only pick the lines that take the fast path.
+    """
+    import msgspec  # noqa: PLC0415 - optional: the caller falls back without it
+
+    def list_of(item: type) -> object:  # list[item], for a type made at run time
+        return GenericAlias(list, (item,))
+
+    role = Literal["user", "assistant"]
+    options: dict[str, Any] = {"forbid_unknown_fields": True}
+    claude_message = msgspec.defstruct("ClaudeMessage", [("role", role), ("content", str)], **options)
+    claude = msgspec.defstruct(
+        "ClaudeRecord", [("messages", list_of(claude_message)), ("system", str, "")], **options
+    )
+    text_block = msgspec.defstruct("TextBlock", [("text", str)], **options)
+    converse_message = msgspec.defstruct(
+        "ConverseMessage", [("role", role), ("content", list_of(text_block))], **options
+    )
+    converse = msgspec.defstruct(
+        "ConverseRecord",
+        [
+            ("messages", list_of(converse_message)),
+            ("system", list_of(text_block), msgspec.field(default_factory=list)),
+            ("schemaVersion", str, ""),
+        ],
+        **options,
+    )
+    prompt_completion = msgspec.defstruct(
+        "PromptCompletionRecord", [("prompt", str), ("completion", str)], **options
+    )
+    return {
+        FORMAT_CLAUDE: msgspec.json.Decoder(claude).decode,
+        FORMAT_CONVERSE: msgspec.json.Decoder(converse).decode,
+        FORMAT_PROMPT_COMPLETION: msgspec.json.Decoder(prompt_completion).decode,
+    }
 
 
 # --------------------------------------------------------------------------------------------

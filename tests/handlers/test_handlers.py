@@ -352,6 +352,53 @@ def test_validate_handler_stops_an_invalid_run_with_the_first_errors(validator_e
     assert report["error_counts"]["INVALID_JSON"] == 1
 
 
+def test_validate_handler_writes_the_report_when_reading_stops_at_the_line_bound(
+    validator_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a deployment whose model takes at most 40 training records and a train.jsonl of 40
+    records then 100,000 blank lines (a billion would outlast the Lambda), when validated, then
+    reading stops after 80 lines and the report is written, with TOO_MANY_LINES."""
+    from dataclasses import replace
+
+    from bedrock_finetune.errors import DatasetInvalid
+    from handlers.validate_dataset import handler
+
+    haiku = BUILTIN_MODELS[CLAUDE_3_HAIKU]
+    small = replace(haiku, limits=replace(haiku.limits, min_train_records=1, max_train_records=40))
+    set_settings(
+        monkeypatch,
+        ValidateDatasetSettings(
+            base_model_id=CLAUDE_3_HAIKU,
+            model_spec=small.to_dict(),
+            default_hyperparameters={"epochCount": 2},
+            chars_per_token=3,
+        ),
+    )
+    good = [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        )
+        for i in range(40)
+    ]
+    version = _upload_run({"train.jsonl": ("\n".join(good) + "\n" * 100_000).encode()})
+    with pytest.raises(DatasetInvalid) as caught:
+        handler(
+            {"run": {**RUN, "versionId": version}, "executionArn": EXECUTION_ARN, "executionName": "e"},
+            FakeLambdaContext(),
+        )
+    assert "train line 41: BLANK_LINE" in str(caught.value)
+    assert "Full report: s3://data-bucket/reports/run-1/validation.json" in str(caught.value)
+    s3 = boto3.client("s3", region_name="us-west-2")
+    report = json.loads(
+        s3.get_object(Bucket="data-bucket", Key="reports/run-1/validation.json")["Body"].read()
+    )
+    assert report["valid"] is False
+    assert report["error_counts"] == {"BLANK_LINE": 40, "TOO_MANY_LINES": 1}
+    (too_many,) = [e for e in report["errors"] if e["code"] == "TOO_MANY_LINES"]
+    assert too_many["line"] is None and "more than 80 lines" in too_many["message"]
+    assert report["files"]["train"]["records"] == 40
+
+
 def test_validate_handler_rejects_a_run_name_bedrock_cannot_use(validator_env: None) -> None:
     from bedrock_finetune.errors import DatasetInvalid
     from handlers.validate_dataset import handler

@@ -1,5 +1,5 @@
 """``finetune convert`` between formats, and the properties: convert then validate round-trips,
-and the fast (orjson) path and the full (standard library) path agree."""
+and the typed (msgspec), fast (orjson) and full (standard library) paths agree."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, LLAMA_31_8B
 from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.formats import FORMAT_CLAUDE, FORMAT_CONVERSE, FORMAT_PROMPT_COMPLETION, convert_record
 from finetune.main import main
-from tests.unit.dataset_builders import MemorySource, small_model
+from tests.unit.dataset_builders import MemorySource, conversation, small_model
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -222,20 +222,153 @@ raw_lines = st.lists(
 )
 
 
+#: Texts that put the typed fast path's own checks to work: blank and whitespace-only texts,
+#: every model's reserved strings and their trigger characters, escapes and wide characters.
+plain_texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12).filter(lambda t: not t.isspace())
+edge_texts = (
+    plain_texts
+    | plain_texts
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "\n\t",
+            "\u3000",
+            "a",
+            "a\nHuman: b",
+            "x\nAssistant:",
+            "User: hi",
+            "Bot:",
+            "[EOS]",
+            "<image>",
+            "<video>",
+            "a]b",
+            "a:b",
+            "a>b",
+            "caf\u00e9",
+            "\U0001f642",
+            "\x7f",
+            "\\",
+            '"',
+            "/",
+        ]
+    )
+)
+#: Mostly one block per turn (the typed path's shape), sometimes two.
+_blocks = (
+    edge_texts.map(lambda text: [text])
+    | edge_texts.map(lambda text: [text])
+    | st.lists(edge_texts, min_size=2, max_size=2)
+)
+#: User/assistant pairs (a flaw may drop the last turn).
+turn_lists = st.lists(st.tuples(_blocks, _blocks), max_size=3).map(
+    lambda pairs: [b for pair in pairs for b in pair]
+)
+
+
+def _shaped_record(kind: str, system: list[str] | None, turns: list[list[str]], flaw: int) -> dict:
+    """A record near the common shape of a format: alternating turns, and at most one flaw."""
+    roles = ["user" if index % 2 == 0 else "assistant" for index in range(len(turns))]
+    if roles and flaw == 1:
+        roles[flaw % len(roles)] = "system"
+    elif len(roles) > 1 and flaw == 2:
+        roles[1] = "user"
+    elif len(roles) % 2 == 0 and flaw == 3:
+        turns = turns[:-1]
+        roles = roles[:-1]
+    if kind == "prompt":
+        texts = [text for blocks in turns for text in blocks] + ["", ""]
+        return {"prompt": texts[0], "completion": texts[1]}
+    if kind == "claude":
+        record: dict = {
+            "messages": [{"role": r, "content": blocks[0]} for r, blocks in zip(roles, turns, strict=True)]
+        }
+        return {"system": system[0], **record} if system else record
+    record = {
+        "messages": [
+            {"role": r, "content": [{"text": t} for t in blocks]}
+            for r, blocks in zip(roles, turns, strict=True)
+        ]
+    }
+    if system is not None:
+        record = {"system": [{"text": t} for t in system], **record}
+    return {"schemaVersion": "bedrock-conversation-2024", **record} if flaw == 4 else record
+
+
+def _render(record: dict, style: int) -> bytes:
+    """One record in one of several writings (key order, spacing, escapes)."""
+    if style == 1:
+        record = dict(reversed(list(record.items())))
+    return json.dumps(
+        record, ensure_ascii=style == 2, separators=(" , ", " : ") if style == 3 else None
+    ).encode("utf-8", "surrogatepass")
+
+
+_NATIVE_KIND = {FORMAT_CLAUDE: "claude", FORMAT_CONVERSE: "nova", FORMAT_PROMPT_COMPLETION: "prompt"}
+
+
+@st.composite
+def shaped_files(draw, data_format: str) -> bytes:
+    """A file of records near the common shape, mostly in the model's own format, with copies
+    of some records written another way and copies with another system prompt."""
+    native = _NATIVE_KIND[data_format]
+    specs = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([native] * 4 + ["claude", "nova", "prompt"]),
+                st.none() | st.lists(edge_texts, max_size=2),
+                turn_lists,
+                st.integers(0, 9),
+                st.integers(0, 3),
+            ),
+            min_size=1,
+            max_size=10,
+        )
+    )
+    for kind, system, turns, flaw, style in draw(st.lists(st.sampled_from(specs), max_size=4)):
+        specs.append((kind, system, turns, flaw, (style + 1) % 4))  # the same record, written otherwise
+        specs.append((kind, (system or []) + ["other"], turns, flaw, style))  # another system prompt
+    order = draw(st.permutations(range(len(specs))))
+    return b"\n".join(_render(_shaped_record(*specs[index][:4]), specs[index][4]) for index in order)
+
+
+def _reports_by_path(data: bytes, model, validation: bytes | None = None) -> list[dict]:
+    """The report of every parsing path: typed (msgspec), orjson, and the standard library only."""
+    saved = dataset_module._typed_decoders, dataset_module._fast_loads
+    reports = []
+    try:
+        for typed, fast in ((saved[0], saved[1]), (None, saved[1]), (None, None)):
+            dataset_module._typed_decoders, dataset_module._fast_loads = typed, fast
+            other = MemorySource(validation, uri="validation.jsonl") if validation is not None else None
+            reports.append(validate_run(MemorySource(data), other, None, model).to_dict())
+    finally:
+        dataset_module._typed_decoders, dataset_module._fast_loads = saved
+    return reports
+
+
 @SETTINGS
 @given(lines=raw_lines, model_id=st.sampled_from([CLAUDE_3_HAIKU, NOVA_LITE, LLAMA_31_8B]))
 def test_the_fast_path_and_the_full_path_agree(lines, model_id):
-    model = BUILTIN_MODELS[model_id]
-    data = b"\n".join(lines)
     assert dataset_module._fast_loads is not None, "orjson is pinned in requirements-lambda.txt"
-    fast = validate_run(MemorySource(data), None, None, model).to_dict()
-    saved = dataset_module._fast_loads
-    dataset_module._fast_loads = None
-    try:
-        full = validate_run(MemorySource(data), None, None, model).to_dict()
-    finally:
-        dataset_module._fast_loads = saved
-    assert fast == full
+    assert dataset_module._typed_decoders is not None, "msgspec is pinned in requirements-lambda.txt"
+    typed, fast, full = _reports_by_path(b"\n".join(lines), BUILTIN_MODELS[model_id])
+    assert typed == fast == full
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), model_id=st.sampled_from([CLAUDE_3_HAIKU, NOVA_LITE, NOVA_MICRO, LLAMA_31_8B]))
+def test_the_paths_agree_on_records_near_the_common_shape(data, model_id):
+    # Records that the typed path takes, or nearly: every check it does itself (roles, blank
+    # texts, reserved strings, tokens, duplicates and overlap whatever the formatting) must say
+    # what the dict paths say.
+    builtin = BUILTIN_MODELS[model_id]
+    limits = small_model(min_train_records=1, max_tokens_per_record=30).limits
+    model = type(builtin)(**{**builtin.__dict__, "limits": limits})
+    train = data.draw(shaped_files(builtin.data_format))
+    validation = data.draw(st.none() | shaped_files(builtin.data_format))
+    typed, fast, full = _reports_by_path(train, model, validation)
+    assert typed == fast == full
 
 
 def test_the_validator_works_without_orjson(monkeypatch, tmp_path):
@@ -252,6 +385,24 @@ def test_the_validator_works_without_orjson(monkeypatch, tmp_path):
         assert report.error_counts == {"INVALID_JSON": 1}
     finally:
         monkeypatch.delitem(sys.modules, "orjson")
+        importlib.reload(dataset_module)
+
+
+def test_the_validator_works_without_msgspec(monkeypatch):
+    # Given an environment without msgspec (as the Lambda asset may be)
+    monkeypatch.setitem(sys.modules, "msgspec", None)
+    module = importlib.reload(dataset_module)
+    try:
+        assert module._typed_decoders is None
+        lines = [json.dumps(conversation(i)) for i in range(40)] + [json.dumps(conversation(3))]
+        lines[5] = '{"messages": []}'
+        report = module.validate_run(
+            MemorySource("\n".join(lines).encode()), None, None, BUILTIN_MODELS[CLAUDE_3_HAIKU]
+        )
+        assert report.error_counts == {"TOO_FEW_MESSAGES": 1}
+        assert report.warning_counts == {"DUPLICATE_RECORD": 1}
+    finally:
+        monkeypatch.delitem(sys.modules, "msgspec")
         importlib.reload(dataset_module)
 
 

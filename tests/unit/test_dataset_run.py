@@ -11,6 +11,7 @@ from bedrock_finetune.dataset import (
     MAX_ISSUES_PER_CODE,
     HyperparametersSource,
     LocalFile,
+    max_lines,
     validate_run,
 )
 from tests.unit.dataset_builders import (
@@ -106,6 +107,68 @@ def test_file_too_large_by_the_bytes_read(small_model_factory):
     # Then the bytes read decide, and the lines were checked too
     assert found(report) == {("FILE_TOO_LARGE", "validation", None)}
     assert report.validation is not None and report.validation.records == 40
+
+
+class _CountingSource(MemorySource):
+    """A source that counts the chunks it hands out and whether it was closed."""
+
+    def __init__(self, data: bytes, **kwargs):
+        super().__init__(data, **kwargs)
+        self.chunks_read = 0
+        self.closed = False
+
+    def open(self):
+        try:
+            for chunk in super().open():
+                self.chunks_read += 1
+                yield chunk
+        finally:
+            self.closed = True
+
+
+def test_reading_stops_after_twice_the_maximum_records_in_lines(small_model_factory):
+    # Given a model that takes at most 40 training records, and a training file of 40 records
+    # followed by blank lines far past 80 lines (a billion, in the real case)
+    model = small_model_factory(min_train_records=1, max_train_records=40)
+    assert max_lines(model, "train") == 80
+    data = ("\n".join(valid_lines(40)) + "\n" * 100_000).encode()
+    source = _CountingSource(data, chunk=1024)
+    # When validated
+    report = validate_run(source, None, None, model)
+    # Then reading stopped at the bound, long before the end of the file, and closed the source
+    assert source.closed
+    assert source.chunks_read * 1024 < len(data) // 10
+    # with one file-level error that names the bound, and the blank lines before it reported
+    assert report.error_counts == {"TOO_MANY_LINES": 1, "BLANK_LINE": 40}
+    (too_many,) = [issue for issue in report.errors if issue.code == "TOO_MANY_LINES"]
+    assert (too_many.file, too_many.line) == ("train", None)
+    assert "more than 80 lines (blank lines included)" in too_many.message
+    assert "2 times the 40 records" in too_many.message
+    assert "delete blank lines" in too_many.message
+    # the records read are counted, with their statistics, and the size is the declared one
+    assert report.train.records == 40 and report.train.bytes == len(data)
+    assert report.train_statistics is not None and report.train_statistics.records == 40
+
+
+def test_a_file_at_the_line_bound_is_read_to_the_end(small_model_factory):
+    # Given exactly twice the maximum records in lines: 40 records and 40 blank lines
+    model = small_model_factory(min_train_records=1, max_train_records=40)
+    data = ("\n".join(valid_lines(40)) + "\n" * 41).encode()
+    report = validate_run(MemorySource(data), None, None, model)
+    # Then every line is checked and the usual codes apply
+    assert report.error_counts == {"BLANK_LINE": 40}
+
+
+def test_too_many_records_past_the_line_bound_is_one_error(small_model_factory):
+    # Given a validation file of more than twice the maximum records, all valid
+    model = small_model_factory(min_train_records=1, max_validation_records=10)
+    train = MemorySource(("\n".join(valid_lines(40)) + "\n").encode())
+    validation = MemorySource(("\n".join(valid_lines(25, start=100)) + "\n").encode(), sized=False)
+    report = validate_run(train, validation, None, model)
+    # Then TOO_MANY_LINES says it, without a record count that is only a lower bound
+    assert found(report) == {("TOO_MANY_LINES", "validation", None)}
+    assert report.validation is not None and report.validation.records == 20
+    assert "more than 20 lines" in report.errors[0].message
 
 
 @pytest.mark.parametrize(
@@ -343,3 +406,17 @@ def test_local_file_reports_its_size(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", valid_lines(3))
     assert LocalFile(path).size == path.stat().st_size
     assert LocalFile(tmp_path / "missing.jsonl").size is None
+
+
+def test_percentiles_past_the_sample_size_come_from_a_repeatable_sample(monkeypatch):
+    # Given a sample size smaller than the file
+    import bedrock_finetune.dataset as dataset_module
+
+    monkeypatch.setattr(dataset_module, "STATISTICS_SAMPLE_SIZE", 10)
+    data = ("\n".join(dumps(conversation(i, turns=1 + i % 4)) for i in range(60)) + "\n").encode()
+    first = validate_run(MemorySource(data), None, None, HAIKU).train_statistics
+    second = validate_run(MemorySource(data), None, None, HAIKU).train_statistics
+    # Then the statistics say so, the totals stay exact, and the sample is the same every time
+    assert first is not None and first.sampled and first.records == 60
+    assert first == second
+    assert first.messages_min == 2 and first.messages_max == 8
