@@ -237,11 +237,11 @@ def test_a_model_configured_in_cdk_json_is_checked_with_its_own_limits(tmp_path,
     config = tmp_path / "cdk.json"
     config.write_text(json.dumps({"context": context}))
     train = write_jsonl(tmp_path / "train.jsonl", valid_lines(40))
-    from finetune import validate_cmd
+    from stacks import config as config_module
 
     loads: list[object] = []
-    real_load = validate_cmd.load_config
-    monkeypatch.setattr(validate_cmd, "load_config", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    real_load = config_module.load_config
+    monkeypatch.setattr(config_module, "load_config", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     # When 40 records are checked against that model
     assert main(["validate", str(train), "--config", str(config), "--model", other, "--json"]) == 1
     assert len(loads) == 1, "the configuration (and its models) is read once"
