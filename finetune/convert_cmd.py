@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, CatalogError, ModelSpec, resolve_model
+from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, CatalogError, ModelSpec
 from bedrock_finetune.formats import (
     FORMAT_CSV,
     FORMAT_JSON_ARRAY,
@@ -26,6 +26,7 @@ from bedrock_finetune.formats import (
     convert_records,
     read_records,
 )
+from finetune.validate_cmd import UsageError, deployment_target
 
 #: Lines listed in the report before the rest are only counted.
 SHOWN_PROBLEMS = 50
@@ -49,7 +50,8 @@ def register(subparsers: Any) -> None:
     target.add_argument(
         "--model",
         metavar="MODEL_ID",
-        help=f"write the format this base model is trained on (default: {CLAUDE_3_HAIKU})",
+        help="write the format this base model is trained on (default: the deployment's base_model_id "
+        f"from cdk.json, else {CLAUDE_3_HAIKU})",
     )
     target.add_argument("--to", choices=TARGET_FORMATS, help="write this format")
     parser.add_argument(
@@ -59,13 +61,19 @@ def register(subparsers: Any) -> None:
         help="input layout (default: detected from the first line)",
     )
     parser.add_argument("--system", metavar="TEXT", help="system prompt to put in every record")
+    parser.add_argument(
+        "--config",
+        metavar="CDK_JSON",
+        help="the deployment's cdk.json, for its base model and configured models (default: ./cdk.json)",
+    )
     parser.set_defaults(handler=run)
 
 
 def _target(args: argparse.Namespace) -> tuple[str, ModelSpec | None]:
+    """The format to write: ``--to``, else that of ``--model``, else that of the deployment's model."""
     if args.to:
         return args.to, None
-    model = resolve_model(args.model or CLAUDE_3_HAIKU)
+    model = deployment_target(getattr(args, "config", None), args.model).model
     return model.data_format, model
 
 
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return 2
     try:
         fmt, model = _target(args)
-    except CatalogError as exc:
+    except (CatalogError, UsageError) as exc:
         print(f"finetune convert: {exc} (built-in: {', '.join(BUILTIN_MODELS)})", file=err)
         return 2
     layout = None if args.source_format in (None, "jsonl") else args.source_format

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         train, validation, hyperparameters = _resolve_paths(args)
-        target = _target(args.config, args.model)
+        target = deployment_target(args.config, args.model)
         model = target.model
         chars_per_token = args.chars_per_token if args.chars_per_token is not None else target.chars_per_token
         if not (math.isfinite(chars_per_token) and chars_per_token > 0):
@@ -124,7 +124,7 @@ class _Target:
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
 
 
-def _target(config_path: str | None, model_id: str | None) -> _Target:
+def deployment_target(config_path: str | None, model_id: str | None) -> _Target:
     """What the deployed pipeline validates with, read from cdk.json through the config loader.
 
     Without a cdk.json there is no deployment: the built-in catalog and the cautious token ratio.

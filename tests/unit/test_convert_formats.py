@@ -51,6 +51,20 @@ def test_openai_chat_becomes_nova_with_the_system_message_on_top(tmp_path, capsy
     assert main(["validate", str(target), "--model", NOVA_LITE]) == 0
 
 
+def test_without_model_or_to_it_writes_the_format_of_the_deployments_model(tmp_path, monkeypatch):
+    """Given a deployment of Nova Lite (its cdk.json), when converting with neither --model nor --to,
+    then the output is in Nova's format, and it validates for that deployment."""
+    deployment = tmp_path / "deployment"
+    deployment.mkdir()
+    (deployment / "cdk.json").write_text(json.dumps({"context": {"base_model_id": NOVA_LITE}}))
+    monkeypatch.chdir(deployment)
+    source = tmp_path / "chat.jsonl"
+    source.write_text("\n".join(json.dumps(openai(i)) for i in range(10)) + "\n")
+    target = tmp_path / "train.jsonl"
+    assert main(["convert", str(source), str(target)]) == 0
+    assert json.loads(target.read_text().splitlines()[0])["schemaVersion"] == "bedrock-conversation-2024"
+
+
 def test_csv_with_named_columns_becomes_claude(tmp_path):
     source = tmp_path / "data.csv"
     rows = ["prompt,completion,system"] + [f'"What is {i}, really?",{i},Be exact.' for i in range(40)]
