@@ -23,7 +23,7 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     resolve_model,
 )
-from bedrock_finetune.settings import QualityGate
+from bedrock_finetune.quality_gate import QualityGate
 
 Commitment = Literal["OneMonth", "SixMonths"]
 RemovalPolicyName = Literal["retain", "destroy"]

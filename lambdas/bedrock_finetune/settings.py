@@ -17,6 +17,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
+from bedrock_finetune.quality_gate import QualityGate
+
 _NAME = "setting_name"
 _FROM_RUNTIME = "from_runtime"
 
@@ -146,23 +148,6 @@ class Settings:
 
 
 # ---- one settings type per function ----
-
-
-@dataclasses.dataclass(frozen=True)
-class QualityGate:
-    """Optional check on training results before anything is served.
-
-    ``optional``: when the job left nothing the gate can measure (no usable validation metrics), let
-    the run through instead of failing it.
-    """
-
-    max_validation_loss: float | None = None
-    max_loss_ratio: float | None = None
-    optional: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_validation_loss is not None or self.max_loss_ratio is not None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
