@@ -88,6 +88,7 @@ def clean_up_run(
     previous = previous or {}
     attempt = int(previous.get("attempt") or 0)
     done: list[str] = []
+    pending: list[str] = []  # what this attempt could not do yet (a settling throughput)
     still_billing: list[dict[str, str]] = []
     result: dict[str, Any] = {
         "jobStopped": bool(previous.get("jobStopped")),
@@ -135,18 +136,17 @@ def clean_up_run(
                 still_billing.append(
                     _billing(arn, outcome, "Bedrock cannot delete it while it is " + outcome)
                 )
-                done.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
+                pending.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
 
     # What earlier attempts did stays in the record; what is still settling is this attempt's news.
-    actions = [*previous.get("actions", []), *(d for d in done if "cannot be deleted yet" not in d)]
-    latest = [d for d in done if "cannot be deleted yet" in d]
+    actions = [*previous.get("actions", []), *done]
     result.update(
         stillBilling=still_billing,
         settling=settling,
         retry=settling and attempt + 1 < max_attempts,
         attempt=attempt + 1,
         actions=actions,
-        summary="; ".join(dict.fromkeys(actions + latest))
+        summary="; ".join(dict.fromkeys(actions + pending))
         or "nothing to clean up (no running job, no throughput)",
     )
     return result
