@@ -39,7 +39,13 @@ from stacks.nag import (
     logical_ref,
     nag_arn,
 )
-from stacks.permissions import BedrockArns, owned_by_stack, publish_statements
+from stacks.permissions import (
+    BedrockArns,
+    delete_throughput_of_this_stack,
+    owned_by_stack,
+    publish_statements,
+    stop_jobs_of_this_stack,
+)
 from stacks.pipeline_function import FunctionRuntime, PipelineFunction
 
 #: How long stack deletion may wait for Bedrock to delete throughputs (the Provider's total timeout).
@@ -218,6 +224,7 @@ class BedrockGuards(Construct):
         self._retention = runtime.log_retention
         self._removal = runtime.removal_policy
         self.foundation_model_arn = arns.foundation_model
+        self._arns = arns
         self.jobs_arn = arns.jobs
         self.provisioned_models_arn = arns.provisioned_models
         self.custom_models_arn = arns.custom_models
@@ -309,13 +316,8 @@ class BedrockGuards(Construct):
                 actions=["bedrock:ListTagsForResource"],
                 resources=[self.jobs_arn, self.provisioned_models_arn],
             ),
-            iam.PolicyStatement(
-                sid="StopJobsOfThisStack",
-                actions=["bedrock:StopModelCustomizationJob"],
-                resources=[self.jobs_arn],
-                conditions=owned_by_stack(),
-            ),
-            self._delete_throughput_statement(),
+            stop_jobs_of_this_stack(self._arns),
+            delete_throughput_of_this_stack(self._arns),
             *self._publish_statements(),
         )
         on_event_lists = self._unscoped_policy(
@@ -349,7 +351,7 @@ class BedrockGuards(Construct):
         )
         wait.add_to_policy(
             iam.PolicyStatement(sid="ReadTags", actions=["bedrock:ListTagsForResource"], resources=tagged),
-            self._delete_throughput_statement(),
+            delete_throughput_of_this_stack(self._arns),
         )
         if config.delete_custom_models_on_destroy:
             wait.add_to_policy(
@@ -389,14 +391,6 @@ class BedrockGuards(Construct):
             resource.node.add_dependency(self._key)
         self._acknowledge_teardown(on_event, wait)
         return resource
-
-    def _delete_throughput_statement(self) -> iam.PolicyStatement:
-        return iam.PolicyStatement(
-            sid="DeleteThroughputOfThisStack",
-            actions=["bedrock:DeleteProvisionedModelThroughput"],
-            resources=[self.provisioned_models_arn],
-            conditions=owned_by_stack(),
-        )
 
     def _acknowledge_teardown(self, on_event: PipelineFunction, wait: PipelineFunction) -> None:
         stack = Stack.of(self)

@@ -43,6 +43,26 @@ def tag_on_create(sid: str, resources: list[str], resource_tag_keys: list[str]) 
     )
 
 
+def stop_jobs_of_this_stack(arns: BedrockArns) -> iam.PolicyStatement:
+    """Stop customization jobs, only those tagged with this stack."""
+    return iam.PolicyStatement(
+        sid="StopJobsOfThisStack",
+        actions=["bedrock:StopModelCustomizationJob"],
+        resources=[arns.jobs],
+        conditions=owned_by_stack(),
+    )
+
+
+def delete_throughput_of_this_stack(arns: BedrockArns) -> iam.PolicyStatement:
+    """Delete provisioned throughput, only that tagged with this stack."""
+    return iam.PolicyStatement(
+        sid="DeleteThroughputOfThisStack",
+        actions=["bedrock:DeleteProvisionedModelThroughput"],
+        resources=[arns.provisioned_models],
+        conditions=owned_by_stack(),
+    )
+
+
 def kms_via(scope: Construct, service: str) -> dict[str, Any]:
     """Condition: the key is used only through ``service`` (s3, bedrock, sns) in this region."""
     return {"StringEquals": {"kms:ViaService": f"{service}.{Stack.of(scope).region}.amazonaws.com"}}

@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from bedrock_finetune.settings import CleanUpSettings
-from stacks.permissions import BedrockArns, owned_by_stack
+from stacks.permissions import BedrockArns, delete_throughput_of_this_stack, stop_jobs_of_this_stack
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 
@@ -25,18 +25,8 @@ def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
             actions=["bedrock:ListTagsForResource"],
             resources=[arns.jobs, arns.provisioned_models],
         ),
-        iam.PolicyStatement(
-            sid="StopJobsOfThisStack",
-            actions=["bedrock:StopModelCustomizationJob"],
-            resources=[arns.jobs],
-            conditions=owned_by_stack(),
-        ),
-        iam.PolicyStatement(
-            sid="DeleteThroughputOfThisStack",
-            actions=["bedrock:DeleteProvisionedModelThroughput"],
-            resources=[arns.provisioned_models],
-            conditions=owned_by_stack(),
-        ),
+        stop_jobs_of_this_stack(arns),
+        delete_throughput_of_this_stack(arns),
     ]
 
 
