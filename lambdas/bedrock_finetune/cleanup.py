@@ -73,13 +73,14 @@ def clean_up_run(
     execution_arn: str | None = None,
     previous: Mapping[str, Any] | None = None,
     max_attempts: int = 1,
+    min_attempts: int = 1,
 ) -> dict[str, Any]:
     """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput.
 
     ``execution_arn``: only resources tagged as created by this execution are touched. ``previous``: the
     result of the attempt before (its ``attempt`` number and what it did, which this result keeps);
     ``max_attempts``: how many the caller will make; ``retry`` is true when a throughput is still
-    settling and another attempt is allowed.
+    settling, or fewer than ``min_attempts`` were made, and another attempt is allowed.
 
     Returns ``jobStopped``, ``throughputDeleted``, ``throughputKept`` (a committed ARN),
     ``stillBilling`` (each with ``arn``, ``status``, ``why`` and the ``deleteCommand``), ``settling``,
@@ -143,7 +144,7 @@ def clean_up_run(
     result.update(
         stillBilling=still_billing,
         settling=settling,
-        retry=settling and attempt + 1 < max_attempts,
+        retry=(settling or attempt + 1 < min_attempts) and attempt + 1 < max_attempts,
         attempt=attempt + 1,
         actions=actions,
         summary="; ".join(dict.fromkeys(actions + pending))

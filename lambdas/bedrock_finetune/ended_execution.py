@@ -46,10 +46,13 @@ def clean_up_ended_execution(
     if status == "FAILED" and ended_in_a_fail_state(last_events(execution_arn)):
         return {"handled": True, "summary": "the run's own failure chain cleaned up and reported"}
     result = clean_up_run(
-        bedrock, run.names, execution_arn=execution_arn, previous=previous, max_attempts=settings.max_attempts
+        bedrock,
+        run.names,
+        execution_arn=execution_arn,
+        previous=previous,
+        max_attempts=settings.max_attempts,
+        min_attempts=MIN_ATTEMPTS,
     )
-    if result["attempt"] < MIN_ATTEMPTS <= settings.max_attempts:
-        result["retry"] = True
     result["failure"] = {
         "step": "Execution",
         "error": _ERRORS.get(status, status),
