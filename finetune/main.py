@@ -8,7 +8,11 @@ import sys
 
 #: The commands of the runtime package, by the module that registers each. ``finetune validate``
 #: imports only its own module (no convert, no emulation), so the command starts quickly.
-_COMMANDS = {"validate": "finetune.validate_cmd", "convert": "finetune.convert_cmd"}
+_COMMANDS = {
+    "validate": "finetune.validate_cmd",
+    "convert": "finetune.convert_cmd",
+    "approve": "finetune.serving_cmd",
+}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -20,10 +24,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     (``requirements-dev.txt``); validate and convert need the runtime package only.
     """
     parser = argparse.ArgumentParser(
-        prog="finetune", description="Fine-tune Claude on Amazon Bedrock: validate, convert, run locally."
+        prog="finetune",
+        description="Fine-tune a model on Amazon Bedrock: validate, convert, run locally, manage lines.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    only = command if command in _COMMANDS else None
+    only = command if command in ("validate", "convert") else None
     for name, module in _COMMANDS.items():
         if only in (None, name):
             importlib.import_module(module).register(subparsers)

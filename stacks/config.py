@@ -26,6 +26,14 @@ from bedrock_finetune.catalog import (
 from bedrock_finetune.quality_gate import QualityGate
 
 Commitment = Literal["OneMonth", "SixMonths"]
+#: How a line's model is served: a custom model deployment (per token), Provisioned Throughput
+#: (per hour), or not at all (train only). ``auto`` in configuration resolves to one of the first two.
+ServingMode = Literal["on_demand", "provisioned", "none"]
+#: When buying or changing serving waits for a person: ``provisioned`` (buying or enlarging a
+#: Provisioned Throughput), ``always`` (every change of what a line serves) or ``never``.
+ApprovalPolicy = Literal["provisioned", "always", "never"]
+SERVING_CHOICES = ("auto", "on_demand", "provisioned", "none")
+APPROVAL_CHOICES = ("provisioned", "always", "never")
 RemovalPolicyName = Literal["retain", "destroy"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -58,6 +66,12 @@ class PipelineConfig:
     hyperparameters: Mapping[str, int | float]
     model_units: int
     commitment: Commitment | None
+    serving: ServingMode
+    approval: ApprovalPolicy
+    approval_timeout_hours: int
+    throughput_ttl_hours: int | None
+    ttl_reminder_hours: int
+    endpoint_wait_hours: int
     job_poll_seconds: int
     throughput_poll_seconds: int
     settle_seconds: int
@@ -68,6 +82,7 @@ class PipelineConfig:
     permissions_boundary_arn: str | None
     tags: Mapping[str, str]
     chars_per_token: float
+    prices: Mapping[str, Mapping[str, Any]]
     powertools_layer_version: int
     log_retention_days: int
     preflight: bool
@@ -87,10 +102,16 @@ class PipelineConfig:
         return int(value) if value is not None else None
 
     @property
+    def approval_possible(self) -> bool:
+        """Whether a run may wait for an approval before its model is served."""
+        return _approval_possible(self.serving, self.approval)
+
+    @property
     def execution_timeout_hours(self) -> int:
-        """The whole execution's timeout: the job's maximum plus a margin for validation,
-        provisioning (Provisioned Throughput can take tens of minutes) and notification."""
-        return self.max_job_hours + EXECUTION_MARGIN_HOURS
+        """The whole execution's timeout: the job's maximum, the longest approval wait, and a margin
+        for validation, serving (Provisioned Throughput can take tens of minutes) and notification."""
+        approval = self.approval_timeout_hours if self.approval_possible else 0
+        return self.max_job_hours + approval + EXECUTION_MARGIN_HOURS
 
     @property
     def key_outlives_stack(self) -> bool:
@@ -127,7 +148,14 @@ EVENTS_PER_STATE: Mapping[str, int] = {
 EVENTS_PER_POLL = EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
 
 
-def polling_history_events(*, job_poll_seconds: int, throughput_poll_seconds: int, max_job_hours: int) -> int:
+def polling_history_events(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_job_hours: int,
+    approval_timeout_hours: int = 0,
+    endpoint_wait_hours: int = 6,
+) -> int:
     """The most history events the polling loops can add to one execution.
 
     One poll is 9 events, the same in both loops::
@@ -137,51 +165,67 @@ def polling_history_events(*, job_poll_seconds: int, throughput_poll_seconds: in
                                  TaskSucceeded, TaskStateExited                      5
         Job status?              ChoiceStateEntered, ChoiceStateExited               2
                                                                                      9
-        (Wait for throughput -> Get provisioned throughput -> Throughput status?: also 9)
+        (Wait for endpoint -> Get endpoint status -> Endpoint ready?: also 9)
 
-    Each poll first waits its interval, so T seconds hold at most ceil(T / interval) polls. The
-    throughput loop starts when the job loop ends, and nothing but the execution timeout
-    T = (max_job_hours + 2) h ends either loop (a job that overruns max_job_hours, a throughput that
-    stays Creating), so the worst case spends all of T in the loop with the shorter interval::
+    Each poll first waits its interval, so T seconds hold at most ceil(T / interval) polls. Nothing
+    but the execution timeout T = (max_job_hours + approval_timeout_hours + 2) h ends the job loop
+    (a job that overruns max_job_hours), so it may take all of T; the endpoint loop ends by itself
+    after ``endpoint_wait_hours`` (Get endpoint status reports the endpoint failed then)::
 
-        events = 9 * ceil(T / min(job_poll_seconds, throughput_poll_seconds))
+        events = 9 * ceil(T / job_poll_seconds) + 9 * ceil(endpoint_wait_hours / throughput_poll_seconds)
 
-    Defaults: T = 74 h = 266,400 s, intervals 600 s and 120 s: 9 * 2,220 = 19,980 events.
-    ``job_poll_seconds=60`` with ``max_job_hours=72``: 9 * 4,440 = 39,960, well over the limit.
+    Defaults: T = 72 + 72 + 2 = 146 h at 600 s (7,884 events) and 6 h at 120 s (1,620): 9,504.
+    ``job_poll_seconds=60`` with the same T: 78,840, far over the limit.
 
-    The rest of a run adds about 45 events (execution started and ended; Identify run, Let uploads
+    The rest of a run adds about 60 events (execution started and ended; Identify run, Let uploads
     settle, Validate dataset, Start customization job, Collect training results, Quality gate met?,
-    Create provisioned throughput; then a failure's Pass, Clean up failed run, Clean-up failed,
-    Notify failure and Run failed), which :data:`POLLING_EVENT_BUDGET` leaves room for.
+    Plan serving, Approval needed?, Request approval, Serve model, Record served version, Notify;
+    or a failure's Pass, Clean up failed run, Notify failure and Run failed), which
+    :data:`POLLING_EVENT_BUDGET` leaves room for.
     """
-    timeout_seconds = (max_job_hours + EXECUTION_MARGIN_HOURS) * 3600
-    return EVENTS_PER_POLL * math.ceil(timeout_seconds / min(job_poll_seconds, throughput_poll_seconds))
+    timeout_seconds = (max_job_hours + approval_timeout_hours + EXECUTION_MARGIN_HOURS) * 3600
+    job_polls = math.ceil(timeout_seconds / job_poll_seconds)
+    endpoint_polls = math.ceil(endpoint_wait_hours * 3600 / throughput_poll_seconds)
+    return EVENTS_PER_POLL * (job_polls + endpoint_polls)
 
 
-def _check_history_limit(*, job_poll_seconds: int, throughput_poll_seconds: int, max_job_hours: int) -> None:
-    """Reject poll intervals and a maximum duration whose polling could outgrow the execution history."""
+def _check_history_limit(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_job_hours: int,
+    approval_timeout_hours: int = 0,
+    endpoint_wait_hours: int = 6,
+) -> None:
+    """Reject poll intervals and durations whose polling could outgrow the execution history."""
     events = polling_history_events(
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
         max_job_hours=max_job_hours,
+        approval_timeout_hours=approval_timeout_hours,
+        endpoint_wait_hours=endpoint_wait_hours,
     )
     if events <= POLLING_EVENT_BUDGET:
         return
-    if job_poll_seconds <= throughput_poll_seconds:
-        key, interval = "job_poll_seconds", job_poll_seconds
-    else:
-        key, interval = "throughput_poll_seconds", throughput_poll_seconds
-    polls = POLLING_EVENT_BUDGET // EVENTS_PER_POLL
-    largest_hours = polls * interval // 3600 - EXECUTION_MARGIN_HOURS
-    timeout_hours = max_job_hours + EXECUTION_MARGIN_HOURS
-    smallest_interval = math.ceil(timeout_hours * 3600 / polls)
+    endpoint_events = EVENTS_PER_POLL * math.ceil(endpoint_wait_hours * 3600 / throughput_poll_seconds)
+    job_budget_polls = max(1, (POLLING_EVENT_BUDGET - endpoint_events) // EVENTS_PER_POLL)
+    timeout_hours = max_job_hours + approval_timeout_hours + EXECUTION_MARGIN_HOURS
+    smallest_interval = math.ceil(timeout_hours * 3600 / job_budget_polls)
+    largest_hours = (
+        job_budget_polls * job_poll_seconds // 3600 - approval_timeout_hours - EXECUTION_MARGIN_HOURS
+    )
+    waits = f"max_job_hours = {max_job_hours}"
+    if approval_timeout_hours:
+        waits += f" and approval_timeout_hours = {approval_timeout_hours}"
     raise ConfigError(
-        f"{key} = {interval} with max_job_hours = {max_job_hours}: polling every {interval} s for up to the "
-        f"{timeout_hours} h execution timeout adds up to {events:,} history events, over the "
-        f"{POLLING_EVENT_BUDGET:,} the pipeline allows for polling (Step Functions fails an execution at "
-        f"{HISTORY_EVENT_LIMIT:,}). With {key} = {interval}, the largest allowed max_job_hours is "
-        f"{largest_hours}; with max_job_hours = {max_job_hours}, the smallest allowed {key} is "
-        f"{smallest_interval}."
+        f"job_poll_seconds = {job_poll_seconds} with {waits}: polling the job every {job_poll_seconds} s "
+        f"for up to the {timeout_hours} h execution timeout, and the endpoint every "
+        f"{throughput_poll_seconds} s (throughput_poll_seconds) for up to endpoint_wait_hours = "
+        f"{endpoint_wait_hours}, adds up to {events:,} history events, over the {POLLING_EVENT_BUDGET:,} "
+        f"the pipeline allows for polling (Step Functions fails an execution at {HISTORY_EVENT_LIMIT:,}). "
+        f"With these waits, the smallest allowed job_poll_seconds is {smallest_interval}; with "
+        f"job_poll_seconds = {job_poll_seconds}, the largest allowed max_job_hours is "
+        f"{max(largest_hours, 0)}."
     )
 
 
@@ -221,6 +265,31 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "model_units": (1, "Provisioned Throughput model units (integer, 1 or more)."),
     "commitment": ("none", "Provisioned Throughput commitment: none, OneMonth or SixMonths."),
+    "serving": (
+        "auto",
+        "How a line's model is served: auto (on_demand where the model supports it, else provisioned), "
+        "on_demand, provisioned or none (train only).",
+    ),
+    "approval": (
+        "provisioned",
+        "What waits for a person's approval: provisioned (buying a Provisioned Throughput), always "
+        "(every change of what a line serves) or never.",
+    ),
+    "approval_timeout_hours": (
+        72,
+        "Hours an approval request waits for an answer (1-168); unanswered, nothing is bought.",
+    ),
+    "throughput_ttl_hours": (
+        None,
+        "Hours a line's no-commitment Provisioned Throughput lives before it is deleted (1-8760); unset: "
+        "no time to live.",
+    ),
+    "ttl_reminder_hours": (24, "Hours before the time to live ends that a reminder is sent (1-168)."),
+    "endpoint_wait_hours": (
+        6,
+        "Hours to wait for an endpoint to be ready (Provisioned Throughput InService, deployment "
+        "Active) before the run fails (1-48).",
+    ),
     "job_poll_seconds": (600, "Seconds between customization job status checks (60-3600)."),
     "throughput_poll_seconds": (120, "Seconds between Provisioned Throughput status checks (30-3600)."),
     "settle_seconds": (60, "Seconds to wait after train.jsonl lands before reading the run folder (0-900)."),
@@ -244,6 +313,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "permissions_boundary_arn": (None, "Managed policy ARN applied as permissions boundary to every role."),
     "tags": ({}, "Tags applied to every resource (object of key -> value)."),
     "chars_per_token": (DEFAULT_CHARS_PER_TOKEN, "Characters per token for the validator's token estimate."),
+    "prices": ({}, "Price table overrides per model id (see Prices and estimates)."),
     "powertools_layer_version": (38, "Version of the public Powertools for AWS Lambda (Python) V3 layer."),
     "log_retention_days": (90, "Retention of the pipeline's log groups, in days."),
     "preflight": (True, "Check at deploy time that Bedrock can serve the base model; false skips it."),
@@ -369,6 +439,25 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
     job_poll_seconds = r.integer("job_poll_seconds", 60, 3600)
     throughput_poll_seconds = r.integer("throughput_poll_seconds", 30, 3600)
     max_job_hours = r.integer("max_job_hours", 1, 720)
+    serving = _serving_mode(r.string("serving"), model)
+    approval = r.string("approval")
+    if approval not in APPROVAL_CHOICES:
+        raise ConfigError(f"approval = {approval!r}: allowed values are {', '.join(APPROVAL_CHOICES)}")
+    approval_timeout_hours = r.integer("approval_timeout_hours", 1, 168)
+    endpoint_wait_hours = r.integer("endpoint_wait_hours", 1, 48)
+    ttl_hours = r.optional_integer("throughput_ttl_hours", 1, 8760)
+    ttl_reminder_hours = r.integer("ttl_reminder_hours", 1, 168)
+    if ttl_hours is not None and serving != "provisioned":
+        raise ConfigError(
+            f"throughput_ttl_hours = {ttl_hours}: a time to live applies to Provisioned Throughput, but "
+            f"serving resolves to {serving!r}; unset throughput_ttl_hours or set serving=provisioned"
+        )
+    if ttl_hours is not None and commitments.get(r.string("commitment")) is not None:
+        raise ConfigError(
+            f"throughput_ttl_hours = {ttl_hours} with commitment = {r.string('commitment')}: a committed "
+            "Provisioned Throughput cannot be deleted before its term ends; unset one of them"
+        )
+    approval_hours = approval_timeout_hours if _approval_possible(serving, approval) else 0
     _check_cleanup_history(
         cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
@@ -377,6 +466,8 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
         max_job_hours=max_job_hours,
+        approval_timeout_hours=approval_hours,
+        endpoint_wait_hours=endpoint_wait_hours,
     )
 
     return PipelineConfig(
@@ -388,6 +479,12 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         hyperparameters=parsed_hps,
         model_units=r.integer("model_units", 1, 1000),
         commitment=commitments[commitment_raw],  # type: ignore[arg-type]
+        serving=serving,
+        approval=approval,  # type: ignore[arg-type]
+        approval_timeout_hours=approval_timeout_hours,
+        throughput_ttl_hours=ttl_hours,
+        ttl_reminder_hours=ttl_reminder_hours,
+        endpoint_wait_hours=endpoint_wait_hours,
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
         models=models,
@@ -401,6 +498,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         permissions_boundary_arn=boundary,
         tags={k: str(v) for k, v in tags.items()},
         chars_per_token=r.number("chars_per_token", 0.5, 20),
+        prices=r.mapping("prices"),
         powertools_layer_version=r.integer("powertools_layer_version", 1, 10_000),
         log_retention_days=retention,
         preflight=r.boolean("preflight"),
@@ -411,6 +509,27 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             optional=r.boolean("quality_gate_optional"),
         ),
     )
+
+
+def _approval_possible(serving: str, approval: str) -> bool:
+    return serving != "none" and (
+        approval == "always" or (approval == "provisioned" and serving == "provisioned")
+    )
+
+
+def _serving_mode(requested: str, model: ModelSpec) -> ServingMode:
+    """The serving mode ``requested`` resolves to for ``model``; a mode it cannot serve fails synth."""
+    if requested not in SERVING_CHOICES:
+        raise ConfigError(f"serving = {requested!r}: allowed values are {', '.join(SERVING_CHOICES)}")
+    supported = tuple(model.serving_modes)
+    if requested == "auto":
+        return "on_demand" if "on_demand" in supported else "provisioned"
+    if requested != "none" and requested not in supported:
+        raise ConfigError(
+            f"serving = {requested}: {model.display_name} ({model.model_id}) supports "
+            f"{', '.join(supported) or 'no serving mode'} (or none, train only); choose one of those"
+        )
+    return requested  # type: ignore[return-value]
 
 
 def _hyperparameters_for(
@@ -473,6 +592,11 @@ class _Reader:
             raise self._fail(key, f"an integer from {low} to {high}")
         self._bounded(key, value, low, high, "an integer")
         return value
+
+    def optional_integer(self, key: str, low: int, high: int) -> int | None:
+        if self._raw[key] in (None, "", "none", "null"):
+            return None
+        return self.integer(key, low, high)
 
     def number(self, key: str, low: float, high: float) -> float:
         value = self._decoded(key, ())

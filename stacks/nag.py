@@ -27,6 +27,7 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "bedrock:ListModelCustomizationJobs": "Teardown finds the stack's running jobs (filtered by tag in code)",
     "bedrock:ListProvisionedModelThroughputs": "Teardown finds the stack's throughput (filtered by tag)",
     "bedrock:ListCustomModels": "Teardown finds the stack's custom models (filtered by tag in code)",
+    "bedrock:ListCustomModelDeployments": "Teardown finds the stack's deployments (filtered by tag in code)",
     "servicequotas:ListServiceQuotas": "Preflight reads the Bedrock model-units quota (read-only)",
     "servicequotas:ListAWSDefaultServiceQuotas": "Preflight reads the Bedrock model-units quota default",
 }

@@ -26,6 +26,7 @@ class BedrockArns:
         self.custom_models = f"{prefix}:{stack.account}:custom-model/*"
         self.jobs = f"{prefix}:{stack.account}:model-customization-job/*"
         self.provisioned_models = f"{prefix}:{stack.account}:provisioned-model/*"
+        self.deployments = f"{prefix}:{stack.account}:custom-model-deployment/*"
 
 
 def tag_on_create(sid: str, resources: list[str], resource_tag_keys: list[str]) -> iam.PolicyStatement:
@@ -61,6 +62,46 @@ def delete_throughput_of_this_stack(arns: BedrockArns) -> iam.PolicyStatement:
         resources=[arns.provisioned_models],
         conditions=owned_by_stack(),
     )
+
+
+def delete_deployments_of_this_stack(arns: BedrockArns) -> iam.PolicyStatement:
+    """Delete custom model deployments, only those tagged with this stack."""
+    return iam.PolicyStatement(
+        sid="DeleteDeploymentsOfThisStack",
+        actions=["bedrock:DeleteCustomModelDeployment"],
+        resources=[arns.deployments],
+        conditions=owned_by_stack(),
+    )
+
+
+def spend_on_this_stacks_models(arns: BedrockArns) -> list[iam.PolicyStatement]:
+    """Buy or change serving only for this stack's custom models: a new endpoint must be tagged with
+    this stack as it is created, and only endpoints already tagged with it can be changed."""
+    return [
+        iam.PolicyStatement(
+            sid="ServeOnlyThisStacksModels",
+            actions=[
+                "bedrock:CreateProvisionedModelThroughput",
+                "bedrock:UpdateProvisionedModelThroughput",
+                "bedrock:CreateCustomModelDeployment",
+                "bedrock:UpdateCustomModelDeployment",
+            ],
+            resources=[arns.custom_models],
+            conditions=owned_by_stack(),
+        ),
+        iam.PolicyStatement(
+            sid="CreateEndpointsTaggedWithThisStack",
+            actions=["bedrock:CreateProvisionedModelThroughput", "bedrock:CreateCustomModelDeployment"],
+            resources=[arns.provisioned_models, arns.deployments],
+            conditions={"StringEquals": {f"aws:RequestTag/{TAG_STACK}": Aws.STACK_ID}},
+        ),
+        iam.PolicyStatement(
+            sid="UpdateEndpointsOfThisStack",
+            actions=["bedrock:UpdateProvisionedModelThroughput", "bedrock:UpdateCustomModelDeployment"],
+            resources=[arns.provisioned_models, arns.deployments],
+            conditions=owned_by_stack(),
+        ),
+    ]
 
 
 def kms_via(scope: Construct, service: str) -> dict[str, Any]:

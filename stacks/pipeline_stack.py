@@ -25,10 +25,13 @@ from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
     CollectTrainingResults,
-    CreateProvisionedThroughput,
     GetCustomizationJob,
-    GetProvisionedThroughput,
+    GetEndpointStatus,
+    LineRecords,
     Notify,
+    PlanServing,
+    RequestApproval,
+    ServeModel,
     StartCustomizationJob,
     TaskContext,
     ValidateDataset,
@@ -74,13 +77,17 @@ class FineTuningPipelineStack(Stack):
         )
         validate = ValidateDataset(self, ctx=ctx)
         data.protect_frozen(reader=service_role.role, writer=validate.role)
+        lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
         functions = WorkflowFunctions(
             validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,
             get_customization_job=GetCustomizationJob(self, ctx=ctx).function,
             collect_training_results=CollectTrainingResults(self, ctx=ctx).function,
-            create_provisioned_throughput=CreateProvisionedThroughput(self, ctx=ctx).function,
-            get_provisioned_throughput=GetProvisionedThroughput(self, ctx=ctx).function,
+            plan_serving=PlanServing(self, ctx=ctx).function,
+            request_approval=RequestApproval(self, ctx=ctx, topic=notifications.topic).function,
+            serve_model=ServeModel(self, ctx=ctx).function,
+            get_endpoint_status=GetEndpointStatus(self, ctx=ctx).function,
+            record_line_version=lines.record.function,
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
         )
@@ -92,7 +99,7 @@ class FineTuningPipelineStack(Stack):
             runtime=runtime,
             arns=ctx.arns,
             topic=notifications.topic,
-            billing_functions=(functions.start_customization_job, functions.create_provisioned_throughput),
+            billing_functions=(functions.start_customization_job, functions.serve_model),
         )
         workflow = FineTuningWorkflow(
             self,
@@ -104,6 +111,8 @@ class FineTuningPipelineStack(Stack):
                 throughput_poll_seconds=config.throughput_poll_seconds,
                 cleanup_retry_seconds=config.cleanup_retry_seconds,
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
+                approval_timeout=Duration.hours(config.approval_timeout_hours),
+                serving=config.serving,
             ),
             log_group=pipeline_logs,
         )
@@ -126,3 +135,4 @@ class FineTuningPipelineStack(Stack):
         CfnOutput(
             self, "ServiceRoleArn", value=service_role.role.role_arn, description="Role Bedrock assumes"
         )
+        CfnOutput(self, "ServingMode", value=config.serving, description="How each line's model is served")

@@ -1,13 +1,17 @@
 """The fine-tuning state machine (Standard workflow), in the CDK chain syntax.
 
 Happy path: Identify run -> Let uploads settle -> Validate dataset -> Start customization job ->
-(Wait for job -> Get customization job)* -> Collect training results -> Quality gate ->
-Create provisioned throughput -> (Wait for throughput -> Get provisioned throughput)* ->
-Notify success -> Model in service.
+(Wait for job -> Get customization job)* -> Collect training results -> Quality gate met? ->
+Plan serving -> Approval needed? -> [Request approval] -> Serve model ->
+(Wait for endpoint -> Get endpoint status)* -> Record served version -> Notify success ->
+Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
+Notify success -> Model trained.
 
-Every failure (a task's error after its retries, job Failed/Stopped, throughput Failed, quality gate
-not met) records ``$.failure = {step, error, cause}`` and goes through Clean up failed run ->
-Notify failure -> Run failed, whose error and cause come from the notification step.
+A rejected or expired approval buys nothing: Record kept version -> Notify model kept -> Model kept,
+not served. Every failure (a task's error after its retries, job Failed/Stopped, endpoint Failed or
+not ready in time, quality gate not met) records ``$.failure = {step, error, cause}`` and goes
+through Clean up failed run -> Notify failure -> Run failed, whose error and cause come from the
+notification step.
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ class WorkflowFunctions:
     start_customization_job: lambda_.IFunction
     get_customization_job: lambda_.IFunction
     collect_training_results: lambda_.IFunction
-    create_provisioned_throughput: lambda_.IFunction
-    get_provisioned_throughput: lambda_.IFunction
+    plan_serving: lambda_.IFunction
+    request_approval: lambda_.IFunction
+    serve_model: lambda_.IFunction
+    get_endpoint_status: lambda_.IFunction
+    record_line_version: lambda_.IFunction
     clean_up_failed_run: lambda_.IFunction
     notify: lambda_.IFunction
 
@@ -69,6 +76,9 @@ class WorkflowTiming:
     throughput_poll_seconds: int
     cleanup_retry_seconds: int
     execution_timeout: Duration
+    approval_timeout: Duration
+    #: ``on_demand``, ``provisioned`` or ``none`` (train only: no serving states).
+    serving: str = "provisioned"
 
 
 def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
@@ -138,63 +148,8 @@ class FineTuningWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        # ---- failure chain: clean up, tell people, fail with a cause that says where to look ----
-        run_failed = sfn.Fail(self, "Run failed", error_path="$.notice.error", cause_path="$.notice.cause")
-        notification_lost = sfn.Fail(
-            self,
-            "Run failed (notification not sent)",
-            error_path="$.failure.error",
-            cause_path="$.failure.cause",
-        )
-        notify_failure = lambda_task(
-            self,
-            "Notify failure",
-            functions.notify,
-            {"outcome": "failed", "state": sfn.JsonPath.object_at("$")},
-            result_path="$.notice",
-        )
-        notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
-        clean_up = lambda_task(
-            self,
-            "Clean up failed run",
-            functions.clean_up_failed_run,
-            {
-                "run": sfn.JsonPath.object_at("$.run"),
-                "failure": sfn.JsonPath.object_at("$.failure"),
-                "previous": sfn.JsonPath.object_at("$.cleanup"),
-            },
-            result_path="$.cleanup",
-        )
-        # A failed clean-up must still be reported: record its error and notify anyway (the notice
-        # then names what may still be billing).
-        clean_up.add_catch(
-            sfn.Pass(
-                self,
-                "Clean-up failed",
-                parameters={
-                    "failed": True,
-                    "summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)",
-                },
-                result_path="$.cleanup",
-            ).next(notify_failure),
-            errors=["States.ALL"],
-            result_path="$.cleanupError",
-        )
-        # A throughput that is still Creating cannot be deleted yet: wait for it to settle, then again.
-        clean_up_again = sfn.Wait(
-            self,
-            "Wait before cleaning up again",
-            time=sfn.WaitTime.duration(Duration.seconds(timing.cleanup_retry_seconds)),
-        ).next(clean_up)
-        failure_chain = sfn.Pass(
-            self, "Begin clean-up", parameters={"attempt": 0}, result_path="$.cleanup"
-        ).next(clean_up)
-        clean_up.next(
-            sfn.Choice(self, "Clean-up settled?")
-            .when(sfn.Condition.boolean_equals("$.cleanup.retry", True), clean_up_again)
-            .otherwise(notify_failure)
-        )
-        notify_failure.next(run_failed)
+        notify_failure = self._notify_failure(functions)
+        failure_chain = self._failure_chain(functions, timing, notify_failure)
 
         def record_failure(step: str) -> sfn.Pass:
             return sfn.Pass(
@@ -301,23 +256,6 @@ class FineTuningWorkflow(Construct):
             {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
             result_path="$.training",
         )
-        create_throughput = pipeline_task(
-            "Create provisioned throughput",
-            functions.create_provisioned_throughput,
-            {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
-            result_path="$.throughput",
-        )
-        wait_for_throughput = sfn.Wait(
-            self,
-            "Wait for throughput",
-            time=sfn.WaitTime.duration(Duration.seconds(timing.throughput_poll_seconds)),
-        )
-        get_throughput = pipeline_task(
-            "Get provisioned throughput",
-            functions.get_provisioned_throughput,
-            {"throughput": sfn.JsonPath.object_at("$.throughput")},
-            result_path="$.throughput",
-        )
         notify_success = lambda_task(
             self,
             "Notify success",
@@ -325,20 +263,176 @@ class FineTuningWorkflow(Construct):
             {"outcome": "succeeded", "state": sfn.JsonPath.object_at("$")},
             result_path="$.notice",
         )
-        # The model is in service either way; a lost notification must not trigger clean-up.
+        # The run did what it should either way; a lost notification must not trigger clean-up.
         notify_success.add_catch(
             sfn.Fail(
                 self,
                 "Model in service (notification not sent)",
                 error="NotificationFailed",
-                cause="The provisioned model is in service, but the success notification could not be "
-                "published; see the execution output and the Notify success logs.",
+                cause="The run ended as planned (its model is served, or kept when serving is none), but "
+                "the success notification could not be published; see the execution output and the "
+                "Notify success logs.",
             ),
             errors=["States.ALL"],
             result_path="$.notifyError",
         )
 
-        job_status = (
+        def record_version(name: str, *, served: bool, why: str | None = None) -> tasks.LambdaInvoke:
+            """A Record ... version task: the run's version in its line's record."""
+            fields: dict[str, object] = {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "job": sfn.JsonPath.object_at("$.job"),
+                "served": served,
+                "mode": timing.serving,
+            }
+            if served:
+                fields["endpoint"] = sfn.JsonPath.object_at("$.endpoint")
+                fields["why"] = "passed its gates; now served at the line's endpoint"
+            elif why is not None:
+                fields["why"] = why
+            else:
+                fields["why"] = sfn.JsonPath.string_at("$.notServed.why")
+                fields["approvalExpired"] = sfn.JsonPath.string_at("$.notServed.expired")
+            return pipeline_task(name, functions.record_line_version, fields, result_path="$.line")
+
+        job_status = self._job_status(collect, wait_for_job, status_failure, failure_chain)
+
+        if timing.serving == "none":
+            passed: sfn.IChainable = record_version(
+                "Record trained version", served=False, why="serving is none: trained only, not served"
+            ).next(notify_success.next(sfn.Succeed(self, "Model trained")))
+        else:
+            passed = self._serving(functions, timing, pipeline_task, status_failure, failure_chain)
+            record_served = record_version("Record served version", served=True)
+            record_served.next(notify_success.next(sfn.Succeed(self, "Model in service")))
+            self._endpoint_ready.when(sfn.Condition.string_equals("$.endpoint.state", "ready"), record_served)
+            notify_kept = lambda_task(
+                self,
+                "Notify model kept",
+                functions.notify,
+                {"outcome": "kept", "state": sfn.JsonPath.object_at("$")},
+                result_path="$.notice",
+            )
+            notify_kept.add_catch(
+                sfn.Fail(
+                    self,
+                    "Model kept (notification not sent)",
+                    error="NotificationFailed",
+                    cause="The model was kept and nothing was bought, but the notification could not be "
+                    "published; see the Notify model kept logs.",
+                ),
+                errors=["States.ALL"],
+                result_path="$.notifyError",
+            )
+            self._not_served.next(record_version("Record kept version", served=False)).next(
+                notify_kept.next(sfn.Succeed(self, "Model kept, not served"))
+            )
+
+        quality_gate = (
+            sfn.Choice(self, "Quality gate met?")
+            .when(sfn.Condition.boolean_equals("$.training.qualityGate.passed", True), passed)
+            .otherwise(
+                status_failure(
+                    "Quality gate not met",
+                    "Quality gate",
+                    "QualityGateNotMet",
+                    "$.training.qualityGate.reason",
+                ).next(failure_chain)
+            )
+        )
+
+        wait_for_job.next(get_job).next(job_status)
+        collect.next(quality_gate)
+        definition = identify_run.next(is_a_run)
+        settle.next(validate).next(start_job).next(wait_for_job)
+
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=timing.execution_timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment="Fine-tune a model on Amazon Bedrock: validate, train, serve, report",
+        )
+        self._acknowledge(functions)
+
+    def _notify_failure(self, functions: WorkflowFunctions) -> tasks.LambdaInvoke:
+        """Notify failure -> Run failed, whose error and cause the notification step writes."""
+        run_failed = sfn.Fail(self, "Run failed", error_path="$.notice.error", cause_path="$.notice.cause")
+        notification_lost = sfn.Fail(
+            self,
+            "Run failed (notification not sent)",
+            error_path="$.failure.error",
+            cause_path="$.failure.cause",
+        )
+        notify_failure = lambda_task(
+            self,
+            "Notify failure",
+            functions.notify,
+            {"outcome": "failed", "state": sfn.JsonPath.object_at("$")},
+            result_path="$.notice",
+        )
+        notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
+        notify_failure.next(run_failed)
+        return notify_failure
+
+    def _failure_chain(
+        self, functions: WorkflowFunctions, timing: WorkflowTiming, notify_failure: tasks.LambdaInvoke
+    ) -> sfn.IChainable:
+        """Begin clean-up -> Clean up failed run (again while something settles) -> Notify failure."""
+        clean_up = lambda_task(
+            self,
+            "Clean up failed run",
+            functions.clean_up_failed_run,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "failure": sfn.JsonPath.object_at("$.failure"),
+                "previous": sfn.JsonPath.object_at("$.cleanup"),
+            },
+            result_path="$.cleanup",
+        )
+        # A failed clean-up must still be reported: record its error and notify anyway (the notice
+        # then names what may still be billing).
+        clean_up.add_catch(
+            sfn.Pass(
+                self,
+                "Clean-up failed",
+                parameters={
+                    "failed": True,
+                    "summary.$": "States.Format('clean-up failed: {}', $.cleanupError.Cause)",
+                },
+                result_path="$.cleanup",
+            ).next(notify_failure),
+            errors=["States.ALL"],
+            result_path="$.cleanupError",
+        )
+        # A throughput that is still Creating cannot be deleted yet: wait for it to settle, then again.
+        clean_up_again = sfn.Wait(
+            self,
+            "Wait before cleaning up again",
+            time=sfn.WaitTime.duration(Duration.seconds(timing.cleanup_retry_seconds)),
+        ).next(clean_up)
+        failure_chain = sfn.Pass(
+            self, "Begin clean-up", parameters={"attempt": 0}, result_path="$.cleanup"
+        ).next(clean_up)
+        clean_up.next(
+            sfn.Choice(self, "Clean-up settled?")
+            .when(sfn.Condition.boolean_equals("$.cleanup.retry", True), clean_up_again)
+            .otherwise(notify_failure)
+        )
+        return failure_chain
+
+    def _job_status(
+        self,
+        collect: sfn.IChainable,
+        wait_for_job: sfn.IChainable,
+        status_failure: Any,
+        failure_chain: sfn.IChainable,
+    ) -> sfn.Choice:
+        """Job status?: Completed -> collect; Failed or Stopped -> the failure chain; else wait again."""
+        return (
             sfn.Choice(self, "Job status?")
             .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)
             .when(
@@ -366,54 +460,134 @@ class FineTuningWorkflow(Construct):
             )
             .otherwise(wait_for_job)
         )
-        quality_gate = (
-            sfn.Choice(self, "Quality gate met?")
-            .when(sfn.Condition.boolean_equals("$.training.qualityGate.passed", True), create_throughput)
-            .otherwise(
-                status_failure(
-                    "Quality gate not met",
-                    "Quality gate",
-                    "QualityGateNotMet",
-                    "$.training.qualityGate.reason",
-                ).next(failure_chain)
-            )
+
+    def _serving(
+        self,
+        functions: WorkflowFunctions,
+        timing: WorkflowTiming,
+        pipeline_task: Any,
+        status_failure: Any,
+        failure_chain: sfn.IChainable,
+    ) -> sfn.IChainable:
+        """Plan serving -> Approval needed? -> [Request approval] -> Serve model -> the endpoint's
+        waiting loop. Sets ``self._endpoint_ready`` (the Choice whose ``ready`` branch the caller adds)
+        and ``self._not_served`` (where a rejected or expired approval continues)."""
+        plan = pipeline_task(
+            "Plan serving",
+            functions.plan_serving,
+            {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
+            result_path="$.serving",
         )
-        throughput_status = (
-            sfn.Choice(self, "Throughput status?")
+        serve = pipeline_task(
+            "Serve model",
+            functions.serve_model,
+            {"run": sfn.JsonPath.object_at("$.run"), "serving": sfn.JsonPath.object_at("$.serving")},
+            result_path="$.endpoint",
+        )
+        # A line's endpoint busy with another version's update is retried, patiently.
+        serve.add_retry(
+            errors=["EndpointBusy"],
+            interval=Duration.minutes(2),
+            max_attempts=10,
+            backoff_rate=1.5,
+            max_delay=Duration.minutes(30),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        request = tasks.LambdaInvoke(
+            self,
+            "Request approval",
+            lambda_function=functions.request_approval,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=_with_execution(
+                {
+                    "run": sfn.JsonPath.object_at("$.run"),
+                    "serving": sfn.JsonPath.object_at("$.serving"),
+                    "training": sfn.JsonPath.object_at("$.training"),
+                    "taskToken": sfn.JsonPath.task_token,
+                }
+            ),
+            retry_on_service_exceptions=False,
+            result_path="$.approval",
+            task_timeout=sfn.Timeout.duration(timing.approval_timeout),
+        )
+        request.add_retry(
+            errors=LAMBDA_SERVICE_ERRORS,
+            interval=Duration.seconds(2),
+            max_attempts=6,
+            backoff_rate=2,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        self._not_served = sfn.Pass(self, "Not served")
+        request.add_catch(
+            sfn.Pass(
+                self,
+                "Approval rejected",
+                parameters={
+                    "why.$": "States.Format('approval rejected: {}', $.approvalError.Cause)",
+                    "expired": "false",
+                },
+                result_path="$.notServed",
+            ).next(self._not_served),
+            errors=["ApprovalRejected"],
+            result_path="$.approvalError",
+        )
+        request.add_catch(
+            sfn.Pass(
+                self,
+                "Approval expired",
+                parameters={
+                    "why": f"approval not given within {int(timing.approval_timeout.to_hours())} h: nothing "
+                    "was bought; the model is kept",
+                    "expired": "true",
+                },
+                result_path="$.notServed",
+            ).next(self._not_served),
+            errors=["States.Timeout"],
+            result_path="$.approvalError",
+        )
+        request.add_catch(
+            sfn.Pass(
+                self,
+                "Request approval failed",
+                parameters={
+                    "step": "Request approval",
+                    "error.$": "$.caught.Error",
+                    "cause.$": "$.caught.Cause",
+                },
+                result_path="$.failure",
+            ).next(failure_chain),
+            errors=["States.ALL"],
+            result_path="$.caught",
+        )
+        wait = sfn.Wait(
+            self,
+            "Wait for endpoint",
+            time=sfn.WaitTime.duration(Duration.seconds(timing.throughput_poll_seconds)),
+        )
+        get_status = pipeline_task(
+            "Get endpoint status",
+            functions.get_endpoint_status,
+            {"endpoint": sfn.JsonPath.object_at("$.endpoint")},
+            result_path="$.endpoint",
+        )
+        self._endpoint_ready = (
+            sfn.Choice(self, "Endpoint ready?")
             .when(
-                sfn.Condition.string_equals("$.throughput.status", "InService"),
-                notify_success.next(sfn.Succeed(self, "Model in service")),
-            )
-            .when(
-                sfn.Condition.string_equals("$.throughput.status", "Failed"),
+                sfn.Condition.string_equals("$.endpoint.state", "failed"),
                 status_failure(
-                    "Provisioned throughput failed",
-                    "Provisioned throughput",
-                    "ProvisionedThroughputFailed",
-                    "$.throughput.failureMessage",
+                    "Endpoint failed", "Serving", "EndpointFailed", "$.endpoint.failureMessage"
                 ).next(failure_chain),
             )
-            .otherwise(wait_for_throughput)
+            .otherwise(wait)
         )
-
-        wait_for_job.next(get_job).next(job_status)
-        collect.next(quality_gate)
-        create_throughput.next(wait_for_throughput)
-        wait_for_throughput.next(get_throughput).next(throughput_status)
-        definition = identify_run.next(is_a_run)
-        settle.next(validate).next(start_job).next(wait_for_job)
-
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=timing.execution_timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
-            comment="Fine-tune Claude on Amazon Bedrock: validate, train, provision, report",
+        request.next(serve)
+        serve.next(wait)
+        wait.next(get_status).next(self._endpoint_ready)
+        return plan.next(
+            sfn.Choice(self, "Approval needed?")
+            .when(sfn.Condition.boolean_equals("$.serving.approvalNeeded", True), request)
+            .otherwise(serve)
         )
-        self._acknowledge(functions)
 
     def _acknowledge(self, functions: WorkflowFunctions) -> None:
         """cdk-nag on the role CDK generates for the state machine, and a description for IAM."""

@@ -34,10 +34,15 @@ from moto.moto_api import state_manager
 from moto.moto_api._internal.managed_state_model import ManagedState
 from moto.s3.models import s3_backends
 
+from bedrock_finetune.catalog import BUILTIN_MODELS
 from finetune.local.scenarios import SCENARIOS, Scenario
 
 JOB_MODEL = "bedrock::model-customization-job"
 THROUGHPUT_MODEL = "bedrock::provisioned-model-throughput"
+DEPLOYMENT_MODEL = "bedrock::custom-model-deployment"
+#: How many describe calls a model swap (UpdateProvisionedModelThroughput, UpdateCustomModelDeployment)
+#: stays Updating.
+UPDATE_POLLS = 2
 
 # botocore patterns (bedrock 2023-04-20 service model).
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9\+\-\.])*$")
@@ -102,6 +107,9 @@ def configure(scenario: Scenario) -> None:
     throughput_polls = scenario.throughput_polls_per_status or scenario.polls_per_status
     state_manager.register_default_transition(
         THROUGHPUT_MODEL, {"progression": "manual", "times": throughput_polls}
+    )
+    state_manager.register_default_transition(
+        DEPLOYMENT_MODEL, {"progression": "manual", "times": scenario.polls_per_status}
     )
 
 
@@ -249,13 +257,30 @@ class EmulatedThroughput(ManagedState):
         self.last_modified_time = self.creation_time
         self.failure_message = ""
         self._reported = "Creating"
+        #: A model swap in progress: the model it goes to and the describes it still lasts.
+        self.desired_model: EmulatedJob | None = None
+        self.update_polls_left = 0
 
     @property
     def reported_status(self) -> str:
         """The status the last describe answered (what List and the summary show; no poll)."""
         return self._reported
 
+    def update(self, model: EmulatedJob) -> None:
+        """UpdateProvisionedModelThroughput: Updating for a few describes, then the new model serves."""
+        self.desired_model = model
+        self.update_polls_left = UPDATE_POLLS
+        self._reported = "Updating"
+        self.last_modified_time = _now()
+
     def describe(self) -> dict[str, Any]:
+        if self.desired_model is not None:
+            self.update_polls_left -= 1
+            if self.update_polls_left <= 0:
+                self.model, self.desired_model = self.desired_model, None
+                self._reported = "InService"
+                self.last_modified_time = _now()
+            return self.to_dict()
         self.advance()
         status = self.status or "Creating"
         if status != self._reported:
@@ -273,7 +298,7 @@ class EmulatedThroughput(ManagedState):
             "provisionedModelName": self.params["provisionedModelName"],
             "provisionedModelArn": self.arn,
             "modelArn": self.model.model_arn,
-            "desiredModelArn": self.model.model_arn,
+            "desiredModelArn": (self.desired_model or self.model).model_arn,
             "foundationModelArn": (
                 f"arn:aws:bedrock:{self.model.region}::foundation-model/{self.model.base_model_id}"
             ),
@@ -290,6 +315,76 @@ class EmulatedThroughput(ManagedState):
         return out
 
 
+class EmulatedDeployment(ManagedState):
+    """A custom model deployment (on-demand serving) whose status advances each time it is described."""
+
+    def __init__(
+        self, params: dict[str, Any], model: EmulatedJob, account: str, region: str, scenario: Scenario
+    ) -> None:
+        super().__init__(DEPLOYMENT_MODEL, list(scenario.deployment_transitions))
+        self.params = params
+        self.model = model
+        self.scenario = scenario
+        dep_id = _resource_id(
+            "deployment", params["modelDeploymentName"], params.get("clientRequestToken") or ""
+        )
+        self.arn = f"arn:aws:bedrock:{region}:{account}:custom-model-deployment/{dep_id}"
+        self.created_at = _now()
+        self.last_updated_at = self.created_at
+        self.failure_message = ""
+        self._reported = "Creating"
+        self.desired_model: EmulatedJob | None = None
+        self.update_polls_left = 0
+        self.update_status = ""
+
+    @property
+    def reported_status(self) -> str:
+        return self._reported
+
+    def update(self, model: EmulatedJob) -> None:
+        self.desired_model = model
+        self.update_polls_left = UPDATE_POLLS
+        self.update_status = "Updating"
+        self.last_updated_at = _now()
+
+    def describe(self) -> dict[str, Any]:
+        if self.desired_model is not None:
+            self.update_polls_left -= 1
+            if self.update_polls_left <= 0:
+                self.model, self.desired_model = self.desired_model, None
+                self.update_status = "UpdateCompleted"
+                self.last_updated_at = _now()
+            return self.to_dict()
+        self.advance()
+        status = self.status or "Creating"
+        if status != self._reported:
+            self._reported = status
+            self.last_updated_at = _now()
+            if status == "Failed":
+                self.failure_message = self.scenario.deployment_failure_message or "Emulated failure."
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "customModelDeploymentArn": self.arn,
+            "modelDeploymentName": self.params["modelDeploymentName"],
+            "modelArn": self.model.model_arn,
+            "createdAt": _iso(self.created_at),
+            "lastUpdatedAt": _iso(self.last_updated_at),
+            "status": self._reported,
+        }
+        if self.params.get("description"):
+            out["description"] = self.params["description"]
+        if self.update_status:
+            out["updateDetails"] = {
+                "modelArn": (self.desired_model or self.model).model_arn,
+                "updateStatus": self.update_status,
+            }
+        if self.failure_message:
+            out["failureMessage"] = self.failure_message
+        return out
+
+
 @dataclass
 class BedrockState:
     """Everything the emulated Bedrock holds for one account and region."""
@@ -300,6 +395,16 @@ class BedrockState:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Throughputs deleted so far, by ARN (no longer answered by any operation).
     deleted_throughputs: dict[str, EmulatedThroughput] = field(default_factory=dict)
+    deployments: dict[str, EmulatedDeployment] = field(default_factory=dict)
+    deleted_deployments: dict[str, EmulatedDeployment] = field(default_factory=dict)
+    #: Every model swap asked for: (endpoint ARN, model ARN), in order.
+    updates: list[tuple[str, str]] = field(default_factory=list)
+
+    def deployment(self, identifier: str) -> EmulatedDeployment:
+        for deployment in self.deployments.values():
+            if identifier in (deployment.arn, deployment.params["modelDeploymentName"]):
+                return deployment
+        raise _not_found("Custom model deployment", identifier)
 
     def job(self, identifier: str) -> EmulatedJob:
         for job in self.jobs.values():
@@ -631,6 +736,118 @@ def list_provisioned_model_throughputs(self: BedrockResponse) -> Any:
     return _json(200, {"provisionedModelSummaries": summaries})
 
 
+def update_provisioned_model_throughput(self: BedrockResponse) -> Any:
+    _maybe_throttle("UpdateProvisionedModelThroughput")
+    state, _, _ = _ctx(self)
+    pt = state.throughput(_path_param(self, "provisionedModelId", "/provisioned-model-throughput/"))
+    p = _body(self)
+    if pt._reported != "InService":
+        raise BedrockError("ConflictException", f"Provisioned model throughput {pt.arn} is {pt._reported}.")
+    if p.get("desiredModelId"):
+        model = state.custom_model(p["desiredModelId"])
+        if model.base_model_id != pt.model.base_model_id:
+            raise _validation("The desired model must be customized from the same base model.")
+        pt.update(model)
+        state.updates.append((pt.arn, model.model_arn))
+    if p.get("desiredProvisionedModelName"):
+        pt.params["provisionedModelName"] = p["desiredProvisionedModelName"]
+    return _json(200, {})
+
+
+def create_custom_model_deployment(self: BedrockResponse) -> Any:
+    _maybe_throttle("CreateCustomModelDeployment")
+    state, account, region = _ctx(self)
+    p = _body(self)
+    _require(p, "modelDeploymentName", "modelArn")
+    if not (len(p["modelDeploymentName"]) <= 63 and _MODEL_NAME.match(p["modelDeploymentName"])):
+        raise _validation(
+            f"Value '{p['modelDeploymentName']}' at 'modelDeploymentName' failed to satisfy constraint."
+        )
+    token = p.get("clientRequestToken")
+    for deployment in state.deployments.values():
+        if token and deployment.params.get("clientRequestToken") == token:
+            return _json(202, {"customModelDeploymentArn": deployment.arn})
+        if deployment.params["modelDeploymentName"] == p["modelDeploymentName"]:
+            raise BedrockError(
+                "ConflictException", f"A deployment named {p['modelDeploymentName']} already exists.", 409
+            )
+    model = state.custom_model(p["modelArn"])
+    spec = BUILTIN_MODELS.get(model.base_model_id)
+    if spec is not None and "on_demand" not in spec.serving_modes:
+        raise _validation(
+            f"On-demand deployment is not supported for models customized from {model.base_model_id}."
+        )
+    tags = _tag_dict(p.get("tags") or [])
+    deployment = EmulatedDeployment(p, model, account, region, _settings.scenario)
+    state.deployments[deployment.arn] = deployment
+    state.tags[deployment.arn] = tags
+    return _json(202, {"customModelDeploymentArn": deployment.arn})
+
+
+def _deployment_param(resp: BedrockResponse) -> str:
+    return _path_param(
+        resp, "customModelDeploymentIdentifier", "/model-customization/custom-model-deployments/"
+    )
+
+
+def get_custom_model_deployment(self: BedrockResponse) -> Any:
+    _maybe_throttle("GetCustomModelDeployment")
+    state, _, _ = _ctx(self)
+    return _json(200, state.deployment(_deployment_param(self)).describe())
+
+
+def update_custom_model_deployment(self: BedrockResponse) -> Any:
+    _maybe_throttle("UpdateCustomModelDeployment")
+    state, _, _ = _ctx(self)
+    deployment = state.deployment(_deployment_param(self))
+    p = _body(self)
+    if deployment._reported != "Active" or deployment.desired_model is not None:
+        raise BedrockError(
+            "ConflictException", f"Deployment {deployment.arn} is {deployment._reported}; try later.", 409
+        )
+    model = state.custom_model(p["modelArn"])
+    deployment.update(model)
+    state.updates.append((deployment.arn, model.model_arn))
+    return _json(202, {"customModelDeploymentArn": deployment.arn})
+
+
+def delete_custom_model_deployment(self: BedrockResponse) -> Any:
+    _maybe_throttle("DeleteCustomModelDeployment")
+    state, _, _ = _ctx(self)
+    deployment = state.deployment(_deployment_param(self))
+    if deployment._reported == "Creating":
+        raise BedrockError("ConflictException", f"Deployment {deployment.arn} is Creating (emulated).", 409)
+    state.deleted_deployments[deployment.arn] = state.deployments.pop(deployment.arn)
+    state.tags.pop(deployment.arn, None)
+    return _json(200, {})
+
+
+def list_custom_model_deployments(self: BedrockResponse) -> Any:
+    _maybe_throttle("ListCustomModelDeployments")
+    state, _, _ = _ctx(self)
+    params = self._get_params()
+    summaries = []
+    for deployment in state.deployments.values():
+        item = deployment.to_dict()
+        if params.get("statusEquals") and item["status"] != params["statusEquals"]:
+            continue
+        if params.get("nameContains") and params["nameContains"] not in item["modelDeploymentName"]:
+            continue
+        summaries.append(
+            {
+                k: item[k]
+                for k in (
+                    "customModelDeploymentArn",
+                    "modelDeploymentName",
+                    "modelArn",
+                    "createdAt",
+                    "status",
+                )
+            }
+        )
+    return _json(200, {"modelDeploymentSummaries": summaries})
+
+
 def list_tags_for_resource(self: BedrockResponse) -> Any:
     _maybe_throttle("ListTagsForResource")
     state, _, _ = _ctx(self)
@@ -663,6 +880,12 @@ OPERATIONS = {
         get_provisioned_model_throughput,
         delete_provisioned_model_throughput,
         list_provisioned_model_throughputs,
+        update_provisioned_model_throughput,
+        create_custom_model_deployment,
+        get_custom_model_deployment,
+        update_custom_model_deployment,
+        delete_custom_model_deployment,
+        list_custom_model_deployments,
         list_tags_for_resource,
         tag_resource,
     )

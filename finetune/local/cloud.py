@@ -419,6 +419,9 @@ class LocalCloud:
                 s3.put_bucket_versioning(
                     Bucket=physical[logical_id], VersioningConfiguration={"Status": "Enabled"}
                 )
+        # moto's CloudFormation has no AWS::Scheduler::ScheduleGroup: create the groups directly.
+        for group in synth.resources_of_type("AWS::Scheduler::ScheduleGroup").values():
+            self.client("scheduler").create_schedule_group(Name=group["Properties"]["Name"])
         for logical_id in event_buckets:
             s3.put_bucket_notification_configuration(
                 Bucket=physical[logical_id], NotificationConfiguration={"EventBridgeConfiguration": {}}

@@ -41,7 +41,8 @@ from finetune.local.timing import DEFAULT_SCALE, Clock
 MAX_RUN_SECONDS = 120.0
 #: How long (real time) the runner waits, after the execution ended, for what its end set off.
 SETTLE_SECONDS = 60.0
-_POLL_STATES = {"Get customization job": "job", "Get provisioned throughput": "throughput"}
+_POLL_STATES = {"Get customization job": "job", "Get endpoint status": "endpoint"}
+APPROVAL_STATE = "Request approval"
 SETTLE_STATE = "Let uploads settle"
 
 
@@ -77,6 +78,8 @@ class LocalRun:
     unsettled: list[str] = field(default_factory=list)
     #: What is left billing in the emulated Bedrock once settled (``summary.left_billing``).
     left_billing: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: Runs the scenario's user started after the first (``second-version``): arn, status, endpoint.
+    followups: list[dict[str, Any]] = field(default_factory=list)
     #: Every job and throughput created in the emulated Bedrock, once settled (``summary.created``).
     created: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     #: Each report under reports/ once settled: key -> short summary (``summary.report_summaries``).
@@ -138,7 +141,7 @@ class Follower:
         self.started: float | None = None
         self.seen = 0
         self.states: list[str] = []
-        self.polls: dict[str, list[str]] = {"job": [], "throughput": []}
+        self.polls: dict[str, list[str]] = {"job": [], "throughput": [], "endpoint": []}
         self.task_failures: list[tuple[str, str]] = []
         self.last_output: dict[str, Any] = {}
         self._current = ""
@@ -167,9 +170,13 @@ class Follower:
                     self.last_output = output
                     field_name = _POLL_STATES.get(details["name"])
                     if field_name:
-                        status = str((output.get(field_name) or {}).get("status"))
+                        polled = output.get(field_name) or {}
+                        status = str(polled.get("status"))
                         self.polls[field_name].append(status)
-                        self._line(at, f"    poll {len(self.polls[field_name])}: {field_name} {status}")
+                        if polled.get("mode") == "provisioned":
+                            self.polls["throughput"].append(status)
+                        what = polled.get("kind", field_name)
+                        self._line(at, f"    poll {len(self.polls[field_name])}: {what} {status}")
             elif kind in ("TaskFailed", "LambdaFunctionFailed"):
                 details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
                 error = (details or {}).get("error", "")
@@ -216,6 +223,39 @@ class UserActions:
             second = ("\n".join(reversed(lines)) + "\n").encode("utf-8")
             version = s3.put_object(Bucket=self.bucket, Key=key, Body=second).get("VersionId")
             self._did(f"uploaded a second version of {key} (records reversed; version {version})")
+
+        if key and APPROVAL_STATE in follower.states and not any(a.startswith("approval") for a in self.done):
+            self._answer_approval(key)
+
+    def _answer_approval(self, key: str) -> None:
+        """Answer the run's approval request as the scenario's user, once it is written."""
+        from bedrock_finetune import approvals  # noqa: PLC0415 - the emulation's user only
+
+        line = key.split("/")[1]
+        s3 = self.cloud.client("s3")
+        request = approvals.read_request(s3, self.bucket, line)
+        if request is None or request.get("status") != approvals.WAITING:
+            return
+        estimate = request.get("estimate") or {}
+        per_hour = (estimate.get("perHour") or estimate.get("per1kInputAndOutputTokens") or {}).get("text")
+        print(f"    approval request: {request['what']}", file=self.out, flush=True)
+        if per_hour:
+            print(f"    estimated cost: {per_hour}", file=self.out, flush=True)
+        choice = self.cloud.scenario.approval
+        if choice == "ignore":
+            self._did("approval request left unanswered (it expires)")
+            return
+        sfn = self.cloud.client("stepfunctions")
+        approvals.answer(
+            sfn,
+            s3,
+            self.bucket,
+            line,
+            approve=choice == "approve",
+            by=f"finetune local (scenario {self.cloud.scenario.name})",
+            reason="rejected by the scenario's user",
+        )
+        self._did(f"approval {'approved' if choice == 'approve' else 'rejected'} ({request['what']})")
 
     def _did(self, what: str) -> None:
         self.done.append(what)
@@ -304,6 +344,12 @@ def execute(
             file=out,
         )
         result = follow_delivery(cloud, deployment, started_execution(cloud), out)
+        if scenario.second_version and result.succeeded:
+            result.followups.append(second_version(cloud, deployment, run, out))
+            _refresh(result, cloud, deployment)
+        if scenario.fire_schedules:
+            result.actions.extend(fire_schedules(cloud, deployment, out))
+            _refresh(result, cloud, deployment)
         if destroy:
             result.deletion = cloud.destroy(deployment)
             result.left_billing = left_billing(deployment.account, deployment.region)
@@ -311,6 +357,74 @@ def execute(
             result.throughputs_left = [pt["arn"] for pt in result.left_billing["throughputs"]]
             print(f"  deleted stack {deployment.stack_name}: {result.deletion.stack_status}", file=out)
         return result
+
+
+def _refresh(result: LocalRun, cloud: LocalCloud, deployment: Deployment) -> None:
+    """Read again what the user's later actions changed: notifications, Bedrock, reports."""
+    result.notifications = deployment.notifications()
+    result.left_billing = left_billing(deployment.account, deployment.region)
+    result.created = created(deployment.account, deployment.region)
+    result.reports = report_summaries(cloud.client("s3"), deployment.bucket)
+
+
+def second_version(cloud: LocalCloud, deployment: Deployment, run: str, out: TextIO) -> dict[str, Any]:
+    """Upload a second version of the line's train.jsonl (records reversed) and follow its run."""
+    s3 = cloud.client("s3")
+    key = f"{DATASETS_PREFIX}{run}/{TRAIN_FILE}"
+    first = s3.get_object(Bucket=deployment.bucket, Key=key)["Body"].read().decode("utf-8")
+    lines = [line for line in first.splitlines() if line.strip()]
+    known = {d.execution_arn for d in cloud.router.deliveries}
+    version = s3.put_object(
+        Bucket=deployment.bucket, Key=key, Body=("\n".join(reversed(lines)) + "\n").encode()
+    ).get("VersionId")
+    print(
+        f"    user: uploaded version 2 of {key} (records reversed; version {version})", file=out, flush=True
+    )
+    deadline = time.time() + SETTLE_SECONDS
+    while True:
+        new = [d for d in cloud.router.deliveries if d.execution_arn and d.execution_arn not in known]
+        if new:
+            break
+        if time.time() > deadline:
+            raise TimeoutError("the second upload started no execution")
+        time.sleep(0.01)
+    second = follow_delivery(cloud, deployment, new[0], out)
+    endpoint = (second.final_state.get("endpoint") or {}).get("endpointArn")
+    return {
+        "arn": second.execution_arn,
+        "status": second.status,
+        "error": second.error,
+        "endpointArn": endpoint,
+    }
+
+
+def fire_schedules(cloud: LocalCloud, deployment: Deployment, out: TextIO) -> list[str]:
+    """Let the line's one-time schedules fire, earliest first, as EventBridge Scheduler would when
+    their time comes (time compressed: the target runs now, with the time it was scheduled for)."""
+    scheduler = cloud.client("scheduler")
+    fired: list[str] = []
+    schedules = []
+    for group in scheduler.list_schedule_groups().get("ScheduleGroups", []):
+        for item in scheduler.list_schedules(GroupName=group["Name"]).get("Schedules", []):
+            schedules.append(scheduler.get_schedule(GroupName=group["Name"], Name=item["Name"]))
+    schedules.sort(key=lambda s: s["ScheduleExpression"])
+    for schedule in schedules:
+        at = schedule["ScheduleExpression"][len("at(") : -1] + "Z"
+        target = schedule["Target"]
+        payload = target["Input"].replace("<aws.scheduler.scheduled-time>", at)
+        response = cloud.client("lambda").invoke(FunctionName=target["Arn"], Payload=payload.encode())
+        result = json.loads(response["Payload"].read() or b"{}")
+        done = (
+            result.get("done")
+            if not response.get("FunctionError")
+            else f"FAILED: {result.get('errorMessage')}"
+        )
+        what = f"schedule {schedule['Name']} fired (at {at}): {done}"
+        print(f"    {what}", file=out, flush=True)
+        fired.append(what)
+        if schedule.get("ActionAfterCompletion") == "DELETE":
+            scheduler.delete_schedule(GroupName=schedule["GroupName"], Name=schedule["Name"])
+    return fired
 
 
 def started_execution(cloud: LocalCloud) -> Delivery:
@@ -416,7 +530,6 @@ def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
     validation = state.get("validation") or {}
     job = state.get("job") or {}
     training = state.get("training") or {}
-    pt = state.get("throughput") or {}
     report = result.validation_report or {}
     yield "Run", result.run
     yield "Scenario", result.scenario
@@ -449,8 +562,7 @@ def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
         yield "Training loss", training.get("finalTrainingLoss")
         yield "Validation loss", training.get("finalValidationLoss")
     yield "Custom model", job.get("outputModelArn") or None
-    if pt.get("provisionedModelArn"):
-        yield "Provisioned model", f"{pt.get('provisionedModelArn')}  ({pt.get('status')})"
+    yield from _serving_rows(result)
     yield "Clean-up", (state.get("cleanup") or {}).get("summary")
     if result.error:
         yield "Error", result.error
@@ -470,6 +582,24 @@ def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
     yield "Total time", f"{result.seconds:.2f} s (about {_duration(result.aws_seconds)} of waiting on AWS)"
 
 
+def _serving_rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
+    state = result.final_state
+    endpoint = state.get("endpoint") or {}
+    line = state.get("line") or {}
+    if endpoint.get("endpointArn"):
+        yield "Endpoint", f"{endpoint.get('endpointArn')}  ({endpoint.get('kind')}, {endpoint.get('status')})"
+    if line.get("version"):
+        yield "Line version", f"{line.get('version')} ({line.get('status')})"
+    estimate = (state.get("serving") or {}).get("estimate") or {}
+    for key in ("perHour", "per1kInputAndOutputTokens"):
+        if estimate.get(key):
+            yield "Estimated cost", estimate[key].get("text")
+    for followup in result.followups:
+        yield "Next version", f"{followup['status']}  endpoint {followup.get('endpointArn')}"
+    for action in result.actions:
+        yield "User", action
+
+
 def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
@@ -485,7 +615,18 @@ def print_summary(result: LocalRun, out: TextIO) -> None:
 
 
 #: The services the deployment, the handlers and the runner talk to.
-SERVICES = ("s3", "bedrock", "sns", "stepfunctions", "cloudformation", "ssm", "lambda", "events", "sqs")
+SERVICES = (
+    "s3",
+    "bedrock",
+    "sns",
+    "stepfunctions",
+    "cloudformation",
+    "ssm",
+    "lambda",
+    "events",
+    "sqs",
+    "scheduler",
+)
 
 
 def warm_up() -> None:
@@ -517,7 +658,7 @@ def run_local(
     warm = threading.Thread(target=warm_up, daemon=True)
     warm.start()
     with tempfile.TemporaryDirectory(prefix="finetune-local-") as outdir:
-        synth = synthesize(Path(outdir), **(context or {}))
+        synth = synthesize(Path(outdir), **{**dict(scenario.context), **(context or {})})
         warm.join()
         print(f"  synthesized {synth.stack_name} with cdk-nag ({time.time() - started:.1f} s)", file=out)
         result = execute(synth, run_dir, scenario, out, time_scale=time_scale, destroy=destroy)

@@ -40,6 +40,18 @@ class Scenario:
     #: What the user does: upload a second version of ``train.jsonl`` (its records in reverse
     #: order: different bytes, as valid as the first) while the run waits in "Let uploads settle".
     reupload_during_settle: bool = False
+    #: Status transitions of a custom model deployment, from ``Creating``.
+    deployment_transitions: tuple[tuple[str, str], ...] = (("Creating", "Active"),)
+    deployment_failure_message: str = ""
+    #: What the user answers to an approval request: ``approve``, ``reject`` or ``ignore`` (it expires).
+    approval: str = "approve"
+    #: Configuration the scenario needs (``-c key=value`` given on the command line wins).
+    context: tuple[tuple[str, str], ...] = ()
+    #: What the user does: once the first run has its model served, upload a second version of
+    #: ``train.jsonl`` (records reversed) to the same line, and follow that run too.
+    second_version: bool = False
+    #: After the run: let the line's time-to-live schedules fire (reminder, then deletion).
+    fire_schedules: bool = False
 
     @property
     def user_acts(self) -> bool:
@@ -111,6 +123,49 @@ SCENARIOS: dict[str, Scenario] = {
             "A second version of train.jsonl (its records reversed) is uploaded while the run waits in "
             "Let uploads settle; it starts a second run, followed to its end too.",
             reupload_during_settle=True,
+        ),
+        Scenario(
+            "on-demand",
+            "A Nova model (Nova Lite by default) served on demand: a custom model deployment goes "
+            "Creating -> Active; nothing is billed while idle. Run it with a Nova-format run folder.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"),),
+        ),
+        Scenario(
+            "second-version",
+            "The run's model is served; then a second version of the same line is uploaded, trains a "
+            "new model and replaces the model behind the same endpoint (its ARN does not change; the "
+            "first model is kept for rollback).",
+            second_version=True,
+        ),
+        Scenario(
+            "approval-rejected",
+            "The user rejects the approval request for the Provisioned Throughput: nothing is bought, "
+            "the model is kept.",
+            approval="reject",
+        ),
+        Scenario(
+            "approval-expired",
+            "Nobody answers the approval request; it expires after approval_timeout_hours (1 h here): "
+            "nothing is bought, the model is kept.",
+            approval="ignore",
+            context=(("approval_timeout_hours", "1"),),
+        ),
+        Scenario(
+            "ttl-expired",
+            "The Provisioned Throughput gets a 2-hour time to live (throughput_ttl_hours=2, reminder 1 h "
+            "before); the schedules fire: a reminder, then the throughput is deleted.",
+            context=(("throughput_ttl_hours", "2"), ("ttl_reminder_hours", "1")),
+            fire_schedules=True,
+        ),
+        Scenario(
+            "deployment-fails",
+            "A Nova model served on demand; the custom model deployment ends Failed: the run fails and "
+            "the failed deployment is deleted.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"),),
+            deployment_transitions=(("Creating", "Failed"),),
+            deployment_failure_message=(
+                "Emulated failure (scenario deployment-fails): the deployment could not be created."
+            ),
         ),
         Scenario(
             "notify-transient-failure",

@@ -8,15 +8,16 @@ The shape is stable (tests and scripts read it); every key is always present:
 ``notifications``  ``[{"subject", "body"}]``: every message published to the notification topic
                    during the run, oldest first (the clean-up's after an abort, and the teardown's
                    with ``--destroy``, included)
-``created``        ``{"jobs", "throughputs"}``, lists of ``{"arn", "status"}``: every customization job
-                   and provisioned throughput created in the emulated Bedrock, oldest first, with
-                   its status at the end (``Deleted`` for a throughput that was deleted)
+``created``        ``{"jobs", "throughputs", "deployments"}``, lists of ``{"arn", "status"}``: every
+                   customization job, provisioned throughput and custom model deployment created in
+                   the emulated Bedrock, oldest first, with its status at the end (``Deleted`` for
+                   one that was deleted)
 ``left_billing``   ``{"throughputs", "deployments", "running_jobs"}``, lists of ``{"arn", "status"}``
                    read from the emulated Bedrock once everything the execution's end set off has
                    settled (and after the stack's deletion with ``--destroy``): every provisioned
                    throughput that still exists, whatever its status; every customization job not
-                   yet ended (``InProgress`` or ``Stopping``); ``deployments`` stays empty (the
-                   emulation has no model deployments)
+                   yet ended (``InProgress`` or ``Stopping``); every custom model deployment that
+                   still exists (on-demand: billed per token only, listed so nothing is unseen)
 ``reports``        S3 key under ``reports/`` -> a short summary of that report
 ``transitions``    how many states the run's execution entered: the history events whose type ends
                    in ``StateEntered`` (Pass, Choice, Wait, Task, Succeed and Fail states alike; an
@@ -28,6 +29,9 @@ The shape is stable (tests and scripts read it); every key is always present:
 ``delivery_errors``   EventBridge deliveries whose target failed (on AWS: retried, then the
                    dead-letter queue)
 ``stack_deletion`` ``null``, or with ``--destroy`` ``{"status", "failure"}``
+``endpoint``       ``null``, or the line's endpoint at the end of the run: ``{"arn", "kind", "status"}``
+``followup_runs``  ``[{"arn", "status", "error", "endpointArn"}]``: runs the scenario's user started
+                   after the first (``second-version``: the same line's next version)
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ KEYS = (
     "user_actions",
     "delivery_errors",
     "stack_deletion",
+    "endpoint",
+    "followup_runs",
 )
 #: Customization job statuses that are not yet final.
 RUNNING_JOB_STATUSES = frozenset({"InProgress", "Stopping"})
@@ -71,7 +77,7 @@ def left_billing(account: str, region: str) -> dict[str, list[dict[str, str]]]:
     state = bedrock.state_for(account, region)
     return {
         "throughputs": [{"arn": pt.arn, "status": pt.reported_status} for pt in state.throughputs.values()],
-        "deployments": [],
+        "deployments": [{"arn": d.arn, "status": d.reported_status} for d in state.deployments.values()],
         "running_jobs": [
             {"arn": job.job_arn, "status": job.reported_status}
             for job in state.jobs.values()
@@ -86,12 +92,16 @@ def created(account: str, region: str) -> dict[str, list[dict[str, str]]]:
     throughputs = [(pt, pt.reported_status) for pt in state.throughputs.values()]
     throughputs += [(pt, "Deleted") for pt in state.deleted_throughputs.values()]
     throughputs.sort(key=lambda item: item[0].creation_time)
+    deployments = [(d, d.reported_status) for d in state.deployments.values()]
+    deployments += [(d, "Deleted") for d in state.deleted_deployments.values()]
+    deployments.sort(key=lambda item: item[0].created_at)
     return {
         "jobs": [
             {"arn": job.job_arn, "status": job.reported_status}
             for job in sorted(state.jobs.values(), key=lambda job: job.creation_time)
         ],
         "throughputs": [{"arn": pt.arn, "status": status} for pt, status in throughputs],
+        "deployments": [{"arn": d.arn, "status": status} for d, status in deployments],
     }
 
 
@@ -100,38 +110,76 @@ def count_transitions(events: Iterable[Mapping[str, Any]]) -> int:
     return sum(1 for event in events if str(event.get("type", "")).endswith("StateEntered"))
 
 
+def _validation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    files = report.get("files")
+    files = files if isinstance(files, dict) else {}
+    return {
+        "valid": report.get("valid"),
+        "errors": _total(report.get("error_counts")),
+        "warnings": _total(report.get("warning_counts")),
+        "error_counts": report.get("error_counts") or {},
+        "records": {
+            part: info["records"]
+            for part, info in files.items()
+            if isinstance(info, dict) and "records" in info
+        },
+    }
+
+
+def _training_summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: report.get(k)
+        for k in ("finalTrainingLoss", "finalValidationLoss", "epochs", "steps", "earlyStopped")
+    } | {"qualityGatePassed": _field(report.get("qualityGate"), "passed")}
+
+
+def _run_summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "outcome": report.get("outcome"),
+        "error": report.get("error"),
+        "endpoint": report.get("endpoint"),
+        "lineVersion": report.get("lineVersion"),
+        "cleanup": _text(report.get("cleanup"), "summary"),
+    }
+
+
+def _line_summary(report: dict[str, Any]) -> dict[str, Any]:
+    endpoint = report.get("endpoint") if isinstance(report.get("endpoint"), dict) else {}
+    versions = report.get("versions") if isinstance(report.get("versions"), list) else []
+    return {
+        "endpoint": endpoint.get("arn"),
+        "endpointDeleted": bool(endpoint.get("deletedAt")),
+        "served": _field(report.get("served"), "version"),
+        "versions": [
+            {"version": v.get("version"), "status": v.get("status"), "model": v.get("modelArn")}
+            for v in versions
+            if isinstance(v, dict)
+        ],
+        "rollbackTo": _field(report.get("rollback"), "toVersion"),
+        "ttl": _field(endpoint.get("ttl"), "expiresAt"),
+    }
+
+
+def _approval_summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report.get(k) for k in ("status", "what", "answeredBy", "expiresAt")}
+
+
+#: How each report is summarized, by its file name.
+_SUMMARIES = {
+    "validation.json": _validation_summary,
+    "training.json": _training_summary,
+    "run.json": _run_summary,
+    "line.json": _line_summary,
+    "approval.json": _approval_summary,
+}
+
+
 def summarize_report(key: str, report: Any) -> dict[str, Any]:
     """A short summary of one report, by its file name."""
     if not isinstance(report, dict):
         return {"unreadable": True}
-    name = key.rsplit("/", 1)[-1]
-    if name == "validation.json":
-        files = report.get("files")
-        files = files if isinstance(files, dict) else {}
-        return {
-            "valid": report.get("valid"),
-            "errors": _total(report.get("error_counts")),
-            "warnings": _total(report.get("warning_counts")),
-            "error_counts": report.get("error_counts") or {},
-            "records": {
-                part: info["records"]
-                for part, info in files.items()
-                if isinstance(info, dict) and "records" in info
-            },
-        }
-    if name == "training.json":
-        return {
-            k: report.get(k)
-            for k in ("finalTrainingLoss", "finalValidationLoss", "epochs", "steps", "earlyStopped")
-        } | {"qualityGatePassed": _field(report.get("qualityGate"), "passed")}
-    if name == "run.json":
-        return {
-            "outcome": report.get("outcome"),
-            "error": report.get("error"),
-            "provisionedModel": report.get("provisionedModel"),
-            "cleanup": _text(report.get("cleanup"), "summary"),
-        }
-    return {"keys": sorted(report)}
+    summarize = _SUMMARIES.get(key.rsplit("/", 1)[-1])
+    return summarize(report) if summarize else {"keys": sorted(report)}
 
 
 def _total(counts: Any) -> int:
@@ -163,6 +211,13 @@ def report_summaries(s3: Any, bucket: str) -> dict[str, dict[str, Any]]:
     return summaries
 
 
+def _endpoint(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    endpoint = state.get("endpoint") if isinstance(state.get("endpoint"), dict) else None
+    if not endpoint or not endpoint.get("endpointArn"):
+        return None
+    return {"arn": endpoint["endpointArn"], "kind": endpoint.get("kind"), "status": endpoint.get("status")}
+
+
 def build_summary(result: LocalRun) -> dict[str, Any]:
     """The ``--json`` document of a finished local run."""
     deletion = result.deletion
@@ -180,6 +235,7 @@ def build_summary(result: LocalRun) -> dict[str, Any]:
         "created": {
             "jobs": list(result.created.get("jobs", [])),
             "throughputs": list(result.created.get("throughputs", [])),
+            "deployments": list(result.created.get("deployments", [])),
         },
         "left_billing": {
             "throughputs": list(result.left_billing.get("throughputs", [])),
@@ -195,5 +251,7 @@ def build_summary(result: LocalRun) -> dict[str, Any]:
         "stack_deletion": (
             {"status": deletion.stack_status, "failure": deletion.failure} if deletion is not None else None
         ),
+        "endpoint": _endpoint(result.final_state),
+        "followup_runs": list(result.followups),
     }
     return document

@@ -22,6 +22,9 @@ from unittest import mock
 
 from botocore.retries.standard import ExponentialBackoff
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError, TimeoutSeconds
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from finetune.local.defaults import DEFAULT_SCALE, SERVER_SCALE
@@ -85,6 +88,27 @@ class Clock:
             clock.mark()
 
         original_delay = ExponentialBackoff.delay_amount
+        original_with_timeout = ExecutionState._evaluate_with_timeout
+
+        def evaluate_with_timeout(self: ExecutionState, env: Any) -> None:
+            # A task that waits for a task token (an approval) waits in AWS time: its TimeoutSeconds
+            # is compressed like a Wait. Other tasks keep their real timeouts (the handlers run for real).
+            resource = getattr(self, "resource", None)
+            timeout = self.timeout
+            if getattr(resource, "condition", None) != ResourceCondition.WaitForTaskToken or not isinstance(
+                timeout, TimeoutSeconds
+            ):
+                original_with_timeout(self, env)
+                return
+            self.timeout = TimeoutSeconds(timeout_seconds=max(0.05, timeout.timeout_seconds * clock.scale))  # type: ignore[misc, arg-type]
+            try:
+                original_with_timeout(self, env)
+            except EvalTimeoutError:
+                clock.waited(timeout.timeout_seconds)
+                clock.mark()
+                raise
+            finally:
+                self.timeout = timeout  # type: ignore[misc]
 
         def delay_amount(self: ExponentialBackoff, context: Any) -> float:
             return float(original_delay(self, context)) * clock.scale
@@ -94,5 +118,6 @@ class Clock:
             mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
             mock.patch.object(retrier_decl, "time", scaled_time),
             mock.patch.object(ExponentialBackoff, "delay_amount", delay_amount),
+            mock.patch.object(ExecutionState, "_evaluate_with_timeout", evaluate_with_timeout),
         ):
             yield self

@@ -21,7 +21,7 @@ from bedrock_finetune.errors import PipelineError
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import RunNames
 from bedrock_finetune.run_ref import RunRef
-from bedrock_finetune.settings import CreateProvisionedThroughputSettings, StartCustomizationJobSettings
+from bedrock_finetune.settings import StartCustomizationJobSettings
 
 JOB_TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
 THROUGHPUT_TERMINAL = frozenset({"InService", "Failed"})
@@ -158,64 +158,6 @@ def find_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, Any] |
     )
 
 
-def create_throughput(
-    bedrock: Any,
-    *,
-    names: RunNames,
-    model_arn: str,
-    model_units: int,
-    commitment: str | None,
-    tags: Mapping[str, str],
-) -> dict[str, Any]:
-    """Buy Provisioned Throughput for the custom model, or return the one already bought.
-
-    Returns ``{"provisionedModelArn", "provisionedModelName", "reused", "commitment"}``.
-    """
-    existing = find_throughput(bedrock, names.provisioned_model_name)
-    if existing is not None:
-        return {
-            "provisionedModelArn": existing["provisionedModelArn"],
-            "provisionedModelName": names.provisioned_model_name,
-            "reused": True,
-            "commitment": existing.get("commitmentDuration") or "none",
-        }
-    params: dict[str, Any] = {
-        "modelUnits": model_units,
-        "provisionedModelName": names.provisioned_model_name,
-        "modelId": model_arn,
-        "clientRequestToken": names.throughput_token,
-        "tags": to_bedrock_tags(tags),
-    }
-    if commitment:
-        params["commitmentDuration"] = commitment
-    response = _call(
-        "CreateProvisionedModelThroughput", bedrock.create_provisioned_model_throughput, **params
-    )
-    return {
-        "provisionedModelArn": response["provisionedModelArn"],
-        "provisionedModelName": names.provisioned_model_name,
-        "reused": False,
-        "commitment": commitment or "none",
-    }
-
-
-def describe_throughput(bedrock: Any, provisioned_model_id: str) -> dict[str, Any]:
-    """The Provisioned Throughput's status in a small shape (every key always present)."""
-    pt = _call(
-        "GetProvisionedModelThroughput",
-        bedrock.get_provisioned_model_throughput,
-        provisionedModelId=provisioned_model_id,
-    )
-    return {
-        "provisionedModelArn": pt["provisionedModelArn"],
-        "provisionedModelName": pt.get("provisionedModelName", ""),
-        "status": pt.get("status", "Creating"),
-        "failureMessage": pt.get("failureMessage", ""),
-        "modelUnits": pt.get("modelUnits"),
-        "commitment": pt.get("commitmentDuration") or "none",
-    }
-
-
 # ---- the pipeline tasks that start or buy something ----
 
 
@@ -244,21 +186,3 @@ def start_customization_job(
         tags=run_tags(run, execution_arn, settings),
     )
     return {**start_job(bedrock, request), "hyperparameters": request.hyperparameters}
-
-
-def create_provisioned_throughput(
-    bedrock: Any,
-    run: RunRef,
-    job: Mapping[str, Any],
-    execution_arn: str,
-    settings: CreateProvisionedThroughputSettings,
-) -> dict[str, Any]:
-    """The CreateProvisionedThroughput task: throughput for the job's custom model, tagged."""
-    return create_throughput(
-        bedrock,
-        names=run.names,
-        model_arn=str(job["outputModelArn"]),
-        model_units=settings.model_units,
-        commitment=settings.commitment,
-        tags=run_tags(run, execution_arn, settings),
-    )

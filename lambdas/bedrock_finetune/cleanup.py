@@ -15,13 +15,14 @@ job or throughput (same upload, same deterministic names) leaves them to the exe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune.bedrock_jobs import classify, find_job, find_throughput
 from bedrock_finetune.lineage import TAG_EXECUTION, tag_value
-from bedrock_finetune.naming import RunNames
+from bedrock_finetune.naming import LineNames, RunNames
 
 _STOPPABLE = frozenset({"InProgress"})
 #: Throughput states in which Bedrock refuses deletion for now (ConflictException), but not for long.
@@ -70,6 +71,7 @@ def clean_up_run(
     bedrock: Any,
     names: RunNames,
     *,
+    line: LineNames | None = None,
     execution_arn: str | None = None,
     previous: Mapping[str, Any] | None = None,
     max_attempts: int = 1,
@@ -77,6 +79,8 @@ def clean_up_run(
 ) -> dict[str, Any]:
     """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput.
 
+    ``line``: the run's model line, whose endpoint (throughput or deployment) is deleted when this
+    execution created it (an endpoint an earlier version created keeps serving that version).
     ``execution_arn``: only resources tagged as created by this execution are touched. ``previous``: the
     result of the attempt before (its ``attempt`` number and what it did, which this result keeps);
     ``max_attempts``: how many the caller will make; ``retry`` is true when a throughput is still
@@ -88,56 +92,25 @@ def clean_up_run(
     """
     previous = previous or {}
     attempt = int(previous.get("attempt") or 0)
-    done: list[str] = []
-    pending: list[str] = []  # what this attempt could not do yet (a settling throughput)
-    still_billing: list[dict[str, str]] = []
-    result: dict[str, Any] = {
-        "jobStopped": bool(previous.get("jobStopped")),
-        "throughputDeleted": bool(previous.get("throughputDeleted")),
-        "throughputKept": None,
-    }
-    settling = False
-
-    job = find_job(bedrock, names.job_name)
-    if job is not None and job.get("status") in _STOPPABLE:
-        foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
-        if foreign:
-            done.append(f"job {foreign}")
-        else:
-            try:
-                bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
-            except ClientError as exc:
-                # Conflict: it is already stopping or finished; nothing left to do.
-                if _code(exc) != "ConflictException":
-                    raise classify(exc, "StopModelCustomizationJob") from exc
-            except BotoCoreError as exc:
-                raise classify(exc, "StopModelCustomizationJob") from exc
-            result["jobStopped"] = True
-            done.append(f"stopped customization job {job['jobArn']}")
-
-    pt = find_throughput(bedrock, names.provisioned_model_name)
-    if pt is not None:
-        arn, status = str(pt["provisionedModelArn"]), str(pt.get("status", ""))
-        foreign = _not_ours(bedrock, arn, execution_arn)
-        if foreign:
-            done.append(f"provisioned throughput {foreign}")
-        elif pt.get("commitmentDuration"):
-            result["throughputKept"] = arn
-            until = pt.get("commitmentExpirationTime", "its term ends")
-            why = f"it has a {pt['commitmentDuration']} commitment and cannot be deleted before {until}"
-            still_billing.append(_billing(arn, status, why, region=_region(arn), after=str(until)))
-            done.append(f"provisioned throughput {arn} {why}; it keeps billing")
-        else:
-            outcome = _delete_throughput(bedrock, arn, status)
-            if outcome is None:
-                result["throughputDeleted"] = True
-                done.append(f"deleted provisioned throughput {arn}")
-            else:
-                settling = True
-                still_billing.append(
-                    _billing(arn, outcome, "Bedrock cannot delete it while it is " + outcome)
-                )
-                pending.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
+    work = _Attempt(
+        result={
+            "jobStopped": bool(previous.get("jobStopped")),
+            "throughputDeleted": bool(previous.get("throughputDeleted")),
+            "throughputKept": None,
+        }
+    )
+    _stop_job(bedrock, names, execution_arn, work)
+    for name in [names.provisioned_model_name] + ([line.throughput_name] if line else []):
+        _clean_throughput(bedrock, name, execution_arn, work)
+    if line is not None:
+        _clean_deployment(bedrock, line.deployment_name, execution_arn, work)
+    result, done, pending, still_billing, settling = (
+        work.result,
+        work.done,
+        work.pending,
+        work.still_billing,
+        work.settling,
+    )
 
     # What earlier attempts did stays in the record; what is still settling is this attempt's news.
     actions = [*previous.get("actions", []), *done]
@@ -148,9 +121,120 @@ def clean_up_run(
         attempt=attempt + 1,
         actions=actions,
         summary="; ".join(dict.fromkeys(actions + pending))
-        or "nothing to clean up (no running job, no throughput)",
+        or "nothing to clean up (no running job, no endpoint this run created)",
     )
     return result
+
+
+@dataclass
+class _Attempt:
+    """What one clean-up attempt did, could not do yet, and found still billing."""
+
+    result: dict[str, Any]
+    done: list[str] = field(default_factory=list)
+    #: What this attempt could not do yet (a throughput or deployment still settling).
+    pending: list[str] = field(default_factory=list)
+    still_billing: list[dict[str, str]] = field(default_factory=list)
+    settling: bool = False
+
+
+def _stop_job(bedrock: Any, names: RunNames, execution_arn: str | None, work: _Attempt) -> None:
+    job = find_job(bedrock, names.job_name)
+    if job is None or job.get("status") not in _STOPPABLE:
+        return
+    foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
+    if foreign:
+        work.done.append(f"job {foreign}")
+        return
+    try:
+        bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
+    except ClientError as exc:
+        # Conflict: it is already stopping or finished; nothing left to do.
+        if _code(exc) != "ConflictException":
+            raise classify(exc, "StopModelCustomizationJob") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "StopModelCustomizationJob") from exc
+    work.result["jobStopped"] = True
+    work.done.append(f"stopped customization job {job['jobArn']}")
+
+
+def _clean_throughput(bedrock: Any, name: str, execution_arn: str | None, work: _Attempt) -> None:
+    pt = find_throughput(bedrock, name)
+    if pt is None:
+        return
+    arn, status = str(pt["provisionedModelArn"]), str(pt.get("status", ""))
+    foreign = _not_ours(bedrock, arn, execution_arn)
+    if foreign:
+        work.done.append(f"provisioned throughput {foreign}")
+    elif pt.get("commitmentDuration"):
+        work.result["throughputKept"] = arn
+        until = pt.get("commitmentExpirationTime", "its term ends")
+        why = f"it has a {pt['commitmentDuration']} commitment and cannot be deleted before {until}"
+        work.still_billing.append(_billing(arn, status, why, region=_region(arn), after=str(until)))
+        work.done.append(f"provisioned throughput {arn} {why}; it keeps billing")
+    else:
+        outcome = _delete_throughput(bedrock, arn, status)
+        if outcome is None:
+            work.result["throughputDeleted"] = True
+            work.done.append(f"deleted provisioned throughput {arn}")
+        else:
+            work.settling = True
+            work.still_billing.append(
+                _billing(arn, outcome, "Bedrock cannot delete it while it is " + outcome)
+            )
+            work.pending.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
+
+
+def _clean_deployment(bedrock: Any, name: str, execution_arn: str | None, work: _Attempt) -> None:
+    deployment = _find_deployment(bedrock, name)
+    if deployment is None:
+        return
+    arn, status = str(deployment["customModelDeploymentArn"]), str(deployment.get("status", ""))
+    foreign = _not_ours(bedrock, arn, execution_arn)
+    if foreign:
+        work.done.append(f"custom model deployment {foreign}")
+    elif status == "Creating":
+        work.settling = True
+        work.still_billing.append(
+            {
+                "arn": arn,
+                "status": status,
+                "why": "Bedrock cannot delete a deployment while it is Creating",
+                "deleteCommand": deployment_delete_command(arn, _region(arn)),
+            }
+        )
+        work.pending.append(f"custom model deployment {arn} is Creating and cannot be deleted yet")
+    else:
+        _delete_deployment(bedrock, arn)
+        work.result["deploymentDeleted"] = True
+        work.done.append(f"deleted custom model deployment {arn}")
+
+
+def deployment_delete_command(arn: str, region: str | None = None) -> str:
+    """The AWS CLI command that deletes one custom model deployment."""
+    where = f" --region {region}" if region else ""
+    return f"aws bedrock delete-custom-model-deployment --custom-model-deployment-identifier {arn}{where}"
+
+
+def _find_deployment(bedrock: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=name))
+    except ClientError as exc:
+        if _code(exc) == "ResourceNotFoundException":
+            return None
+        raise classify(exc, "GetCustomModelDeployment") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "GetCustomModelDeployment") from exc
+
+
+def _delete_deployment(bedrock: Any, arn: str) -> None:
+    try:
+        bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise classify(exc, "DeleteCustomModelDeployment") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "DeleteCustomModelDeployment") from exc
 
 
 def _delete_throughput(bedrock: Any, arn: str, status: str) -> str | None:

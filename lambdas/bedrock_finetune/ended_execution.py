@@ -48,6 +48,7 @@ def clean_up_ended_execution(
     result = clean_up_run(
         bedrock,
         run.names,
+        line=run.line,
         execution_arn=execution_arn,
         previous=previous,
         max_attempts=settings.max_attempts,

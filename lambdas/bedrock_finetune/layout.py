@@ -72,6 +72,16 @@ class RunLocation:
         return f"{REPORTS_PREFIX}{self.run}/training.json"
 
     @property
+    def line_record_key(self) -> str:
+        """The model line's record: its versions, which one is served, and how to roll back."""
+        return f"{REPORTS_PREFIX}{self.run}/line.json"
+
+    @property
+    def approval_key(self) -> str:
+        """The open approval request of the line (with the task token that answers it)."""
+        return f"{REPORTS_PREFIX}{self.run}/approval.json"
+
+    @property
     def run_record_key(self) -> str:
         return f"{REPORTS_PREFIX}{self.run}/run.json"
 

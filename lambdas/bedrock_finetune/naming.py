@@ -81,3 +81,34 @@ def identity_from_run(run: Mapping[str, Any]) -> RunIdentity:
         version_id=run.get("versionId") or None,
         etag=run.get("etag") or None,
     )
+
+
+@dataclass(frozen=True)
+class LineNames:
+    """Names for a model line's one endpoint: the same for every version of the line."""
+
+    #: The line: the run folder's name.
+    line: str
+    #: The Provisioned Throughput's name (``provisioned`` lines).
+    throughput_name: str
+    #: The custom model deployment's name (``on_demand`` lines).
+    deployment_name: str
+
+
+def line_names(bucket: str, line: str) -> LineNames:
+    """Deterministic endpoint names for ``line`` of the dataset ``bucket`` (one stack's bucket).
+
+    Two stacks (two buckets) with a line of the same name get different names; every version of
+    one line gets the same, so a later version finds the line's endpoint and replaces its model.
+    """
+    digest = hashlib.sha256(f"{bucket}\n{line}".encode()).hexdigest()[:_DIGEST_CHARS]
+    slug = _slug(line, _MAX_NAME - len("line--") - _DIGEST_CHARS - len("-pt"))
+    base = f"line-{slug}-{digest}"
+    return LineNames(line=line, throughput_name=f"{base}-pt", deployment_name=f"{base}-od")
+
+
+def serving_token(endpoint_name: str, identity: RunIdentity) -> str:
+    """The idempotency token for creating ``endpoint_name`` for one run (object version): retries of
+    the run reuse it; a later version that must create the endpoint again gets a new one."""
+    digest = hashlib.sha256(f"{endpoint_name}\n{identity.digest}".encode()).hexdigest()
+    return f"ep-{digest[:60]}"

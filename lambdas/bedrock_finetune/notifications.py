@@ -85,32 +85,91 @@ def _training_lines(training: Mapping[str, Any] | None) -> list[tuple[str, Any]]
     ]
 
 
+def _estimate_lines(serving: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    estimate = serving.get("estimate") or {}
+    return [
+        ("Estimated cost per hour", (estimate.get("perHour") or {}).get("text")),
+        ("Estimated cost per month", (estimate.get("perMonth") or {}).get("text")),
+        (
+            "Estimated cost per 1,000 input + 1,000 output tokens",
+            (estimate.get("per1kInputAndOutputTokens") or {}).get("text"),
+        ),
+        ("Estimated model storage per month", (estimate.get("storagePerMonth") or {}).get("text")),
+    ]
+
+
+def _cost_note(endpoint: Mapping[str, Any], line: Mapping[str, Any], region: str) -> str | None:
+    if endpoint.get("mode") == "provisioned":
+        ttl = line.get("ttl") or {}
+        note = "Provisioned Throughput is billed every hour until it is deleted"
+        if ttl.get("expiresAt"):
+            note += f"; its time to live ends at {ttl['expiresAt']} (reminder at {ttl.get('reminderAt')})"
+        return f"{note}. Delete it by hand with: {delete_command(str(endpoint.get('endpointArn')), region)}"
+    if endpoint.get("mode") == "on_demand":
+        return "The deployment is billed per token only: nothing while idle."
+    return None
+
+
 def success_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
-    """The message for a run that ended with its Provisioned Throughput in service."""
+    """The message for a run that ended as planned: its model served at the line's endpoint, or
+    trained only (``serving = none``)."""
     run = state["run"]["run"]
     job = state.get("job") or {}
-    pt = state.get("throughput") or {}
+    endpoint = state.get("endpoint") or {}
+    serving = state.get("serving") or {}
+    line = state.get("line") or {}
     validation = state.get("validation") or {}
+    served = bool(endpoint.get("endpointArn"))
+    rollback = line.get("rollback") or {}
     body = _lines(
         [
-            ("Run", run),
-            ("Result", "fine-tuned model is in service"),
-            ("Provisioned model ARN (use as modelId)", pt.get("provisionedModelArn")),
+            ("Run (model line)", run),
+            (
+                "Result",
+                "fine-tuned model is in service" if served else "fine-tuned model trained (not served)",
+            ),
+            ("Line version", line.get("version")),
+            ("Endpoint ARN (use as modelId; stable across versions)", endpoint.get("endpointArn")),
+            ("Endpoint", f"{endpoint.get('kind')}: {endpoint.get('done')}" if served else None),
             ("Custom model ARN", job.get("outputModelArn")),
+            ("Previous model (kept)", endpoint.get("previousModelArn")),
+            ("Roll back with", rollback.get("command")),
             ("Customization job", job.get("jobArn")),
             ("Hyperparameters", json.dumps(job.get("hyperparameters") or validation.get("hyperparameters"))),
-            ("Model units / commitment", f"{pt.get('modelUnits')} / {pt.get('commitment', 'none')}"),
             *_training_lines(state.get("training")),
+            *_estimate_lines(serving),
             ("Validation report", validation.get("reportUri")),
+            ("Line record", line.get("recordUri")),
             ("Execution", links.execution_console(execution_arn)),
-            (
-                "Cost note",
-                "Provisioned Throughput is billed every hour until you delete it: "
-                + delete_command(str(pt.get("provisionedModelArn")), links.region),
-            ),
+            ("Cost note", _cost_note(endpoint, line, links.region)),
         ]
     )
-    return Notice(subject=_subject(f"[fine-tuning] {run}: model in service"), body=body, error="", cause="")
+    what = "model in service" if served else "model trained"
+    return Notice(subject=_subject(f"[fine-tuning] {run}: {what}"), body=body, error="", cause="")
+
+
+def kept_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
+    """The message for a run whose model was kept, not served: its approval was rejected or expired."""
+    run = state["run"]["run"]
+    job = state.get("job") or {}
+    why = (state.get("notServed") or {}).get("why", "not approved")
+    line = state.get("line") or {}
+    body = _lines(
+        [
+            ("Run (model line)", run),
+            ("Result", "model kept, not served: nothing was bought"),
+            ("Why", error_message(str(why))),
+            ("Custom model ARN (kept)", job.get("outputModelArn")),
+            *_training_lines(state.get("training")),
+            *_estimate_lines(state.get("serving") or {}),
+            ("Line record", line.get("recordUri")),
+            ("Execution", links.execution_console(execution_arn)),
+            ("To serve it later", "upload the run's train.jsonl again and approve the request"),
+        ]
+    )
+    return Notice(
+        subject=_subject(f"[fine-tuning] {run}: model kept, not served"), body=body, error="", cause=""
+    )
 
 
 def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
@@ -160,13 +219,12 @@ def _maybe_billing(state: Mapping[str, Any], cleanup: Mapping[str, Any], region:
     if not cleanup.get("failed") or not (state.get("run") or {}).get("key"):
         return []
     run = RunRef.from_state(state["run"])
-    throughput = (state.get("throughput") or {}).get(
-        "provisionedModelArn"
-    ) or run.names.provisioned_model_name
+    endpoint = (state.get("endpoint") or {}).get("endpointArn")
+    throughput = endpoint or run.line.throughput_name
     return [
-        f"provisioned throughput {throughput}, if it exists: check with aws bedrock "
-        f"get-provisioned-model-throughput --provisioned-model-id {throughput} --region {region}; "
-        f"delete with {delete_command(throughput, region)}",
+        f"the line's endpoint {throughput} (or deployment {run.line.deployment_name}), if this run "
+        f"created it: check with aws bedrock get-provisioned-model-throughput --provisioned-model-id "
+        f"{throughput} --region {region}; delete with {delete_command(throughput, region)}",
         f"customization job {run.names.job_name}, if it is still running: aws bedrock "
         f"stop-model-customization-job --job-identifier {run.names.job_name} --region {region}",
     ]
@@ -176,7 +234,7 @@ def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notic
     """The run's lineage in one document: dataset, execution, reports, job, models, outcome."""
     run = state.get("run") or {}
     job = state.get("job") or {}
-    pt = state.get("throughput") or {}
+    endpoint = state.get("endpoint") or {}
     training = state.get("training") or {}
     return {
         "run": run.get("run"),
@@ -195,8 +253,11 @@ def run_record(state: Mapping[str, Any], outcome: str, execution_arn: str, notic
         "hyperparameters": job.get("hyperparameters")
         or (state.get("validation") or {}).get("hyperparameters"),
         "customModel": job.get("outputModelArn") or None,
-        "provisionedModel": pt.get("provisionedModelArn"),
-        "provisionedModelStatus": pt.get("status"),
+        "endpoint": endpoint.get("endpointArn"),
+        "endpointKind": endpoint.get("kind"),
+        "endpointStatus": endpoint.get("status"),
+        "lineVersion": (state.get("line") or {}).get("version"),
+        "estimate": (state.get("serving") or {}).get("estimate"),
         "cleanup": (state.get("cleanup") or {}).get("summary"),
         "stillBilling": (state.get("cleanup") or {}).get("stillBilling") or [],
     }
@@ -233,7 +294,7 @@ def notify_outcome(
     Returns ``subject``, ``error`` and ``cause`` (the Fail state reads them), ``messageId`` and
     ``runRecord``.
     """
-    build = success_notice if outcome == "succeeded" else failure_notice
+    build = {"succeeded": success_notice, "kept": kept_notice}.get(outcome, failure_notice)
     notice = build(state, links_for(settings), execution_arn)
     run = (state.get("run") or {}).get("run", "")
     record_uri = None

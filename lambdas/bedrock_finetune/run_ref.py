@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bedrock_finetune.layout import FROZEN_PREFIX, RunLocation
-from bedrock_finetune.naming import RunIdentity, RunNames, names_for
+from bedrock_finetune.naming import LineNames, RunIdentity, RunNames, line_names, names_for
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class RunRef:
     def names(self) -> RunNames:
         """Deterministic names and tokens of everything this run creates in Bedrock."""
         return names_for(self.run, self.identity)
+
+    @property
+    def line(self) -> LineNames:
+        """The run's model line (its folder name) and the names of the line's endpoint."""
+        return line_names(self.bucket, self.run)
 
     @property
     def location(self) -> RunLocation:

@@ -196,12 +196,46 @@ class CollectTrainingResultsSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CreateProvisionedThroughputSettings(TaggingSettings):
-    """CreateProvisionedThroughput: how much capacity to buy, and for how long."""
+class ServingSettings(TaggingSettings, BaseModelSettings):
+    """PlanServing and ServeModel: how a line's model is served, what waits for approval, the price
+    table's overrides and how long an endpoint may take to be ready."""
 
-    owner: ClassVar[str] = "CreateProvisionedThroughput"
+    owner: ClassVar[str] = "the serving functions"
+    mode: str = setting("SERVING_MODE")
+    approval: str = setting("APPROVAL")
     model_units: int = setting("MODEL_UNITS")
     commitment: str | None = setting("COMMITMENT", default=None)
+    endpoint_wait_hours: int = setting("ENDPOINT_WAIT_HOURS", default=6)
+    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ApprovalSettings(Settings):
+    """RequestApproval: where the request goes, where its task token is kept, how long it waits."""
+
+    owner: ClassVar[str] = "RequestApproval"
+    topic_arn: str = setting("TOPIC_ARN")
+    bucket_name: str = setting("BUCKET_NAME")
+    timeout_hours: int = setting("APPROVAL_TIMEOUT_HOURS")
+    stack_name: str = setting("STACK_NAME")
+    region: str = setting("AWS_REGION", default="", from_runtime=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LineSettings(Settings):
+    """RecordLineVersion and ExpireThroughput: the line records, and the time to live of a line's
+    no-commitment Provisioned Throughput (one-time EventBridge Scheduler schedules)."""
+
+    owner: ClassVar[str] = "the line functions"
+    bucket_name: str = setting("BUCKET_NAME")
+    topic_arn: str = setting("TOPIC_ARN")
+    stack_name: str = setting("STACK_NAME")
+    ttl_hours: int | None = setting("THROUGHPUT_TTL_HOURS", default=None)
+    reminder_hours: int = setting("TTL_REMINDER_HOURS", default=24)
+    schedule_group: str = setting("SCHEDULE_GROUP", default="")
+    expire_function_arn: str = setting("EXPIRE_FUNCTION_ARN", default="")
+    scheduler_role_arn: str = setting("SCHEDULER_ROLE_ARN", default="")
+    region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

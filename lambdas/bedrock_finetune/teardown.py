@@ -70,13 +70,19 @@ class TeardownReport:
     jobs_stopped: list[str] = field(default_factory=list)
     throughputs_deleting: list[str] = field(default_factory=list)
     throughputs_committed: list[Throughput] = field(default_factory=list)
+    deployments_deleting: list[str] = field(default_factory=list)
     custom_models_deleted: list[str] = field(default_factory=list)
     custom_models_kept: list[str] = field(default_factory=list)
     custom_models_busy: list[str] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
-        return bool(self.jobs_stopped or self.throughputs_deleting or self.throughputs_committed)
+        return bool(
+            self.jobs_stopped
+            or self.throughputs_deleting
+            or self.throughputs_committed
+            or self.deployments_deleting
+        )
 
     def summary(self) -> str:
         parts = []
@@ -89,6 +95,8 @@ class TeardownReport:
                 f"{len(self.throughputs_committed)} provisioned throughput(s) with a commitment term kept "
                 "(still billing)"
             )
+        if self.deployments_deleting:
+            parts.append(f"deleting {len(self.deployments_deleting)} custom model deployment(s)")
         if self.custom_models_deleted:
             parts.append(f"deleted {len(self.custom_models_deleted)} custom model(s)")
         return "; ".join(parts) or "nothing of this stack was left in Bedrock"
@@ -99,6 +107,7 @@ class TeardownReport:
             "summary": self.summary(),
             "jobsStopped": self.jobs_stopped,
             "throughputsDeleting": self.throughputs_deleting,
+            "deploymentsDeleting": self.deployments_deleting,
             "committedStillBilling": [pt.describe_commitment() for pt in self.throughputs_committed],
         }
 
@@ -122,6 +131,7 @@ def begin(bedrock: Any, stack_tag: str) -> TeardownReport:
     deleting, committed = delete_throughputs(bedrock, stack_tag)
     report.throughputs_deleting = deleting
     report.throughputs_committed = committed
+    report.deployments_deleting = delete_deployments(bedrock, stack_tag)
     return report
 
 
@@ -132,7 +142,8 @@ def advance(bedrock: Any, stack_tag: str, *, delete_custom_models: bool) -> tupl
     deleting, committed = delete_throughputs(bedrock, stack_tag)
     report.throughputs_deleting = deleting
     report.throughputs_committed = committed
-    if deleting:
+    report.deployments_deleting = delete_deployments(bedrock, stack_tag)
+    if deleting or report.deployments_deleting:
         return False, report
     if delete_custom_models:
         # A committed throughput still serves its custom model: that model cannot go yet.
@@ -216,6 +227,30 @@ def delete_throughputs(bedrock: Any, stack_tag: str) -> tuple[list[str], list[Th
         if outcome != "gone":
             deleting.append(pt.arn)
     return deleting, committed
+
+
+def delete_deployments(bedrock: Any, stack_tag: str) -> list[str]:
+    """Ask Bedrock to delete this stack's custom model deployments (on-demand endpoints); returns
+    those still present. One still Creating is asked again next round."""
+    deleting: list[str] = []
+    summaries = _paginate(
+        bedrock.list_custom_model_deployments,
+        "modelDeploymentSummaries",
+        "ListCustomModelDeployments",
+        stack_tag,
+    )
+    for deployment in summaries:
+        arn = deployment["customModelDeploymentArn"]
+        if not _tagged_with_stack(bedrock, arn, stack_tag):
+            continue
+        outcome = _tolerant(
+            "DeleteCustomModelDeployment",
+            partial(bedrock.delete_custom_model_deployment, customModelDeploymentIdentifier=arn),
+            f"aws bedrock delete-custom-model-deployment --custom-model-deployment-identifier {arn}",
+        )
+        if outcome != "gone":
+            deleting.append(arn)
+    return deleting
 
 
 def delete_custom_models_of_stack(

@@ -23,6 +23,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     result = clean_up_run(
         client("bedrock"),
         event.run.names,
+        line=event.run.line,
         execution_arn=event.execution_arn,
         previous=event.previous,
         max_attempts=settings(CleanUpSettings).max_attempts,

@@ -1,13 +1,14 @@
 """One construct per pipeline task: its function, settings, IAM statements and cdk-nag reasons."""
 
+from stacks.tasks.approval import RequestApproval
 from stacks.tasks.clean_up_ended_execution import CleanUpEndedExecution
 from stacks.tasks.clean_up_failed_run import CleanUpFailedRun
 from stacks.tasks.collect_training_results import CollectTrainingResults
 from stacks.tasks.context import TaskContext
-from stacks.tasks.create_provisioned_throughput import CreateProvisionedThroughput
 from stacks.tasks.get_customization_job import GetCustomizationJob
-from stacks.tasks.get_provisioned_throughput import GetProvisionedThroughput
+from stacks.tasks.line_record import LineRecords
 from stacks.tasks.notify import Notify
+from stacks.tasks.serving import GetEndpointStatus, PlanServing, ServeModel
 from stacks.tasks.start_customization_job import StartCustomizationJob
 from stacks.tasks.validate_dataset import ValidateDataset
 
@@ -15,10 +16,13 @@ __all__ = [
     "CleanUpEndedExecution",
     "CleanUpFailedRun",
     "CollectTrainingResults",
-    "CreateProvisionedThroughput",
     "GetCustomizationJob",
-    "GetProvisionedThroughput",
+    "GetEndpointStatus",
+    "LineRecords",
     "Notify",
+    "PlanServing",
+    "RequestApproval",
+    "ServeModel",
     "StartCustomizationJob",
     "TaskContext",
     "ValidateDataset",

@@ -98,7 +98,9 @@ class CleanUpEndedExecution(PipelineFunction):
                 )
             ],
         )
-        acknowledge_bedrock_ids(self.role, "model-customization-job/*", "provisioned-model/*")
+        acknowledge_bedrock_ids(
+            self.role, "model-customization-job/*", "provisioned-model/*", "custom-model-deployment/*"
+        )
         acknowledge_wildcard_resource(
             self.role,
             nag_arn(stack, "states", f"execution:<{logical_ref(state_machine)}.Name>:*"),

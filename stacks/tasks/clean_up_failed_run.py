@@ -7,7 +7,12 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from bedrock_finetune.settings import CleanUpSettings
-from stacks.permissions import BedrockArns, delete_throughput_of_this_stack, stop_jobs_of_this_stack
+from stacks.permissions import (
+    BedrockArns,
+    delete_deployments_of_this_stack,
+    delete_throughput_of_this_stack,
+    stop_jobs_of_this_stack,
+)
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 
@@ -17,16 +22,21 @@ def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
             sid="FindRunResources",
-            actions=["bedrock:GetModelCustomizationJob", "bedrock:GetProvisionedModelThroughput"],
-            resources=[arns.jobs, arns.provisioned_models],
+            actions=[
+                "bedrock:GetModelCustomizationJob",
+                "bedrock:GetProvisionedModelThroughput",
+                "bedrock:GetCustomModelDeployment",
+            ],
+            resources=[arns.jobs, arns.provisioned_models, arns.deployments],
         ),
         iam.PolicyStatement(
             sid="ReadWhichExecutionCreatedThem",
             actions=["bedrock:ListTagsForResource"],
-            resources=[arns.jobs, arns.provisioned_models],
+            resources=[arns.jobs, arns.provisioned_models, arns.deployments],
         ),
         stop_jobs_of_this_stack(arns),
         delete_throughput_of_this_stack(arns),
+        delete_deployments_of_this_stack(arns),
     ]
 
 
@@ -45,4 +55,6 @@ class CleanUpFailedRun(PipelineFunction):
             invoked_synchronously_by=STATE_MACHINE,
         )
         self.add_to_policy(*clean_up_statements(ctx.arns))
-        acknowledge_bedrock_ids(self.role, "model-customization-job/*", "provisioned-model/*")
+        acknowledge_bedrock_ids(
+            self.role, "model-customization-job/*", "provisioned-model/*", "custom-model-deployment/*"
+        )

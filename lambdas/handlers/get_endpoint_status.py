@@ -1,4 +1,4 @@
-"""GetProvisionedThroughput: report the throughput's status for the polling loop."""
+"""GetEndpointStatus: whether the line's endpoint serves the new model yet, for the waiting loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bedrock_finetune.bedrock_jobs import describe_throughput
+from bedrock_finetune.serving import endpoint_status
 from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, tracer, typed_errors
 
@@ -18,8 +18,9 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, trac
 @event_source(data_class=TaskEvent)
 @typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
-    """Input: ``throughput`` with ``provisionedModelArn``. Output: its status shape."""
-    throughput = event.throughput
-    status = describe_throughput(client("bedrock"), throughput["provisionedModelArn"])
-    logger.info("throughput status", extra={"status": status["status"]})
-    return {**throughput, **status}
+    """Input: ``endpoint`` (the Serve model result).
+
+    Output: it, with ``state``, ``status`` and ``failureMessage``."""
+    status = endpoint_status(client("bedrock"), event["endpoint"])
+    logger.info("endpoint status", extra={"status": status["status"], "state": status["state"]})
+    return status

@@ -1,0 +1,290 @@
+"""Serving a model line at one stable endpoint: plan, create or update, follow, and the price of it.
+
+A run folder's name is its *line*. A line has at most one endpoint, whose ARN never changes:
+
+- ``provisioned``: a Provisioned Throughput named after the line (billed per model unit per hour,
+  https://docs.aws.amazon.com/bedrock/latest/userguide/prov-throughput.html);
+- ``on_demand``: a custom model deployment named after the line (billed per token, nothing while
+  idle, https://docs.aws.amazon.com/bedrock/latest/userguide/deploy-custom-model-on-demand.html).
+
+The first version that passes its gates creates the endpoint; a later version replaces the model
+behind it (``UpdateProvisionedModelThroughput`` with ``desiredModelId``, or
+``UpdateCustomModelDeployment``), so no second throughput is ever bought for a line. Every call is
+idempotent: the endpoint is found by its deterministic name first, and a create carries a token
+derived from the line and the run's upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bedrock_finetune import pricing
+from bedrock_finetune.bedrock_jobs import _call, _find, classify, find_throughput, to_bedrock_tags
+from bedrock_finetune.errors import BedrockTransientError
+from bedrock_finetune.lineage import run_tags
+from bedrock_finetune.naming import serving_token
+from bedrock_finetune.run_ref import RunRef
+from bedrock_finetune.settings import ServingSettings
+
+PROVISIONED = "provisioned"
+ON_DEMAND = "on_demand"
+KIND = {PROVISIONED: "provisioned_throughput", ON_DEMAND: "custom_model_deployment"}
+
+#: Statuses in which an endpoint cannot take a new model yet (Bedrock answers ConflictException).
+_BUSY = frozenset({"Creating", "Updating"})
+
+
+class EndpointBusy(BedrockTransientError):
+    """The line's endpoint is being created or updated (by another version): retry after a while."""
+
+
+def find_deployment(bedrock: Any, identifier: str) -> dict[str, Any] | None:
+    """GetCustomModelDeployment, or None when there is no such deployment."""
+    return _find(
+        "GetCustomModelDeployment",
+        bedrock.get_custom_model_deployment,
+        customModelDeploymentIdentifier=identifier,
+    )
+
+
+def find_endpoint(bedrock: Any, mode: str, run: RunRef) -> dict[str, Any] | None:
+    """The line's endpoint as Bedrock describes it, or None when the line has none yet."""
+    names = run.line
+    if mode == PROVISIONED:
+        return find_throughput(bedrock, names.throughput_name)
+    return find_deployment(bedrock, names.deployment_name)
+
+
+def _served_model(mode: str, endpoint: Mapping[str, Any]) -> str:
+    """The model an endpoint serves, or is being switched to."""
+    if mode == PROVISIONED:
+        return str(endpoint.get("desiredModelArn") or endpoint.get("modelArn") or "")
+    return str(endpoint.get("modelArn") or "")
+
+
+def _endpoint_arn(mode: str, endpoint: Mapping[str, Any]) -> str:
+    key = "provisionedModelArn" if mode == PROVISIONED else "customModelDeploymentArn"
+    return str(endpoint[key])
+
+
+def estimate(settings: ServingSettings, mode: str) -> dict[str, Any]:
+    """What serving costs, labelled as an estimate with the price table's date."""
+    prices = pricing.prices_for(settings.base_model_id, settings.prices)
+    if mode == PROVISIONED:
+        hourly = pricing.throughput_estimate(prices, settings.model_units, settings.commitment)
+        return {
+            "what": f"Provisioned Throughput, {settings.model_units} model unit(s), "
+            f"{settings.commitment or 'no commitment'}",
+            "perHour": hourly["per_hour"].to_dict(),
+            "perMonth": hourly["per_month"].to_dict(),
+            "storagePerMonth": pricing.storage_estimate(prices).to_dict(),
+        }
+    per_1k = pricing.on_demand_estimate(prices, 1000, 1000)
+    return {
+        "what": "on-demand custom model deployment: billed per token, nothing while idle",
+        "per1kInputAndOutputTokens": per_1k.to_dict(),
+        "storagePerMonth": pricing.storage_estimate(prices).to_dict(),
+    }
+
+
+def plan_serving(
+    bedrock: Any, run: RunRef, job: Mapping[str, Any], settings: ServingSettings, now: datetime | None = None
+) -> dict[str, Any]:
+    """The Plan serving task: what serving this version means, whether a person must approve it,
+    and what it costs.
+
+    Returns ``mode``, ``line``, ``endpointName``, ``endpointArn`` (None when the line has none yet),
+    ``action`` (``create``, ``update`` or ``none`` when the endpoint already serves this model),
+    ``modelArn``, ``previousModelArn``, ``approvalNeeded``, ``estimate`` and ``deadline`` (when the
+    endpoint must be ready, ISO time).
+    """
+    mode = settings.mode
+    model_arn = str(job["outputModelArn"])
+    names = run.line
+    name = names.throughput_name if mode == PROVISIONED else names.deployment_name
+    endpoint = find_endpoint(bedrock, mode, run)
+    if endpoint is None:
+        action, arn, previous = "create", None, None
+    else:
+        arn = _endpoint_arn(mode, endpoint)
+        previous = _served_model(mode, endpoint)
+        action = "none" if previous == model_arn else "update"
+    # Buying (creating) a throughput is what costs money by the hour; swapping the model behind one
+    # the line already has changes nothing on the bill.
+    approval_needed = settings.approval == "always" and action != "none"
+    if settings.approval == "provisioned":
+        approval_needed = mode == PROVISIONED and action == "create"
+    started = now or datetime.now(UTC)
+    return {
+        "mode": mode,
+        "kind": KIND[mode],
+        "line": names.line,
+        "endpointName": name,
+        "endpointArn": arn,
+        "action": action,
+        "modelArn": model_arn,
+        "previousModelArn": previous if previous != model_arn else None,
+        "approvalNeeded": approval_needed,
+        "estimate": estimate(settings, mode),
+        "deadline": (started + timedelta(hours=settings.endpoint_wait_hours)).isoformat(),
+    }
+
+
+def serve_model(
+    bedrock: Any,
+    run: RunRef,
+    plan: Mapping[str, Any],
+    execution_arn: str,
+    settings: ServingSettings,
+) -> dict[str, Any]:
+    """The Serve model task: create the line's endpoint for the model, or put the model behind it.
+
+    Returns the plan's ``mode``, ``kind``, ``line``, ``endpointName`` and ``modelArn`` with the
+    ``endpointArn`` and what was done (``created``, ``updated``, or ``already`` when a previous
+    attempt did it).
+    """
+    mode = str(plan["mode"])
+    model_arn = str(plan["modelArn"])
+    name = str(plan["endpointName"])
+    endpoint = find_endpoint(bedrock, mode, run)
+    tags = run_tags(run, execution_arn, settings)
+    result = {k: plan[k] for k in ("mode", "kind", "line", "endpointName", "modelArn", "deadline")}
+    if endpoint is None:
+        token = serving_token(name, run.identity)
+        arn = _create(
+            bedrock, mode=mode, name=name, model_arn=model_arn, token=token, tags=tags, settings=settings
+        )
+        return {**result, "endpointArn": arn, "done": "created", "previousModelArn": None}
+    arn = _endpoint_arn(mode, endpoint)
+    served = _served_model(mode, endpoint)
+    if served == model_arn:
+        return {
+            **result,
+            "endpointArn": arn,
+            "done": "already",
+            "previousModelArn": plan.get("previousModelArn"),
+        }
+    status = str(endpoint.get("status", ""))
+    update_status = str((endpoint.get("updateDetails") or {}).get("updateStatus", ""))
+    if status in _BUSY or update_status == "Updating":
+        raise EndpointBusy(
+            f"{arn} is {status if status in _BUSY else 'Updating'}; the model can be replaced once it is "
+            "ready again (the state machine retries)"
+        )
+    _update(bedrock, mode, arn, model_arn)
+    return {**result, "endpointArn": arn, "done": "updated", "previousModelArn": served}
+
+
+def _create(
+    bedrock: Any,
+    *,
+    mode: str,
+    name: str,
+    model_arn: str,
+    token: str,
+    tags: Mapping[str, str],
+    settings: ServingSettings,
+) -> str:
+    if mode == PROVISIONED:
+        params: dict[str, Any] = {
+            "modelUnits": settings.model_units,
+            "provisionedModelName": name,
+            "modelId": model_arn,
+            "clientRequestToken": token,
+            "tags": to_bedrock_tags(tags),
+        }
+        if settings.commitment:
+            params["commitmentDuration"] = settings.commitment
+        action, call, key = (
+            "CreateProvisionedModelThroughput",
+            bedrock.create_provisioned_model_throughput,
+            "provisionedModelArn",
+        )
+    else:
+        params = {
+            "modelDeploymentName": name,
+            "modelArn": model_arn,
+            "description": f"Model line {name}: served by the fine-tuning pipeline",
+            "clientRequestToken": token,
+            "tags": to_bedrock_tags(tags),
+        }
+        action, call, key = (
+            "CreateCustomModelDeployment",
+            bedrock.create_custom_model_deployment,
+            "customModelDeploymentArn",
+        )
+    try:
+        return str(call(**params)[key])
+    except ClientError as exc:
+        # A concurrent attempt (a duplicate event) may have created it between lookup and create.
+        raced = find_throughput(bedrock, name) if mode == PROVISIONED else find_deployment(bedrock, name)
+        if raced is not None:
+            return _endpoint_arn(mode, raced)
+        raise classify(exc, action) from exc
+    except BotoCoreError as exc:
+        raise classify(exc, action) from exc
+
+
+def _update(bedrock: Any, mode: str, arn: str, model_arn: str) -> None:
+    if mode == PROVISIONED:
+        _call(
+            "UpdateProvisionedModelThroughput",
+            bedrock.update_provisioned_model_throughput,
+            provisionedModelId=arn,
+            desiredModelId=model_arn,
+        )
+    else:
+        _call(
+            "UpdateCustomModelDeployment",
+            bedrock.update_custom_model_deployment,
+            customModelDeploymentIdentifier=arn,
+            modelArn=model_arn,
+        )
+
+
+def endpoint_status(bedrock: Any, endpoint: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The Get endpoint status task: ``state`` is ``ready`` (serving the model), ``failed`` or
+    ``waiting``, with Bedrock's ``status`` and ``failureMessage``. An endpoint still not ready at its
+    ``deadline`` is ``failed``, so the waiting loop ends by itself."""
+    mode = str(endpoint["mode"])
+    arn = str(endpoint["endpointArn"])
+    model_arn = str(endpoint["modelArn"])
+    if mode == PROVISIONED:
+        described = _call(
+            "GetProvisionedModelThroughput", bedrock.get_provisioned_model_throughput, provisionedModelId=arn
+        )
+        status = str(described.get("status", "Creating"))
+        serving = str(described.get("modelArn", ""))
+        ready = status == "InService" and serving == model_arn
+        failed = status == "Failed"
+    else:
+        described = _call(
+            "GetCustomModelDeployment",
+            bedrock.get_custom_model_deployment,
+            customModelDeploymentIdentifier=arn,
+        )
+        status = str(described.get("status", "Creating"))
+        update = str((described.get("updateDetails") or {}).get("updateStatus", ""))
+        serving = str(described.get("modelArn", ""))
+        ready = status == "Active" and update in ("", "UpdateCompleted") and serving == model_arn
+        failed = status == "Failed" or update == "UpdateFailed"
+        if update:
+            status = f"{status} ({update})"
+    message = str(described.get("failureMessage", ""))
+    state = "ready" if ready else "failed" if failed else "waiting"
+    deadline = endpoint.get("deadline")
+    if (
+        state == "waiting"
+        and deadline
+        and (now or datetime.now(UTC)) >= datetime.fromisoformat(str(deadline))
+    ):
+        state = "failed"
+        message = (
+            f"{arn} was still {status} at {deadline} (endpoint_wait_hours after serving began); the "
+            "run stops waiting. See the Bedrock console or `aws bedrock` for why."
+        )
+    return {**endpoint, "status": status, "state": state, "failureMessage": message}

@@ -1,0 +1,30 @@
+"""ServeModel: create the line's endpoint for the new model, or put the model behind it (idempotent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bedrock_finetune.serving import serve_model
+from bedrock_finetune.settings import ServingSettings
+from handlers._events import TaskEvent
+from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=TaskEvent)
+@typed_errors
+def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
+    """Input: ``run``, ``serving`` (the plan), ``executionArn``. Output: the endpoint and what was done."""
+    result = serve_model(
+        client("bedrock"), event.run, event["serving"], event.execution_arn, settings(ServingSettings)
+    )
+    logger.info("serving", extra={k: result[k] for k in ("endpointArn", "done", "modelArn")})
+    if result["done"] == "created":
+        metrics.add_metric(name="EndpointsCreated", unit=MetricUnit.Count, value=1)
+    return result

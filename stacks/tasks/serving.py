@@ -1,0 +1,102 @@
+"""The serving tasks: PlanServing, ServeModel and GetEndpointStatus (a line's one endpoint)."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from bedrock_finetune.settings import ServingSettings
+from stacks.permissions import kms_via, spend_on_this_stacks_models, tag_on_create
+from stacks.pipeline_function import PipelineFunction
+from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
+
+
+def serving_settings(ctx: TaskContext) -> ServingSettings:
+    """What PlanServing and ServeModel are configured with."""
+    config = ctx.config
+    return ServingSettings(
+        base_model_id=config.base_model_id,
+        mode=config.serving,
+        approval=config.approval,
+        model_units=config.model_units,
+        commitment=config.commitment,
+        endpoint_wait_hours=config.endpoint_wait_hours,
+        prices=dict(config.prices),
+        stack_tag=Aws.STACK_ID,
+        resource_tags=dict(config.tags),
+    )
+
+
+def read_endpoints(ctx: TaskContext) -> iam.PolicyStatement:
+    """Find a line's endpoint by its name, and read its status."""
+    return iam.PolicyStatement(
+        sid="ReadEndpoints",
+        actions=["bedrock:GetProvisionedModelThroughput", "bedrock:GetCustomModelDeployment"],
+        resources=[ctx.arns.provisioned_models, ctx.arns.deployments],
+    )
+
+
+class PlanServing(PipelineFunction):
+    """Read-only: looks up the line's endpoint and prices what serving the new version means."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+        super().__init__(
+            scope,
+            "PlanServing",
+            runtime=ctx.runtime,
+            module="plan_serving",
+            description="Plans serving a new version: the line's endpoint, approval, estimated price",
+            environment=serving_settings(ctx).to_env(),
+            invoked_synchronously_by=STATE_MACHINE,
+        )
+        self.add_to_policy(read_endpoints(ctx))
+        acknowledge_bedrock_ids(self.role, "provisioned-model/*", "custom-model-deployment/*")
+
+
+class ServeModel(PipelineFunction):
+    """Creates the line's endpoint, or replaces the model behind it: only for this stack's models."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+        config, arns = ctx.config, ctx.arns
+        super().__init__(
+            scope,
+            "ServeModel",
+            runtime=ctx.runtime,
+            module="serve_model",
+            description="Creates a line's endpoint or puts the new model behind it (idempotent)",
+            environment=serving_settings(ctx).to_env(),
+            invoked_synchronously_by=STATE_MACHINE,
+        )
+        self.add_to_policy(
+            read_endpoints(ctx),
+            *spend_on_this_stacks_models(arns),
+            tag_on_create(
+                "TagEndpointsItCreates", [arns.provisioned_models, arns.deployments], list(config.tags)
+            ),
+            iam.PolicyStatement(
+                sid="UseCustomModelKeyViaBedrock",
+                actions=["kms:DescribeKey", "kms:CreateGrant", "kms:Decrypt"],
+                resources=[ctx.runtime.key.key_arn],
+                conditions=kms_via(self, "bedrock"),
+            ),
+        )
+        acknowledge_bedrock_ids(
+            self.role, "custom-model/*", "provisioned-model/*", "custom-model-deployment/*"
+        )
+
+
+class GetEndpointStatus(PipelineFunction):
+    """Read-only: the endpoint's status for the waiting loop."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+        super().__init__(
+            scope,
+            "GetEndpointStatus",
+            runtime=ctx.runtime,
+            module="get_endpoint_status",
+            description="Reports whether a line's endpoint serves the new model yet",
+            invoked_synchronously_by=STATE_MACHINE,
+        )
+        self.add_to_policy(read_endpoints(ctx))
+        acknowledge_bedrock_ids(self.role, "provisioned-model/*", "custom-model-deployment/*")
