@@ -1,4 +1,4 @@
-"""Bedrock calls: idempotent starts, error classification by kind, throughput purchase."""
+"""Bedrock calls: idempotent job starts, error classification by kind (serving: test_serving.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bedrock_finetune.bedrock_jobs import (
-    JobRequest,
-    create_throughput,
-    describe_job,
-    describe_throughput,
-    start_job,
-)
+from bedrock_finetune.bedrock_jobs import JobRequest, describe_job, start_job
 from bedrock_finetune.errors import BedrockPermanentError, BedrockQuotaExceeded, BedrockTransientError
 from bedrock_finetune.naming import RunIdentity, names_for
 
@@ -131,112 +125,3 @@ def test_get_job_errors_are_classified_by_kind(
     stubber.add_client_error("get_model_customization_job", code, http_status_code=status)
     with pytest.raises(expected):
         describe_job(client, JOB_ARN)
-
-
-@pytest.mark.parametrize(("code", "status", "expected"), _KINDS)
-def test_throughput_errors_are_classified_by_kind(
-    stubbed: tuple[Any, Stubber], code: str, status: int, expected: type[Exception]
-) -> None:
-    client, stubber = stubbed
-    names = _request().names
-    stubber.add_client_error(
-        "get_provisioned_model_throughput", "ResourceNotFoundException", http_status_code=404
-    )
-    stubber.add_client_error("create_provisioned_model_throughput", code, http_status_code=status)
-    with pytest.raises(expected):
-        create_throughput(client, names=names, model_arn=MODEL_ARN, model_units=1, commitment=None, tags={})
-    stubber.add_client_error("get_provisioned_model_throughput", code, http_status_code=status)
-    with pytest.raises(expected):
-        describe_throughput(client, PT_ARN)
-
-
-def test_quota_error_on_throughput_says_to_ask_aws_support(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    stubber.add_client_error(
-        "get_provisioned_model_throughput", "ResourceNotFoundException", http_status_code=404
-    )
-    stubber.add_client_error(
-        "create_provisioned_model_throughput",
-        "ServiceQuotaExceededException",
-        service_message="Your account does not currently have any no commitment model units reserved",
-        http_status_code=400,
-    )
-    with pytest.raises(BedrockQuotaExceeded, match="must be requested from AWS Support"):
-        create_throughput(
-            client, names=_request().names, model_arn=MODEL_ARN, model_units=1, commitment=None, tags={}
-        )
-
-
-def test_create_throughput_sends_units_commitment_token_and_tags(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    names = _request().names
-    stubber.add_client_error(
-        "get_provisioned_model_throughput", "ResourceNotFoundException", http_status_code=404
-    )
-    stubber.add_response(
-        "create_provisioned_model_throughput",
-        {"provisionedModelArn": PT_ARN},
-        expected_params={
-            "modelUnits": 2,
-            "provisionedModelName": names.provisioned_model_name,
-            "modelId": MODEL_ARN,
-            "clientRequestToken": names.throughput_token,
-            "commitmentDuration": "OneMonth",
-            "tags": [{"key": "finetune:run", "value": "run-1"}],
-        },
-    )
-    result = create_throughput(
-        client,
-        names=names,
-        model_arn=MODEL_ARN,
-        model_units=2,
-        commitment="OneMonth",
-        tags={"finetune:run": "run-1"},
-    )
-    assert result == {
-        "provisionedModelArn": PT_ARN,
-        "provisionedModelName": names.provisioned_model_name,
-        "reused": False,
-        "commitment": "OneMonth",
-    }
-
-
-def _pt(status: str, commitment: str | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "modelUnits": 1,
-        "desiredModelUnits": 1,
-        "provisionedModelName": "ft-run-1-pt",
-        "provisionedModelArn": PT_ARN,
-        "modelArn": MODEL_ARN,
-        "desiredModelArn": MODEL_ARN,
-        "foundationModelArn": f"arn:aws:bedrock:us-west-2::foundation-model/{HAIKU}",
-        "status": status,
-        "creationTime": "2026-11-22T00:00:00Z",
-        "lastModifiedTime": "2026-11-22T00:00:00Z",
-    }
-    if commitment:
-        response["commitmentDuration"] = commitment
-    return response
-
-
-def test_a_retried_create_throughput_reuses_the_existing_one(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    stubber.add_response("get_provisioned_model_throughput", _pt("Creating"))
-    result = create_throughput(
-        client, names=_request().names, model_arn=MODEL_ARN, model_units=1, commitment=None, tags={}
-    )
-    assert result["reused"] is True
-    assert result["provisionedModelArn"] == PT_ARN
-
-
-def test_describe_throughput_reports_status_and_failure(stubbed: tuple[Any, Stubber]) -> None:
-    client, stubber = stubbed
-    stubber.add_response("get_provisioned_model_throughput", {**_pt("Failed"), "failureMessage": "capacity"})
-    assert describe_throughput(client, PT_ARN) == {
-        "provisionedModelArn": PT_ARN,
-        "provisionedModelName": "ft-run-1-pt",
-        "status": "Failed",
-        "failureMessage": "capacity",
-        "modelUnits": 1,
-        "commitment": "none",
-    }

@@ -114,7 +114,7 @@ def test_nothing_to_clean_is_a_no_op(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     _not_found(stubber, "get_model_customization_job")
     _not_found(stubber, "get_provisioned_model_throughput")
-    assert clean_up_run(client, NAMES)["summary"] == "nothing to clean up (no running job, no throughput)"
+    assert clean_up_run(client, NAMES)["summary"] == "nothing to clean up (no running job, no endpoint this run created)"
 
 
 def test_job_already_stopping_is_not_an_error(stubbed: tuple[Any, Stubber]) -> None:

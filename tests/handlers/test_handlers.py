@@ -12,7 +12,6 @@ from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
 from bedrock_finetune.settings import (
     CleanUpSettings,
     CollectTrainingResultsSettings,
-    CreateProvisionedThroughputSettings,
     NotifySettings,
     QualityGate,
     Settings,
@@ -49,7 +48,6 @@ def env(monkeypatch: pytest.MonkeyPatch, aws: None) -> dict[str, str]:
             custom_model_kms_key_arn=None,
             **tagging,
         ),
-        CreateProvisionedThroughputSettings(model_units=1, commitment=None, **tagging),
         NotifySettings(
             topic_arn=topic_arn,
             bucket_name="data-bucket",
@@ -113,7 +111,7 @@ def test_notify_failure_says_which_step_why_and_where_to_look(env: dict[str, str
         "run": RUN,
         "validation": {"reportUri": "s3://data-bucket/reports/run-1/validation.json"},
         "failure": {"step": "Create provisioned throughput", "error": "BedrockQuotaExceeded", "cause": cause},
-        "cleanup": {"summary": "nothing to clean up (no running job, no throughput)"},
+        "cleanup": {"summary": "nothing to clean up (no running job, no endpoint this run created)"},
     }
     result = handler(
         {"outcome": "failed", "state": state, "executionArn": EXECUTION_ARN, "executionName": "exec-1"},
@@ -132,7 +130,7 @@ def test_notify_failure_says_which_step_why_and_where_to_look(env: dict[str, str
     assert message["MessageAttributes"]["outcome"]["Value"] == "failed"
 
 
-def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[str, str]) -> None:
+def test_notify_success_names_run_custom_model_endpoint_estimate_and_rollback(env: dict[str, str]) -> None:
     from handlers.notify import handler
 
     state = {
@@ -142,7 +140,15 @@ def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[s
             "outputModelArn": "arn:custom-model",
             "hyperparameters": {"epochCount": "2"},
         },
-        "throughput": {"provisionedModelArn": "arn:provisioned-model", "modelUnits": 1, "commitment": "none"},
+        "serving": {"estimate": {"perHour": {"text": "about $20.00 per hour (an estimate)"}}},
+        "endpoint": {
+            "mode": "provisioned",
+            "kind": "provisioned_throughput",
+            "endpointArn": "arn:provisioned-model",
+            "done": "updated",
+            "previousModelArn": "arn:old-model",
+        },
+        "line": {"version": 2, "rollback": {"command": "finetune rollback run-1 --stack S --region us-west-2"}},
         "training": {"finalTrainingLoss": 0.5, "finalValidationLoss": 0.6, "epochs": 2, "steps": 10},
     }
     handler(
@@ -153,7 +159,10 @@ def test_notify_success_names_run_custom_model_and_provisioned_model(env: dict[s
     assert message["Subject"] == "[fine-tuning] run-1: model in service"
     body = message["Message"]
     assert "Run: run-1" in body
-    assert "Provisioned model ARN (use as modelId): arn:provisioned-model" in body
+    assert "Endpoint ARN (use as modelId; stable across versions): arn:provisioned-model" in body
+    assert "Previous model (kept): arn:old-model" in body
+    assert "Roll back with: finetune rollback run-1 --stack S --region us-west-2" in body
+    assert "Estimated cost per hour: about $20.00 per hour (an estimate)" in body
     assert "Custom model ARN: arn:custom-model" in body
     assert "Final validation loss: 0.6" in body
     assert "billed every hour" in body
@@ -236,14 +245,14 @@ def test_ended_execution_is_cleaned_up_and_looked_at_once_more(
         FakeLambdaContext(),
     )
     detail = {"executionArn": EXECUTION_ARN, "name": "exec-1", "status": "ABORTED"}
-    # moto has no provisioned-throughput API: answer that one call the way Bedrock does for a missing one.
+    # moto has no throughput or deployment API: answer those calls the way Bedrock does for missing ones.
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
     original = BaseClient._make_api_call
 
     def make_api_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if operation == "GetProvisionedModelThroughput":
+        if operation in ("GetProvisionedModelThroughput", "GetCustomModelDeployment"):
             raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no"}}, operation)
         return original(self, operation, params)
 

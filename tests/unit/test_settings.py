@@ -10,10 +10,10 @@ import pytest
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
 from bedrock_finetune.settings import (
     CollectTrainingResultsSettings,
-    CreateProvisionedThroughputSettings,
     NotifySettings,
     PreflightProperties,
     QualityGate,
+    ServingSettings,
     Settings,
     SettingsError,
     StartCustomizationJobSettings,
@@ -40,7 +40,15 @@ EXAMPLES: list[Settings] = [
     CollectTrainingResultsSettings(
         quality_gate=QualityGate(max_loss_ratio=0.8, optional=True), default_epochs=None
     ),
-    CreateProvisionedThroughputSettings(model_units=2, commitment="OneMonth", stack_tag="t"),
+    ServingSettings(
+        base_model_id=CLAUDE_3_HAIKU,
+        mode="provisioned",
+        approval="always",
+        model_units=2,
+        commitment="OneMonth",
+        prices={CLAUDE_3_HAIKU: {"pt_per_unit_hour": {"OneMonth": 1.5}}},
+        stack_tag="t",
+    ),
     NotifySettings(topic_arn="arn:t", bucket_name="b", pipeline_log_group="/g", region="eu-west-1"),
     PreflightProperties(
         base_model_id=CLAUDE_3_HAIKU,
@@ -75,10 +83,12 @@ def test_a_missing_or_unreadable_setting_names_the_variable() -> None:
     topic_name = next(name for name, value in notify.items() if value == "t")
     with pytest.raises(SettingsError, match=rf"{topic_name} is not set for Notify; redeploy"):
         NotifySettings.from_env({k: v for k, v in notify.items() if k != topic_name})
-    encoded = CreateProvisionedThroughputSettings(model_units=7, commitment=None, stack_tag="t").to_env()
+    encoded = ServingSettings(
+        base_model_id="m", mode="provisioned", approval="never", model_units=7, stack_tag="t"
+    ).to_env()
     units_name = next(name for name, value in encoded.items() if value == "7")
     with pytest.raises(SettingsError, match=rf"{units_name}='one' cannot be read"):
-        CreateProvisionedThroughputSettings.from_env({**encoded, units_name: "one"})
+        ServingSettings.from_env({**encoded, units_name: "one"})
 
 
 def _all_settings_types(base: type[Settings] = Settings) -> set[type[Settings]]:
