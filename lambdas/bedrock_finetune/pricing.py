@@ -27,7 +27,7 @@ shows the date it was taken):
 
 So every built-in figure is None: not published in the sources read. A platform team sets the
 figures it knows under the ``prices`` configuration key (:func:`parse_price_overrides`); to update
-the defaults, set them in :func:`_builtin` with the page and the date they were read.
+the defaults, add them to ``_PUBLISHED`` with the page and the date they were read.
 """
 
 from __future__ import annotations
@@ -164,6 +164,11 @@ class Estimate:
         }
 
 
+#: Figures read from a page, as :class:`ModelPrices` keyword arguments per model id, each entry with
+#: its ``source`` and the date it was read (``taken``). Empty: no source read gives one.
+_PUBLISHED: Mapping[str, Mapping[str, Any]] = {}
+
+
 def _builtin(spec: ModelSpec) -> ModelPrices:
     """The built-in prices of one catalog model: see the module docstring for what was read."""
     regions = ", ".join(spec.regions) or "no documented Region"
@@ -180,6 +185,7 @@ def _builtin(spec: ModelSpec) -> ModelPrices:
             f"{PRICE_TABLE_DATE} show none of its customization prices (the page renders them in the "
             f"browser), so every figure is None until set under the prices key. {serving}"
         ),
+        **_PUBLISHED.get(spec.model_id, {}),
     )
 
 
