@@ -10,12 +10,13 @@ Sources read (the table's date, :data:`PRICE_TABLE_DATE`, is the day they were r
 shows the date it was taken):
 
 - https://aws.amazon.com/bedrock/pricing/, with its translations (de, es, it, tr, vi) and mirrors:
-  the stored copies carry the page's text but no model-customization figure. The page fills its
-  prices in in the browser, so the copies show neither training per 1,000 tokens, nor storage per
-  month, nor Provisioned Throughput per model unit-hour, nor custom-model on-demand prices, for any
-  model in the catalog. A transcription of the same page taken 2026-10-07
+  the stored copies read carry the page's text but no model-customization figure: neither training
+  per 1,000 tokens, nor storage per month, nor Provisioned Throughput per model unit-hour, nor
+  custom-model on-demand prices, for any model in the catalog. A transcription of the same page
+  taken 2026-10-07
   (https://raw.githubusercontent.com/api-evangelist/amazon-bedrock/refs/heads/main/plans/amazon-bedrock-plans-pricing.yml)
-  records the same: "no numeric prices appear in the captured text".
+  finds the same and says why: the page renders its prices in the browser, so "no numeric prices
+  appear in the captured text".
 - What the documentation does say, and what the arithmetic below follows:
   training is billed by the tokens processed, so every epoch adds the training data's tokens again
   (https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-nova-mm.html and the other
