@@ -21,6 +21,7 @@ from bedrock_finetune.dataset import (
     validate_run,
 )
 from bedrock_finetune.layout import HYPERPARAMETERS_FILE, TRAIN_FILE, VALIDATION_FILE
+from bedrock_finetune.pricing import Estimate, PriceOverrides, prices_for, training_estimate
 from bedrock_finetune.sizes import human_bytes
 
 if TYPE_CHECKING:
@@ -106,11 +107,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except UsageError as exc:
         print(f"finetune validate: {exc}", file=err)
         return 2
+    cost = training_cost(report, model.model_id, target.prices)
     if args.json:
-        json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
+        document = {**report.to_dict(), "estimated_training_cost": cost.to_dict() if cost else None}
+        json.dump(document, out, indent=2, ensure_ascii=False)
         out.write("\n")
     else:
-        out.write(render(report, model.display_name))
+        out.write(render(report, model.display_name, cost))
     return 0 if report.valid else 1
 
 
@@ -122,6 +125,7 @@ class _Target:
     model: ModelSpec
     defaults: Mapping[str, int | float] | None = None
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+    prices: PriceOverrides | None = None
 
 
 def deployment_target(config_path: str | None, model_id: str | None) -> _Target:
@@ -143,11 +147,11 @@ def deployment_target(config_path: str | None, model_id: str | None) -> _Target:
         raise UsageError(f"{path}: {exc}") from exc
     config = _load(path, context)
     if model_id is None or model_id == config.base_model_id:
-        return _Target(config.model, config.hyperparameters, config.chars_per_token)
+        return _Target(config.model, config.hyperparameters, config.chars_per_token, config.prices)
     # Another model: among the built-in and the deployment's configured models (parsed once, by the
     # loader); the configured hyperparameter defaults were checked against the deployment's model.
     try:
-        return _Target(resolve_model(model_id, config.models), None, config.chars_per_token)
+        return _Target(resolve_model(model_id, config.models), None, config.chars_per_token, config.prices)
     except CatalogError as exc:
         raise UsageError(f"--model {model_id} with {path}: {exc}") from exc
 
@@ -188,7 +192,15 @@ def _resolve_paths(args: argparse.Namespace) -> tuple[Path, Path | None, Path | 
     return train, validation, hyperparameters
 
 
-def render(report: ValidationReport, model_name: str) -> str:
+def training_cost(report: ValidationReport, model_id: str, prices: PriceOverrides | None) -> Estimate | None:
+    """The estimated training cost of the validated training data (None without token statistics)."""
+    stats = report.train_statistics
+    if stats is None:
+        return None
+    return training_estimate(stats.tokens_total, report.epochs, prices_for(model_id, prices))
+
+
+def render(report: ValidationReport, model_name: str, cost: Estimate | None = None) -> str:
     """The readable summary."""
     lines = [f"{'VALID' if report.valid else 'INVALID'}: {report.train.path} for {model_name}"]
     files = [("train", report.train), ("validation", report.validation)]
@@ -228,6 +240,8 @@ def render(report: ValidationReport, model_name: str) -> str:
             f"Estimated billable training tokens: {stats.tokens_total:,} x {report.epochs} "
             f"epoch{'s' if report.epochs != 1 else ''} = {report.estimated_billable_tokens:,}"
         )
+    if cost is not None:
+        lines.append(cost.text)
     return "\n".join(lines) + "\n"
 
 

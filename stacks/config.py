@@ -23,6 +23,7 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     resolve_model,
 )
+from bedrock_finetune.pricing import PriceError, PriceOverrides, parse_price_overrides
 from bedrock_finetune.quality_gate import QualityGate
 
 Commitment = Literal["OneMonth", "SixMonths"]
@@ -82,7 +83,8 @@ class PipelineConfig:
     permissions_boundary_arn: str | None
     tags: Mapping[str, str]
     chars_per_token: float
-    prices: Mapping[str, Mapping[str, Any]]
+    #: Prices per model over the built-in table (``pricing.prices_for(model_id, config.prices)``).
+    prices: PriceOverrides
     powertools_layer_version: int
     log_retention_days: int
     preflight: bool
@@ -313,7 +315,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "permissions_boundary_arn": (None, "Managed policy ARN applied as permissions boundary to every role."),
     "tags": ({}, "Tags applied to every resource (object of key -> value)."),
     "chars_per_token": (DEFAULT_CHARS_PER_TOKEN, "Characters per token for the validator's token estimate."),
-    "prices": ({}, "Price table overrides per model id (see Prices and estimates)."),
+    "prices": (
+        {},
+        "Prices in USD for the cost estimates, over the built-in table in lambdas/bedrock_finetune/"
+        "pricing.py: {model_id: {field: USD}}.",
+    ),
     "powertools_layer_version": (38, "Version of the public Powertools for AWS Lambda (Python) V3 layer."),
     "log_retention_days": (90, "Retention of the pipeline's log groups, in days."),
     "preflight": (True, "Check at deploy time that Bedrock can serve the base model; false skips it."),
@@ -498,7 +504,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         permissions_boundary_arn=boundary,
         tags={k: str(v) for k, v in tags.items()},
         chars_per_token=r.number("chars_per_token", 0.5, 20),
-        prices=r.mapping("prices"),
+        prices=_prices(r.mapping("prices", _PRICES_EXAMPLE), models),
         powertools_layer_version=r.integer("powertools_layer_version", 1, 10_000),
         log_retention_days=retention,
         preflight=r.boolean("preflight"),
@@ -550,6 +556,18 @@ def _hyperparameters_for(
             )
         return dict(raw.get(base_model_id, {}))
     return dict(raw)
+
+
+_PRICES_EXAMPLE = '{"amazon.nova-lite-v1:0:300k": {"training_per_1k_tokens": 0.002}}'
+
+
+def _prices(raw: Mapping[str, Any], models: Mapping[str, ModelSpec]) -> PriceOverrides:
+    """The ``prices`` key, checked as :func:`bedrock_finetune.pricing.prices_for` reads it, for the
+    built-in and the configured models."""
+    try:
+        return parse_price_overrides(raw, known_models=set(BUILTIN_MODELS) | set(models))
+    except PriceError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 class _Reader:
@@ -616,10 +634,10 @@ class _Reader:
             raise self._fail(key, "true or false")
         return value
 
-    def mapping(self, key: str) -> dict[str, Any]:
+    def mapping(self, key: str, example: str = '{"epochCount": 2}') -> dict[str, Any]:
         value = self._decoded(key, ())
         if not isinstance(value, dict):
-            raise self._fail(key, 'a JSON object, e.g. {"epochCount": 2}')
+            raise self._fail(key, f"a JSON object, e.g. {example}")
         return value
 
     def string_list(self, key: str) -> list[str]:

@@ -10,12 +10,13 @@ Sources read (the table's date, :data:`PRICE_TABLE_DATE`, is the day they were r
 shows the date it was taken):
 
 - https://aws.amazon.com/bedrock/pricing/, with its translations (de, es, it, tr, vi) and mirrors:
-  the stored copies carry the page's text but no model-customization figure. The page fills its
-  prices in in the browser, so the copies show neither training per 1,000 tokens, nor storage per
-  month, nor Provisioned Throughput per model unit-hour, nor custom-model on-demand prices, for any
-  model in the catalog. A transcription of the same page taken 2026-10-07
+  the stored copies read carry the page's text but no model-customization figure: neither training
+  per 1,000 tokens, nor storage per month, nor Provisioned Throughput per model unit-hour, nor
+  custom-model on-demand prices, for any model in the catalog. A transcription of the same page
+  taken 2026-10-07
   (https://raw.githubusercontent.com/api-evangelist/amazon-bedrock/refs/heads/main/plans/amazon-bedrock-plans-pricing.yml)
-  records the same: "no numeric prices appear in the captured text".
+  finds the same and says why: the page renders its prices in the browser, so "no numeric prices
+  appear in the captured text".
 - What the documentation does say, and what the arithmetic below follows:
   training is billed by the tokens processed, so every epoch adds the training data's tokens again
   (https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-nova-mm.html and the other
@@ -27,7 +28,7 @@ shows the date it was taken):
 
 So every built-in figure is None: not published in the sources read. A platform team sets the
 figures it knows under the ``prices`` configuration key (:func:`parse_price_overrides`); to update
-the defaults, set them in :func:`_builtin` with the page and the date they were read.
+the defaults, add them to ``_PUBLISHED`` with the page and the date they were read.
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ class Estimate:
         }
 
 
+#: Figures read from a page, as :class:`ModelPrices` keyword arguments per model id, each entry with
+#: its ``source`` and the date it was read (``taken``). Empty: no source read gives one.
+_PUBLISHED: Mapping[str, Mapping[str, Any]] = {}
+
+
 def _builtin(spec: ModelSpec) -> ModelPrices:
     """The built-in prices of one catalog model: see the module docstring for what was read."""
     regions = ", ".join(spec.regions) or "no documented Region"
@@ -180,6 +186,7 @@ def _builtin(spec: ModelSpec) -> ModelPrices:
             f"{PRICE_TABLE_DATE} show none of its customization prices (the page renders them in the "
             f"browser), so every figure is None until set under the prices key. {serving}"
         ),
+        **_PUBLISHED.get(spec.model_id, {}),
     )
 
 
@@ -238,7 +245,10 @@ def prices_for(model_id: str, overrides: Mapping[str, Any] | None = None) -> Mod
     configuration key) sets. A model outside the table has no figures until configured."""
     base = DEFAULT_PRICES.get(model_id) or ModelPrices(
         model_id=model_id,
-        notes=f"{model_id} is not in the built-in price table; every figure is None until set under the prices key.",
+        notes=(
+            f"{model_id} is not in the built-in price table; every figure is None until set under the "
+            "prices key."
+        ),
     )
     entry = parse_price_overrides(overrides or {}).get(model_id)
     if not entry:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bedrock_finetune.catalog import CLAUDE_3_HAIKU
+from bedrock_finetune.pricing import prices_for
 from stacks.application import cdk_json_context
 from stacks.config import CLI_ACCOUNT_VARIABLE, ConfigError, load_config
 
@@ -166,6 +169,55 @@ def test_a_malformed_model_spec_names_the_bad_key() -> None:
     spec["limits"] = {**spec["limits"], "max_train_records": -5}  # type: ignore[dict-item]
     with pytest.raises(ConfigError, match=rf"models\.{HAIKU_45}\.limits\.max_train_records = -5"):
         load_config(cdk_json_context(base_model_id=HAIKU_45, models={HAIKU_45: spec}))
+
+
+def test_prices_from_the_command_line_set_the_estimates_figures() -> None:
+    # Given -c prices as the CDK CLI passes it: one JSON string
+    raw = json.dumps(
+        {CLAUDE_3_HAIKU: {"training_per_1k_tokens": 0.01, "pt_per_unit_hour": {"SixMonths": 30}}}
+    )
+    # When the configuration is loaded
+    config = load_config(cdk_json_context(prices=raw))
+    # Then the figures are parsed, and prices_for reads them for the deployment's model
+    assert config.prices == {
+        CLAUDE_3_HAIKU: {"training_per_1k_tokens": 0.01, "pt_per_unit_hour": {"SixMonths": 30.0}}
+    }
+    prices = prices_for(config.base_model_id, config.prices)
+    assert prices.training_per_1k_tokens == 0.01
+    assert prices.pt_for("SixMonths") == 30.0
+    assert load_config(cdk_json_context()).prices == {}
+
+
+def test_prices_may_name_a_model_configured_under_models() -> None:
+    config = load_config(
+        cdk_json_context(
+            base_model_id=HAIKU_45,
+            models={HAIKU_45: _spec_for_new_model()},
+            prices={HAIKU_45: {"storage_per_month": 2}},
+        )
+    )
+    assert prices_for(HAIKU_45, config.prices).storage_per_month == 2.0
+
+
+@pytest.mark.parametrize(
+    ("prices", "expected"),
+    [
+        ("cheap", "prices = 'cheap': must be a JSON object, e.g. {\"amazon.nova-lite-v1:0:300k\""),
+        (
+            {HAIKU_45: {"storage_per_month": 2}},
+            f"prices: '{HAIKU_45}' is not a model in the catalog or under models",
+        ),
+        (
+            {CLAUDE_3_HAIKU: {"storage_per_month": "two"}},
+            f"prices.{CLAUDE_3_HAIKU}.storage_per_month = 'two': must be a non-negative number of US dollars",
+        ),
+        ({CLAUDE_3_HAIKU: {"per_hour": 2}}, f"prices.{CLAUDE_3_HAIKU}: unknown field(s) per_hour"),
+    ],
+)
+def test_bad_prices_name_the_key_and_the_field(prices: object, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(cdk_json_context(prices=prices))
+    assert expected in str(caught.value)
 
 
 def test_readme_documents_every_configuration_key() -> None:
