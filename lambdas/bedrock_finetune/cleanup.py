@@ -100,9 +100,8 @@ def clean_up_run(
         }
     )
     _stop_job(bedrock, names, execution_arn, work)
-    for name in [names.provisioned_model_name] + ([line.throughput_name] if line else []):
-        _clean_throughput(bedrock, name, execution_arn, work)
     if line is not None:
+        _clean_throughput(bedrock, line.throughput_name, execution_arn, work)
         _clean_deployment(bedrock, line.deployment_name, execution_arn, work)
     result, done, pending, still_billing, settling = (
         work.result,

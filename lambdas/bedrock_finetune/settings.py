@@ -210,32 +210,40 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ApprovalSettings(Settings):
-    """RequestApproval: where the request goes, where its task token is kept, how long it waits."""
+class ReportingSettings(Settings):
+    """Where notices go and reports are kept, and the function's Region (set by the runtime)."""
 
-    owner: ClassVar[str] = "RequestApproval"
     topic_arn: str = setting("TOPIC_ARN")
     bucket_name: str = setting("BUCKET_NAME")
-    timeout_hours: int = setting("APPROVAL_TIMEOUT_HOURS")
-    stack_name: str = setting("STACK_NAME")
     region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LineSettings(Settings):
+class StackReportingSettings(ReportingSettings):
+    """Reporting, plus the stack's name (the commands that notices print name it)."""
+
+    stack_name: str = setting("STACK_NAME")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ApprovalSettings(StackReportingSettings):
+    """RequestApproval: where the request goes, where its task token is kept, how long it waits."""
+
+    owner: ClassVar[str] = "RequestApproval"
+    timeout_hours: int = setting("APPROVAL_TIMEOUT_HOURS")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LineSettings(StackReportingSettings):
     """RecordLineVersion and ExpireThroughput: the line records, and the time to live of a line's
     no-commitment Provisioned Throughput (one-time EventBridge Scheduler schedules)."""
 
     owner: ClassVar[str] = "the line functions"
-    bucket_name: str = setting("BUCKET_NAME")
-    topic_arn: str = setting("TOPIC_ARN")
-    stack_name: str = setting("STACK_NAME")
     ttl_hours: int | None = setting("THROUGHPUT_TTL_HOURS", default=None)
     reminder_hours: int = setting("TTL_REMINDER_HOURS", default=24)
     schedule_group: str = setting("SCHEDULE_GROUP", default="")
     expire_function_arn: str = setting("EXPIRE_FUNCTION_ARN", default="")
     scheduler_role_arn: str = setting("SCHEDULER_ROLE_ARN", default="")
-    region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -247,14 +255,11 @@ class CleanUpSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NotifySettings(Settings):
+class NotifySettings(ReportingSettings):
     """Notify and CleanUpEndedExecution: where notices and run records go, and where to look."""
 
     owner: ClassVar[str] = "Notify"
-    topic_arn: str = setting("TOPIC_ARN")
-    bucket_name: str = setting("BUCKET_NAME")
     pipeline_log_group: str = setting("PIPELINE_LOG_GROUP")
-    region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

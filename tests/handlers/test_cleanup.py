@@ -11,11 +11,12 @@ from botocore.stub import Stubber
 
 from bedrock_finetune.cleanup import clean_up_run
 from bedrock_finetune.errors import BedrockTransientError
-from bedrock_finetune.naming import RunIdentity, names_for
+from bedrock_finetune.naming import RunIdentity, line_names, names_for
 
 NAMES = names_for(
     "run-1", RunIdentity(bucket="b", key="datasets/run-1/train.jsonl", version_id="v1", etag=None)
 )
+LINE = line_names("b", "run-1")
 BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 JOB_ARN = f"arn:aws:bedrock:us-west-2:123456789012:model-customization-job/{BASE}/abcdefghijkl"
 PT_ARN = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abcdefghijkl"
@@ -41,7 +42,7 @@ def _pt(commitment: str | None = None, status: str = "InService") -> dict[str, A
     response: dict[str, Any] = {
         "modelUnits": 1,
         "desiredModelUnits": 1,
-        "provisionedModelName": NAMES.provisioned_model_name,
+        "provisionedModelName": LINE.throughput_name,
         "provisionedModelArn": PT_ARN,
         "modelArn": MODEL_ARN,
         "desiredModelArn": MODEL_ARN,
@@ -73,7 +74,8 @@ def test_running_job_is_stopped_and_no_throughput_is_touched(stubbed: tuple[Any,
     stubber.add_response("get_model_customization_job", _job("InProgress"), {"jobIdentifier": NAMES.job_name})
     stubber.add_response("stop_model_customization_job", {}, {"jobIdentifier": NAMES.job_name})
     _not_found(stubber, "get_provisioned_model_throughput")
-    result = clean_up_run(client, NAMES)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE)
     assert result["jobStopped"] is True
     assert result["throughputDeleted"] is False
     assert result["summary"] == f"stopped customization job {JOB_ARN}"
@@ -83,10 +85,11 @@ def test_throughput_without_commitment_is_deleted(stubbed: tuple[Any, Stubber]) 
     client, stubber = stubbed
     stubber.add_response("get_model_customization_job", _job("Completed"))
     stubber.add_response(
-        "get_provisioned_model_throughput", _pt(), {"provisionedModelId": NAMES.provisioned_model_name}
+        "get_provisioned_model_throughput", _pt(), {"provisionedModelId": LINE.throughput_name}
     )
     stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
-    result = clean_up_run(client, NAMES)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE)
     assert result == {
         "jobStopped": False,
         "throughputDeleted": True,
@@ -104,7 +107,10 @@ def test_committed_throughput_is_kept_and_reported(stubbed: tuple[Any, Stubber])
     client, stubber = stubbed
     stubber.add_response("get_model_customization_job", _job("Completed"))
     stubber.add_response("get_provisioned_model_throughput", _pt("OneMonth"))
-    result = clean_up_run(client, NAMES)  # no delete call is stubbed: making one would fail the test
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(
+        client, NAMES, line=LINE
+    )  # no delete call is stubbed: making one would fail the test
     assert result["throughputKept"] == PT_ARN
     assert "has a OneMonth commitment and cannot be deleted" in result["summary"]
     assert "it keeps billing" in result["summary"]
@@ -114,7 +120,11 @@ def test_nothing_to_clean_is_a_no_op(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     _not_found(stubber, "get_model_customization_job")
     _not_found(stubber, "get_provisioned_model_throughput")
-    assert clean_up_run(client, NAMES)["summary"] == "nothing to clean up (no running job, no endpoint this run created)"
+    _not_found(stubber, "get_custom_model_deployment")
+    assert (
+        clean_up_run(client, NAMES, line=LINE)["summary"]
+        == "nothing to clean up (no running job, no endpoint this run created)"
+    )
 
 
 def test_job_already_stopping_is_not_an_error(stubbed: tuple[Any, Stubber]) -> None:
@@ -122,14 +132,15 @@ def test_job_already_stopping_is_not_an_error(stubbed: tuple[Any, Stubber]) -> N
     stubber.add_response("get_model_customization_job", _job("InProgress"))
     stubber.add_client_error("stop_model_customization_job", "ConflictException", http_status_code=400)
     _not_found(stubber, "get_provisioned_model_throughput")
-    assert clean_up_run(client, NAMES)["jobStopped"] is True
+    _not_found(stubber, "get_custom_model_deployment")
+    assert clean_up_run(client, NAMES, line=LINE)["jobStopped"] is True
 
 
 def test_throttling_during_clean_up_is_retryable(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     stubber.add_client_error("get_model_customization_job", "ThrottlingException", http_status_code=429)
     with pytest.raises(BedrockTransientError):
-        clean_up_run(client, NAMES)
+        clean_up_run(client, NAMES, line=LINE)
 
 
 EXECUTION = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:exec-1"
@@ -150,7 +161,10 @@ def test_a_creating_throughput_is_not_deleted_yet_and_asks_for_another_attempt(
     _not_found(stubber, "get_model_customization_job")
     stubber.add_response("get_provisioned_model_throughput", _pt(status="Creating"))
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
-    result = clean_up_run(client, NAMES, execution_arn=EXECUTION, previous={"attempt": 0}, max_attempts=3)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(
+        client, NAMES, line=LINE, execution_arn=EXECUTION, previous={"attempt": 0}, max_attempts=3
+    )
     assert (result["throughputDeleted"], result["settling"], result["retry"], result["attempt"]) == (
         False,
         True,
@@ -168,7 +182,8 @@ def test_the_last_attempt_stops_asking_but_still_names_what_bills(stubbed: tuple
     client, stubber = stubbed
     _not_found(stubber, "get_model_customization_job")
     stubber.add_response("get_provisioned_model_throughput", _pt(status="Creating"))
-    result = clean_up_run(client, NAMES, previous={"attempt": 2}, max_attempts=3)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE, previous={"attempt": 2}, max_attempts=3)
     assert result["retry"] is False and result["settling"] is True
     assert result["stillBilling"][0]["arn"] == PT_ARN
 
@@ -179,7 +194,8 @@ def test_a_conflict_on_delete_is_settling_not_an_error(stubbed: tuple[Any, Stubb
     _not_found(stubber, "get_model_customization_job")
     stubber.add_response("get_provisioned_model_throughput", _pt())
     stubber.add_client_error("delete_provisioned_model_throughput", "ConflictException", http_status_code=400)
-    result = clean_up_run(client, NAMES, previous={"attempt": 0}, max_attempts=2)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE, previous={"attempt": 0}, max_attempts=2)
     assert result["settling"] is True and result["retry"] is True
     assert result["throughputDeleted"] is False
 
@@ -194,7 +210,8 @@ def test_what_another_execution_created_is_left_to_it(stubbed: tuple[Any, Stubbe
     stubber.add_response("get_provisioned_model_throughput", _pt())
     stubber.add_response("list_tags_for_resource", _tags(original), {"resourceARN": PT_ARN})
     # No stop or delete call is stubbed: making one would fail the test.
-    result = clean_up_run(client, NAMES, execution_arn=EXECUTION)
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE, execution_arn=EXECUTION)
     assert (result["jobStopped"], result["throughputDeleted"], result["stillBilling"]) == (False, False, [])
     assert f"created by execution {original}" in result["summary"]
 
@@ -216,6 +233,7 @@ def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     # First look: nothing yet (the create call is still in flight).
     _not_found(stubber, "get_model_customization_job")
     _not_found(stubber, "get_provisioned_model_throughput")
+    _not_found(stubber, "get_custom_model_deployment")
     first = clean_up_ended_execution(
         client, lambda arn: [], settings, run=run, detail=detail, previous={"attempt": 0}
     )
@@ -225,6 +243,7 @@ def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     stubber.add_response("get_provisioned_model_throughput", _pt())
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
     stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
+    _not_found(stubber, "get_custom_model_deployment")
     second = clean_up_ended_execution(
         client, lambda arn: [], settings, run=run, detail=detail, previous=first
     )

@@ -24,7 +24,11 @@ SUCCEEDED = {
     "state": {
         "run": RUN,
         "job": {"jobArn": "arn:job", "outputModelArn": "arn:custom-model", "hyperparameters": {}},
-        "throughput": {"provisionedModelArn": "arn:provisioned-model", "modelUnits": 1, "commitment": "none"},
+        "endpoint": {
+            "endpointArn": "arn:provisioned-model",
+            "mode": "provisioned",
+            "kind": "provisioned_throughput",
+        },
         "training": {"finalTrainingLoss": 0.5, "finalValidationLoss": 0.6, "epochs": 2, "steps": 10},
     },
     "executionArn": EXECUTION_ARN,

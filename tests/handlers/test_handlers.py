@@ -148,7 +148,10 @@ def test_notify_success_names_run_custom_model_endpoint_estimate_and_rollback(en
             "done": "updated",
             "previousModelArn": "arn:old-model",
         },
-        "line": {"version": 2, "rollback": {"command": "finetune rollback run-1 --stack S --region us-west-2"}},
+        "line": {
+            "version": 2,
+            "rollback": {"command": "finetune rollback run-1 --stack S --region us-west-2"},
+        },
         "training": {"finalTrainingLoss": 0.5, "finalValidationLoss": 0.6, "epochs": 2, "steps": 10},
     }
     handler(
@@ -158,7 +161,7 @@ def test_notify_success_names_run_custom_model_endpoint_estimate_and_rollback(en
     (message,) = _published(env)
     assert message["Subject"] == "[fine-tuning] run-1: model in service"
     body = message["Message"]
-    assert "Run: run-1" in body
+    assert "Run (model line): run-1" in body
     assert "Endpoint ARN (use as modelId; stable across versions): arn:provisioned-model" in body
     assert "Previous model (kept): arn:old-model" in body
     assert "Roll back with: finetune rollback run-1 --stack S --region us-west-2" in body
@@ -185,8 +188,11 @@ def test_notify_success_names_run_custom_model_endpoint_estimate_and_rollback(en
         "customizationJob": "arn:job",
         "hyperparameters": {"epochCount": "2"},
         "customModel": "arn:custom-model",
-        "provisionedModel": "arn:provisioned-model",
-        "provisionedModelStatus": None,
+        "endpoint": "arn:provisioned-model",
+        "endpointKind": "provisioned_throughput",
+        "endpointStatus": None,
+        "lineVersion": 2,
+        "estimate": {"perHour": {"text": "about $20.00 per hour (an estimate)"}},
         "cleanup": None,
         "stillBilling": [],
     }

@@ -102,11 +102,13 @@ def test_a_first_version_creates_the_line_endpoint_and_buying_throughput_waits_f
     assert plan["endpointName"] == RUN.line.throughput_name
     assert plan["endpointArn"] is None
     assert plan["approvalNeeded"] is True
-    assert "Provisioned Throughput, 1 model unit(s), no commitment" == plan["estimate"]["what"]
+    assert plan["estimate"]["what"] == "Provisioned Throughput, 1 model unit(s), no commitment"
     assert "estimate" in plan["estimate"]["perHour"]["text"].lower()
 
 
-def test_a_later_version_updates_the_same_throughput_without_asking_again(stubbed: tuple[Any, Stubber]) -> None:
+def test_a_later_version_updates_the_same_throughput_without_asking_again(
+    stubbed: tuple[Any, Stubber],
+) -> None:
     # Given the line's throughput serving an older model
     client, stubber = stubbed
     stubber.add_response("get_provisioned_model_throughput", _pt(model=OLD_MODEL))

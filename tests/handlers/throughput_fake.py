@@ -116,6 +116,10 @@ class ThroughputFake:
             page["nextToken"] = str(start + 2)
         return page
 
+    def _op_ListCustomModelDeployments(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Deployments are tested in the emulation (tests/e2e); here the stack has none.
+        return {"modelDeploymentSummaries": []}
+
     def _op_DeleteProvisionedModelThroughput(self, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["provisionedModelId"]
         if arn in self.delete_errors:

@@ -79,7 +79,7 @@ def _result(**overrides: Any) -> LocalRun:
             "deployments": [],
             "running_jobs": [],
         },
-        "created": {"jobs": [], "throughputs": [{"arn": PT, "status": "Creating"}]},
+        "created": {"jobs": [], "throughputs": [{"arn": PT, "status": "Creating"}], "deployments": []},
         "reports": {"reports/orders-v1/validation.json": {"valid": True}},
         "actions": ["StopExecution at throughput poll 1 (Creating)"],
     }
@@ -98,7 +98,7 @@ def test_the_document_has_the_documented_keys_and_shapes() -> None:
     assert set(document["left_billing"]) == {"throughputs", "deployments", "running_jobs"}
     assert document["left_billing"]["throughputs"] == [{"arn": PT, "status": "Creating"}]
     assert document["left_billing"]["deployments"] == []
-    assert set(document["created"]) == {"jobs", "throughputs"}
+    assert set(document["created"]) == {"jobs", "throughputs", "deployments"}
     assert document["reports"] == {"reports/orders-v1/validation.json": {"valid": True}}
     assert document["transitions"] == 3  # the three *StateEntered events
     assert document["settled"] is True
@@ -170,7 +170,8 @@ def test_reports_are_summarized_by_file_name() -> None:
     assert summarize_report("reports/r/run.json", run) == {
         "outcome": "failed",
         "error": "ExecutionAborted",
-        "provisionedModel": None,
+        "endpoint": None,
+        "lineVersion": None,
         "cleanup": "deleted provisioned throughput x",
     }
     assert summarize_report("reports/r/other.json", {"b": 1, "a": 2}) == {"keys": ["a", "b"]}
@@ -223,4 +224,5 @@ def test_left_billing_and_created_read_the_emulated_bedrock_without_polling() ->
                 {"arn": kept["provisionedModelArn"], "status": "Creating"},
                 {"arn": gone["provisionedModelArn"], "status": "Deleted"},
             ],
+            "deployments": [],
         }

@@ -33,8 +33,8 @@ def test_a_throughput_the_clean_up_could_not_delete_is_named_with_its_command() 
 def test_a_failed_clean_up_names_what_may_still_bill_by_its_real_identifiers() -> None:
     state = {
         "run": RUN,
-        "failure": {"step": "Get provisioned throughput", "error": "BedrockTransientError", "cause": "x"},
-        "throughput": {"provisionedModelArn": PT},
+        "failure": {"step": "Get endpoint status", "error": "BedrockTransientError", "cause": "x"},
+        "endpoint": {"endpointArn": PT, "mode": "provisioned"},
         "cleanup": {"failed": True, "summary": "clean-up failed: throttled"},
     }
     notice = failure_notice(state, LINKS, EXECUTION)
@@ -45,10 +45,32 @@ def test_a_failed_clean_up_names_what_may_still_bill_by_its_real_identifiers() -
 
 
 def test_the_success_notice_gives_the_delete_command_with_the_real_arn() -> None:
-    state = {"run": RUN, "job": {}, "throughput": {"provisionedModelArn": PT, "modelUnits": 1}}
+    state = {"run": RUN, "job": {}, "endpoint": {"endpointArn": PT, "mode": "provisioned"}}
     notice = success_notice(state, LINKS, EXECUTION)
     assert f"--provisioned-model-id {PT} --region us-west-2" in notice.body
     assert "<ARN>" not in notice.body
+
+
+def test_an_on_demand_endpoint_says_nothing_bills_while_idle_and_train_only_says_not_served() -> None:
+    on_demand = {"run": RUN, "job": {}, "endpoint": {"endpointArn": "arn:dep", "mode": "on_demand"}}
+    assert "billed per token only: nothing while idle" in success_notice(on_demand, LINKS, EXECUTION).body
+    trained = success_notice({"run": RUN, "job": {"outputModelArn": "arn:m"}}, LINKS, EXECUTION)
+    assert trained.subject == "[fine-tuning] run-1: model trained"
+    assert "Result: fine-tuned model trained (not served)" in trained.body
+
+
+def test_a_kept_model_notice_says_why_and_that_nothing_was_bought() -> None:
+    from bedrock_finetune.notifications import kept_notice
+
+    state = {
+        "run": RUN,
+        "job": {"outputModelArn": "arn:m"},
+        "notServed": {"why": "approval rejected: no budget"},
+    }
+    notice = kept_notice(state, LINKS, EXECUTION)
+    assert notice.subject == "[fine-tuning] run-1: model kept, not served"
+    assert "Result: model kept, not served: nothing was bought" in notice.body
+    assert "Why: approval rejected: no budget" in notice.body
 
 
 def test_a_key_that_is_no_run_is_named_by_its_key_not_by_another_run() -> None:
