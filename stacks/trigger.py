@@ -26,12 +26,6 @@ def dead_letter_queue(scope: Construct) -> sqs.Queue:
     )
     acknowledge(
         queue,
-        "AwsSolutions-SQS3",
-        "This queue is the dead-letter queue of the pipeline's EventBridge rule targets (the upload trigger "
-        "and the ended-execution clean-up), which cdk-nag does not recognise as DLQ users.",
-    )
-    acknowledge(
-        queue,
         "Serverless-SQSRedrivePolicy",
         "This queue is itself the dead-letter queue of the EventBridge rule targets; nothing "
         "consumes it automatically, so there is nothing to redrive to.",

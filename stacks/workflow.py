@@ -517,6 +517,14 @@ class FineTuningWorkflow(Construct):
             backoff_rate=2,
             jitter_strategy=sfn.JitterType.FULL,
         )
+        request.add_retry(
+            errors=list(TRANSIENT_ERRORS),
+            interval=Duration.seconds(20),
+            max_attempts=6,
+            backoff_rate=2,
+            max_delay=Duration.minutes(5),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         self._not_served = sfn.Pass(self, "Not served")
         request.add_catch(
             sfn.Pass(

@@ -37,7 +37,10 @@ def _acknowledge_records(ctx: TaskContext, role: iam.IRole) -> None:
     bucket_ref = f"<{logical_ref(ctx.data.bucket)}.Arn>"
     for name in ("line.json", "approval.json"):
         acknowledge_wildcard_resource(
-            role, f"{bucket_ref}/reports/*/{name}", "One record per line: reports/<line>/" + name + "."
+            role,
+            f"{bucket_ref}/reports/*/{name}",
+            f"The line's {name} only: one record per model line (reports/<line>/{name}), whose name "
+            "comes from the uploaded run folder at run time.",
         )
 
 

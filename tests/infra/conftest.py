@@ -1,7 +1,7 @@
 """IAM checks run on two configurations: cdk.json as committed, and a variant that turns on the rest.
 
 The default reuses the session's ``synthesized`` fixture (tests/conftest.py). The variant (configured
-KMS key, permissions boundary, e-mail subscription, removal_policy=destroy) brings in the CDK-generated
+KMS key, permissions boundary, e-mail subscription, removal_policy=destroy, a throughput time to live) brings in the CDK-generated
 roles and settings the default leaves out, so every check sees them too.
 """
 
@@ -23,6 +23,7 @@ VARIANT_CONTEXT: Mapping[str, Any] = {
     "permissions_boundary_arn": "arn:aws:iam::111122223333:policy/PlatformBoundary",
     "notification_emails": ["ml-team@example.com"],
     "removal_policy": "destroy",
+    "throughput_ttl_hours": "168",
 }
 
 

@@ -113,7 +113,7 @@ def test_functions_that_create_billed_resources_wait_for_preflight_and_go_before
     teardown_id, _ = _by_path(synthesized, "Custom::BedrockTeardown", "/Guards/Teardown/Default")
     for path in (
         "/StartCustomizationJob/Function/Resource",
-        "/CreateProvisionedThroughput/Function/Resource",
+        "/ServeModel/Function/Resource",
     ):
         _, function = _by_path(synthesized, "AWS::Lambda::Function", path)
         assert {preflight_id, teardown_id} <= set(function["DependsOn"]), path
@@ -200,15 +200,18 @@ def test_teardown_role_stops_and_deletes_only_what_is_tagged_with_this_stack(
         "ReadTags",
         "StopJobsOfThisStack",
         "DeleteThroughputOfThisStack",
+        "DeleteDeploymentsOfThisStack",
         "PublishReport",
         "EncryptReportViaSns",
     }
     assert statements["TellDeletionFromReplacement"]["Resource"] == {"Ref": "AWS::StackId"}
     assert statements["ListJobsAndThroughput"]["Action"] == [
+        "bedrock:ListCustomModelDeployments",
         "bedrock:ListModelCustomizationJobs",
         "bedrock:ListProvisionedModelThroughputs",
     ]
-    assert statements["ReadTags"]["Resource"] == [JOBS, THROUGHPUT]
+    assert statements["DeleteDeploymentsOfThisStack"]["Condition"] == STACK_TAG_CONDITION
+    assert JOBS in statements["ReadTags"]["Resource"] and THROUGHPUT in statements["ReadTags"]["Resource"]
     assert statements["StopJobsOfThisStack"] == {
         "Sid": "StopJobsOfThisStack",
         "Effect": "Allow",
@@ -233,9 +236,13 @@ def test_teardown_wait_role_keeps_custom_models_by_default(synthesized: Synthesi
         "ListThroughput",
         "ReadTags",
         "DeleteThroughputOfThisStack",
+        "DeleteDeploymentsOfThisStack",
     }
-    assert statements["ListThroughput"]["Action"] == "bedrock:ListProvisionedModelThroughputs"
-    assert statements["ReadTags"]["Resource"] == THROUGHPUT
+    assert statements["ListThroughput"]["Action"] == [
+        "bedrock:ListCustomModelDeployments",
+        "bedrock:ListProvisionedModelThroughputs",
+    ]
+    assert THROUGHPUT in statements["ReadTags"]["Resource"]
     assert statements["DeleteThroughputOfThisStack"]["Condition"] == STACK_TAG_CONDITION
 
 
@@ -279,7 +286,9 @@ def test_preflight_flag_removes_preflight_and_custom_model_flag_grants_tagged_de
         "Condition": STACK_TAG_CONDITION,
     }
     assert statements["ListThroughput"]["Action"] == [
+        "bedrock:ListCustomModelDeployments",
         "bedrock:ListCustomModels",
         "bedrock:ListProvisionedModelThroughputs",
     ]
-    assert statements["ReadTags"]["Resource"] == [CUSTOM_MODELS, THROUGHPUT]
+    assert CUSTOM_MODELS in statements["ReadTags"]["Resource"]
+    assert THROUGHPUT in statements["ReadTags"]["Resource"]

@@ -33,7 +33,7 @@ def _loop(states: dict[str, Any], start: str) -> list[str]:
     ("start", "expected"),
     [
         ("Wait for job", ["Wait for job", "Get customization job", "Job status?"]),
-        ("Wait for throughput", ["Wait for throughput", "Get provisioned throughput", "Throughput status?"]),
+        ("Wait for endpoint", ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]),
     ],
 )
 def test_one_poll_adds_the_events_the_check_counts(

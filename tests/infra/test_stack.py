@@ -106,7 +106,8 @@ def test_no_bedrock_create_action_has_a_wildcard_resource(synthesized: Synthesiz
             if any(a.startswith("bedrock:Create") for a in actions):
                 checked += 1
                 assert "*" not in _as_list(statement["Resource"]), statement
-    assert checked == 2  # CreateModelCustomizationJob and CreateProvisionedModelThroughput
+    # CreateModelCustomizationJob; the serving creates (on this stack's models; tagged endpoints)
+    assert checked == 3
 
 
 def test_create_job_is_scoped_to_the_base_model_and_this_accounts_resources(synthesized: Synthesized) -> None:
@@ -128,7 +129,7 @@ def test_delete_and_stop_are_limited_to_resources_tagged_with_this_stack(synthes
             for s in _statements_of(synthesized, role_id)
             if any(a.startswith(("bedrock:Delete", "bedrock:Stop")) for a in _as_list(s["Action"]))
         ]
-        assert len(destructive) == 2
+        assert len(destructive) == 3  # stop jobs, delete throughput, delete deployments
         for statement in destructive:
             assert statement["Condition"] == {
                 "StringEquals": {"aws:ResourceTag/finetune:stack": {"Ref": "AWS::StackId"}}
@@ -285,3 +286,39 @@ def test_rule_passes_the_runs_identity_to_the_state_machine(synthesized: Synthes
 def test_stack_outputs_name_what_users_need(synthesized: Synthesized) -> None:
     outputs = synthesized.json["Outputs"]
     assert {"BucketName", "StateMachineArn", "TopicArn", "ServiceRoleArn"} <= set(outputs)
+
+
+def test_buying_or_changing_serving_is_limited_to_this_stacks_models_and_endpoints(
+    synthesized: Synthesized,
+) -> None:
+    """Given ServeModel's role, then CreateProvisionedModelThroughput, UpdateProvisionedModelThroughput,
+    CreateCustomModelDeployment and UpdateCustomModelDeployment apply only to custom models tagged
+    with this stack, a new endpoint must carry this stack's tag as it is created, and only endpoints
+    already tagged with it can be changed."""
+    stack_tag = {"Ref": "AWS::StackId"}
+    role_id, _ = _role_named(synthesized, "/ServeModel/Role/Resource")
+    statements = {s.get("Sid"): s for s in _statements_of(synthesized, role_id)}
+    models = statements["ServeOnlyThisStacksModels"]
+    assert sorted(_as_list(models["Action"])) == [
+        "bedrock:CreateCustomModelDeployment",
+        "bedrock:CreateProvisionedModelThroughput",
+        "bedrock:UpdateCustomModelDeployment",
+        "bedrock:UpdateProvisionedModelThroughput",
+    ]
+    assert ":custom-model/*" in json.dumps(models["Resource"])
+    assert models["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}}
+    create = statements["CreateEndpointsTaggedWithThisStack"]
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}}
+    update = statements["UpdateEndpointsOfThisStack"]
+    assert update["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}}
+    for statement in (create, update):
+        rendered = json.dumps(statement["Resource"])
+        assert ":provisioned-model/*" in rendered and ":custom-model-deployment/*" in rendered
+    spending = [
+        s
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if {"bedrock:CreateProvisionedModelThroughput", "bedrock:CreateCustomModelDeployment"}
+        & set(_as_list(s["Action"]))
+    ]
+    assert all("Condition" in s for s in spending)  # no role can buy serving unconditionally

@@ -65,28 +65,70 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     completed = next(c for c in states["Job status?"]["Choices"] if c.get("StringEquals") == "Completed")
     assert completed["Next"] == "Collect training results"
     assert states["Collect training results"]["Next"] == "Quality gate met?"
-    assert states["Quality gate met?"]["Choices"][0]["Next"] == "Create provisioned throughput"
-    assert states["Create provisioned throughput"]["Next"] == "Wait for throughput"
-    assert states["Throughput status?"]["Default"] == "Wait for throughput"
-    in_service = next(
-        c for c in states["Throughput status?"]["Choices"] if c.get("StringEquals") == "InService"
-    )
-    assert in_service["Next"] == "Notify success"
+    assert states["Quality gate met?"]["Choices"][0]["Next"] == "Plan serving"
+    assert states["Plan serving"]["Next"] == "Approval needed?"
+    (needed,) = states["Approval needed?"]["Choices"]
+    assert needed == {
+        "Variable": "$.serving.approvalNeeded",
+        "BooleanEquals": True,
+        "Next": "Request approval",
+    }
+    assert states["Approval needed?"]["Default"] == "Serve model"
+    assert states["Request approval"]["Next"] == "Serve model"
+    assert states["Serve model"]["Next"] == "Wait for endpoint"
+    assert states["Wait for endpoint"]["Next"] == "Get endpoint status"
+    assert states["Get endpoint status"]["Next"] == "Endpoint ready?"
+    assert states["Endpoint ready?"]["Default"] == "Wait for endpoint"
+    by_state = {c["StringEquals"]: c["Next"] for c in states["Endpoint ready?"]["Choices"]}
+    assert by_state == {"failed": "Endpoint failed", "ready": "Record served version"}
+    assert states["Record served version"]["Next"] == "Notify success"
     assert states["Notify success"]["Next"] == "Model in service"
     assert states["Model in service"]["Type"] == "Succeed"
+
+
+def test_buying_waits_for_an_answer_and_an_unanswered_request_buys_nothing(
+    synthesized: Synthesized, definition: dict[str, Any]
+) -> None:
+    """Given Request approval, then it waits on a task token for at most approval_timeout_hours; a
+    rejection or the timeout goes to Not served (the model is kept, nothing bought), never to Serve model."""
+    states = definition["States"]
+    request = states["Request approval"]
+    assert request["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert request["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert request["TimeoutSeconds"] == synthesized.config.approval_timeout_hours * 3600
+    catches = {tuple(c["ErrorEquals"]): c["Next"] for c in request["Catch"]}
+    assert catches == {
+        ("ApprovalRejected",): "Approval rejected",
+        ("States.Timeout",): "Approval expired",
+        ("States.ALL",): "Request approval failed",
+    }
+    assert states["Approval rejected"]["Next"] == states["Approval expired"]["Next"] == "Not served"
+    assert states["Not served"]["Next"] == "Record kept version"
+    assert states["Record kept version"]["Parameters"]["served"] is False
+    assert states["Record kept version"]["Next"] == "Notify model kept"
+    assert states["Notify model kept"]["Parameters"]["outcome"] == "kept"
+    assert states["Notify model kept"]["Next"] == "Model kept, not served"
+    assert states["Model kept, not served"]["Type"] == "Succeed"
+
+
+def test_a_busy_endpoint_is_retried_patiently(definition: dict[str, Any]) -> None:
+    retries = {tuple(r["ErrorEquals"]): r for r in definition["States"]["Serve model"]["Retry"]}
+    busy = retries[("EndpointBusy",)]
+    assert (busy["IntervalSeconds"], busy["MaxAttempts"], busy["MaxDelaySeconds"]) == (120, 10, 1800)
 
 
 def test_waits_come_from_configuration(synthesized: Synthesized, definition: dict[str, Any]) -> None:
     config = synthesized.config
     assert definition["States"]["Let uploads settle"]["Seconds"] == config.settle_seconds
     assert definition["States"]["Wait for job"]["Seconds"] == config.job_poll_seconds
-    assert definition["States"]["Wait for throughput"]["Seconds"] == config.throughput_poll_seconds
+    assert definition["States"]["Wait for endpoint"]["Seconds"] == config.throughput_poll_seconds
     assert definition["TimeoutSeconds"] == config.execution_timeout_hours * 3600
 
 
 def test_every_task_retries_transient_errors_only_and_catches_everything(definition: dict[str, Any]) -> None:
     tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
-    assert len(tasks) == 9  # 8 pipeline tasks, Notify failure/success share a function
+    # 11 pipeline tasks; Notify failure/success/model kept share a function, Record served/kept too
+    assert len(tasks) == 14
     for name, task in tasks.items():
         retried = [e for r in task["Retry"] for e in r["ErrorEquals"]]
         assert "States.ALL" not in retried, name
@@ -98,6 +140,9 @@ def test_every_task_retries_transient_errors_only_and_catches_everything(definit
             assert permanent not in retried, (name, permanent)
         assert aws_retry["BackoffRate"] == 2
         assert aws_retry["JitterStrategy"] == "FULL"
+        if name == "Request approval":  # its answers are caught too (see the test above)
+            assert task["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
+            continue
         assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]], name
         assert "TimeoutSeconds" in task, name
 
@@ -113,12 +158,16 @@ def test_every_failure_is_cleaned_up_and_notified_before_the_fail_state(definiti
             "Start customization job failed",
             "Get customization job failed",
             "Collect training results failed",
-            "Create provisioned throughput failed",
-            "Get provisioned throughput failed",
+            "Plan serving failed",
+            "Request approval failed",
+            "Serve model failed",
+            "Get endpoint status failed",
+            "Record served version failed",
+            "Record kept version failed",
             "Customization job failed",
             "Customization job stopped",
             "Quality gate not met",
-            "Provisioned throughput failed",
+            "Endpoint failed",
             "Not a run",
         ]
     )
@@ -207,3 +256,31 @@ def test_state_machine_logs_everything_and_traces(synthesized: Synthesized) -> N
     logging = machine["Properties"]["LoggingConfiguration"]
     assert logging["Level"] == "ALL"
     assert logging["IncludeExecutionData"] is True
+
+
+@pytest.mark.parametrize(
+    ("context", "absent", "end"),
+    [
+        ({"serving": "none"}, {"Plan serving", "Request approval", "Serve model"}, "Record trained version"),
+        ({"base_model_id": "amazon.nova-lite-v1:0:300k"}, set(), "Plan serving"),
+    ],
+)
+def test_the_serving_mode_shapes_the_machine(
+    tmp_path_factory: pytest.TempPathFactory, context: dict[str, str], absent: set[str], end: str
+) -> None:
+    """Given serving = none, then the run ends after the gate (nothing is planned or bought); given a
+    Nova model (auto: on demand), then it plans serving, and approval is asked only by policy."""
+    from iam_review.synth import synthesize
+
+    (stack,) = synthesize(str(tmp_path_factory.mktemp("cdk-serving")), **context)
+    (machine,) = (
+        m
+        for m in stack.template["Resources"].values()
+        if m["Type"] == "AWS::StepFunctions::StateMachine" and "/Workflow/" in m["Metadata"]["aws:cdk:path"]
+    )
+    states = json.loads(_render(machine["Properties"]["DefinitionString"]))["States"]
+    assert states["Quality gate met?"]["Choices"][0]["Next"] == end
+    assert not absent & set(states)
+    if end == "Record trained version":
+        assert states["Record trained version"]["Next"] == "Notify success"
+        assert states["Notify success"]["Next"] == "Model trained"
