@@ -195,7 +195,8 @@ class UserActions:
       bytes, as valid as the first). The upload starts a second run through the deployed rule.
     """
 
-    def __init__(self, cloud: LocalCloud, bucket: str, out: TextIO) -> None:
+    def __init__(self, cloud: LocalCloud, bucket: str, out: TextIO, *, answer_approvals: bool = True) -> None:
+        self.answer_approvals = answer_approvals
         self.cloud = cloud
         self.bucket = bucket
         self.out = out
@@ -224,7 +225,8 @@ class UserActions:
             version = s3.put_object(Bucket=self.bucket, Key=key, Body=second).get("VersionId")
             self._did(f"uploaded a second version of {key} (records reversed; version {version})")
 
-        if key and APPROVAL_STATE in follower.states and not any(a.startswith("approval") for a in self.done):
+        answered = any(a.startswith("approval") for a in self.done)
+        if key and self.answer_approvals and APPROVAL_STATE in follower.states and not answered:
             self._answer_approval(key)
 
     def _answer_approval(self, key: str) -> None:
@@ -246,15 +248,19 @@ class UserActions:
             self._did("approval request left unanswered (it expires)")
             return
         sfn = self.cloud.client("stepfunctions")
-        approvals.answer(
-            sfn,
-            s3,
-            self.bucket,
-            line,
-            approve=choice == "approve",
-            by=f"finetune local (scenario {self.cloud.scenario.name})",
-            reason="rejected by the scenario's user",
-        )
+        try:
+            approvals.answer(
+                sfn,
+                s3,
+                self.bucket,
+                line,
+                approve=choice == "approve",
+                by=f"finetune local (scenario {self.cloud.scenario.name})",
+                reason="rejected by the scenario's user",
+            )
+        except approvals.ApprovalError as exc:
+            self._did(f"approval could not be answered: {exc}")
+            return
         self._did(f"approval {'approved' if choice == 'approve' else 'rejected'} ({request['what']})")
 
     def _did(self, what: str) -> None:
@@ -291,6 +297,8 @@ def follow(
                 gate.release(arrived)
             if description["status"] != "RUNNING":
                 return description, follower, events
+            if follower.states and follower.states[-1] == APPROVAL_STATE:
+                deadline = time.time() + MAX_RUN_SECONDS  # waiting for a person is not being stuck
             if time.time() > deadline:
                 sfn.stop_execution(executionArn=execution_arn, error="LocalRunTimeout", cause="stuck")
                 raise TimeoutError(
@@ -439,17 +447,24 @@ def started_execution(cloud: LocalCloud) -> Delivery:
 
 
 def follow_delivery(
-    cloud: LocalCloud, deployment: Deployment, delivery: Delivery, out: TextIO, *, settle_all: bool = True
+    cloud: LocalCloud,
+    deployment: Deployment,
+    delivery: Delivery,
+    out: TextIO,
+    *,
+    settle_all: bool = True,
+    answer_approvals: bool = True,
 ) -> LocalRun:
-    """Follow the execution ``delivery`` started to its end, acting as the scenario's user; then
-    wait until what its end set off has settled (with ``settle_all``, until every execution of the
-    emulation has: a second upload's run too); returns what happened."""
+    """Follow the execution ``delivery`` started to its end, acting as the scenario's user (who
+    answers approval requests unless ``answer_approvals`` is false: ``local-server`` leaves them to
+    ``finetune approve``); then wait until what its end set off has settled (with ``settle_all``,
+    until every execution of the emulation has: a second upload's run too); returns what happened."""
     started = time.time()
     execution_arn = str(delivery.execution_arn)
     key = str((delivery.input or {}).get("key", "")) if isinstance(delivery.input, dict) else ""
     run = key.split("/")[1] if key.count("/") == 2 else key
     print(f"  {key} -> rule {delivery.rule} -> execution {execution_arn.rsplit(':', 1)[1]}", file=out)
-    actions = UserActions(cloud, deployment.bucket, out)
+    actions = UserActions(cloud, deployment.bucket, out, answer_approvals=answer_approvals)
     before = {e["executionArn"] for e in _executions(cloud, deployment)}
     description, follower, events = follow(
         cloud, execution_arn, out, cloud.clock, lambda f: actions(f, execution_arn, key)

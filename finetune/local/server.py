@@ -72,7 +72,9 @@ def _follow_in_background(cloud: LocalCloud, deployment: Deployment, delivery: D
 
     def worker() -> None:
         try:
-            result = follow_delivery(cloud, deployment, delivery, out, settle_all=False)
+            result = follow_delivery(
+                cloud, deployment, delivery, out, settle_all=False, answer_approvals=False
+            )
             print_summary(result, out)
         except Exception as exc:  # a follower must never take the server down
             print(f"  (could not follow {delivery.execution_arn}: {exc})", file=out)

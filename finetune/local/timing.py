@@ -32,6 +32,10 @@ from finetune.local.defaults import DEFAULT_SCALE, SERVER_SCALE
 __all__ = ["DEFAULT_SCALE", "SERVER_SCALE", "Clock"]
 
 
+#: The shortest real time a task-token wait (an approval) lasts in the emulation, whatever the scale.
+CALLBACK_FLOOR_SECONDS = 3.0
+
+
 @dataclass
 class Clock:
     """Scaled waiting, plus the AWS time the waits stand for."""
@@ -100,7 +104,9 @@ class Clock:
             ):
                 original_with_timeout(self, env)
                 return
-            self.timeout = TimeoutSeconds(timeout_seconds=max(0.05, timeout.timeout_seconds * clock.scale))  # type: ignore[misc, arg-type]
+            # At least CALLBACK_FLOOR_SECONDS, so that a user (the runner, a test) has time to answer.
+            real = max(CALLBACK_FLOOR_SECONDS, timeout.timeout_seconds * clock.scale)
+            self.timeout = TimeoutSeconds(timeout_seconds=real)  # type: ignore[misc, arg-type]
             try:
                 original_with_timeout(self, env)
             except EvalTimeoutError:

@@ -106,12 +106,14 @@ def record_version(
         "rollback": None,
     }
     versions: list[dict[str, Any]] = record["versions"]
-    entry = next((v for v in versions if v.get("executionArn") == execution_arn), None)
+    upload = {"key": run.key, "versionId": run.version_id, "etag": run.etag}
+    # One upload is one version: a retry, or a duplicate execution of the same upload, updates it.
+    entry = next((v for v in versions if v.get("upload") == upload), None)
     if entry is None:
         entry = {"version": len(versions) + 1, "executionArn": execution_arn}
         versions.append(entry)
     entry.update(
-        upload={"key": run.key, "versionId": run.version_id, "etag": run.etag},
+        upload=upload,
         jobArn=job.get("jobArn"),
         modelArn=job.get("outputModelArn"),
         recordedAt=at.isoformat(),
@@ -464,7 +466,8 @@ def record_line_version(
             role_arn=settings.scheduler_role_arn,
             now=at,
         )
-    entry = next(v for v in record["versions"] if v.get("executionArn") == execution_arn)
+    upload = {"key": run.key, "versionId": run.version_id, "etag": run.etag}
+    entry = next(v for v in record["versions"] if v.get("upload") == upload)
     return {
         "version": entry["version"],
         "served": served,

@@ -63,7 +63,9 @@ def test_an_abort_while_the_throughput_is_creating_leaves_nothing_billing_and_sa
     status, document = local_json(
         synthesized, monkeypatch, capsys, str(run_folder), "--scenario", "abort-during-throughput"
     )
-    assert document["user_actions"] == ["StopExecution at throughput poll 1 (Creating)"]
+    approved, stopped = document["user_actions"]
+    assert approved.startswith("approval approved (create provisioned_throughput ")
+    assert stopped == "StopExecution at throughput poll 1 (Creating)"
     assert (status, document["execution"]["status"]) == (1, "ABORTED")
     [throughput] = document["created"]["throughputs"]
     arn = throughput["arn"]
@@ -90,7 +92,7 @@ def test_a_second_upload_while_the_run_settles_does_not_change_what_the_first_ru
         s3, bedrock = cloud.client("s3"), cloud.client("bedrock")
         bucket = result.deployment.bucket
         # Given a second, different and valid version of train.jsonl arrived while the run settled
-        [upload] = document["user_actions"]
+        [upload] = [a for a in document["user_actions"] if a.startswith("uploaded")]
         assert upload.startswith(f"uploaded a second version of datasets/{result.run}/train.jsonl")
         current = s3.get_object(Bucket=bucket, Key=f"datasets/{result.run}/train.jsonl")["Body"].read()
         assert current != first_version
@@ -124,14 +126,17 @@ def test_a_transient_sns_failure_still_delivers_the_success_notification(
 ) -> None:
     with run_in_emulation(synthesized, run_folder, "notify-transient-failure") as (result, cloud):
         document = build_summary(result)
+        request = f"[fine-tuning] {result.run}: approval needed"
         success = f"[fine-tuning] {result.run}: model in service"
-        # Given SNS answered InternalError (HTTP 500) to the first Publish call, every retry of it
+        # Given SNS answered InternalError (HTTP 500) to the first Publish call (the approval request),
+        # every retry of that call included
         failed = cloud.publish_failures.failed
         assert failed
-        assert {(code, subject) for code, _, subject in failed} == {("InternalError", success)}
-        # Then the run still succeeds and the success notification is delivered, once
+        assert {(code, subject) for code, _, subject in failed} == {("InternalError", request)}
+        # Then the state machine asks again, the request arrives and is answered, the run succeeds,
+        # and each notification is delivered once
         assert document["execution"]["status"] == "SUCCEEDED", document["execution"]
-        assert [n["subject"] for n in document["notifications"]] == [success]
+        assert [n["subject"] for n in document["notifications"]] == [request, success]
         [throughput] = document["left_billing"]["throughputs"]
         assert throughput["status"] == "InService"
-        assert throughput["arn"] in document["notifications"][0]["body"]
+        assert throughput["arn"] in document["notifications"][1]["body"]

@@ -65,12 +65,12 @@ def test_a_duplicate_upload_event_gives_one_job_and_one_throughput(
         # Then it reuses what the first made: one job, one throughput, the same models
         assert second.status == "SUCCEEDED"
         assert second.final_state["job"]["reused"] is True
-        assert second.final_state["throughput"]["reused"] is True
+        assert second.final_state["serving"]["action"] == "none"  # already served: nothing to ask or buy
+        assert second.final_state["endpoint"]["done"] == "already"
         assert second.final_state["job"]["jobArn"] == first.final_state["job"]["jobArn"]
-        assert (
-            second.final_state["throughput"]["provisionedModelArn"]
-            == first.final_state["throughput"]["provisionedModelArn"]
-        )
+        assert second.final_state["endpoint"]["endpointArn"] == first.final_state["endpoint"]["endpointArn"]
+        # And the line records one version for the one upload
+        assert second.final_state["line"]["version"] == first.final_state["line"]["version"] == 1
         bedrock = cloud.client("bedrock")
         assert len(bedrock.list_model_customization_jobs()["modelCustomizationJobSummaries"]) == 1
         summaries = bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"]
@@ -92,15 +92,15 @@ def test_no_model_units_fails_cleanly_without_retrying_and_keeps_the_model(
         assert result.status == "FAILED"
         assert result.error == "BedrockQuotaExceeded"
         assert result.states == [
-            *START, *JOB_POLL * 3, *TO_THROUGHPUT, "Create provisioned throughput failed", *FAILURE_END,
+            *START, *JOB_POLL * 3, *TO_THROUGHPUT, "Serve model failed", *FAILURE_END,
         ]  # fmt: skip
         # A quota error is permanent: the task ran once, no Retry
-        assert result.task_failures == [("Create provisioned throughput", "BedrockQuotaExceeded")]
+        assert result.task_failures == [("Serve model", "BedrockQuotaExceeded")]
         assert "must be requested from AWS Support" in str(result.cause)
         assert result.final_state["job"]["outputModelArn"]  # the custom model is kept
         assert cloud.client("bedrock").list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
-        [notice] = result.notifications
-        assert notice["subject"] == f"[fine-tuning] {result.run}: Create provisioned throughput failed"
+        _, notice = result.notifications
+        assert notice["subject"] == f"[fine-tuning] {result.run}: Serve model failed"
         assert "must be requested from AWS Support" in notice["message"]
 
 

@@ -37,14 +37,22 @@ START = [
     "Start customization job",
 ]
 JOB_POLL = ["Wait for job", "Get customization job", "Job status?"]
-THROUGHPUT_POLL = ["Wait for throughput", "Get provisioned throughput", "Throughput status?"]
-TO_THROUGHPUT = ["Collect training results", "Quality gate met?", "Create provisioned throughput"]
+THROUGHPUT_POLL = ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]
+TO_THROUGHPUT = [
+    "Collect training results",
+    "Quality gate met?",
+    "Plan serving",
+    "Approval needed?",
+    "Request approval",
+    "Serve model",
+]
 FAILURE_END = ["Begin clean-up", "Clean up failed run", "Clean-up settled?", "Notify failure", "Run failed"]
 HAPPY_PATH = [
     *START,
     *JOB_POLL * 3,
     *TO_THROUGHPUT,
     *THROUGHPUT_POLL * 3,
+    "Record served version",
     "Notify success",
     "Model in service",
 ]
@@ -62,13 +70,14 @@ def test_ok_run_ends_with_the_model_in_service(synthesized: Synthesized, run_fol
         assert result.status == "SUCCEEDED"
         assert result.states == HAPPY_PATH
         assert result.polls == {"job": ["InProgress", "InProgress", "Completed"],
-                                "throughput": ["Creating", "Creating", "InService"]}  # fmt: skip
+                                "throughput": ["Creating", "Creating", "InService"],
+                                "endpoint": ["Creating", "Creating", "InService"]}  # fmt: skip
 
-        job, pt, training = state["job"], state["throughput"], state["training"]
+        job, pt, training = state["job"], state["endpoint"], state["training"]
         assert JOB_ARN.match(job["jobArn"])
         assert CUSTOM_MODEL_ARN.match(job["outputModelArn"])
-        assert PROVISIONED_ARN.match(pt["provisionedModelArn"])
-        described = bedrock.get_provisioned_model_throughput(provisionedModelId=pt["provisionedModelArn"])
+        assert PROVISIONED_ARN.match(pt["endpointArn"])
+        described = bedrock.get_provisioned_model_throughput(provisionedModelId=pt["endpointArn"])
         assert described["status"] == "InService"
         assert described["modelArn"] == job["outputModelArn"]
         assert bedrock.get_custom_model(modelIdentifier=job["outputModelArn"])["jobArn"] == job["jobArn"]
@@ -98,11 +107,13 @@ def test_ok_run_ends_with_the_model_in_service(synthesized: Synthesized, run_fol
         assert report["files"]["validation"]["records"] == VALIDATION_RECORDS
         assert state["validation"]["estimatedTokens"] > 0
 
-        [notice] = result.notifications
+        request, notice = result.notifications
+        assert request["subject"] == f"[fine-tuning] {result.run}: approval needed"
+        assert "ESTIMATED COST" in request["message"]
         assert notice["subject"] == f"[fine-tuning] {result.run}: model in service"
-        assert pt["provisionedModelArn"] in notice["message"]
+        assert pt["endpointArn"] in notice["message"]
 
-        tags = bedrock.list_tags_for_resource(resourceARN=pt["provisionedModelArn"])["tags"]
+        tags = bedrock.list_tags_for_resource(resourceARN=pt["endpointArn"])["tags"]
         tag_map = {t["key"]: t["value"] for t in tags}
         assert tag_map["finetune:run"] == result.run
         assert tag_map["finetune:stack"].startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/")
@@ -181,20 +192,21 @@ def test_stopped_job_is_reported(synthesized: Synthesized, run_folder: Path) -> 
 def test_failed_throughput_is_cleaned_up_and_reported(synthesized: Synthesized, run_folder: Path) -> None:
     with run_in_emulation(synthesized, run_folder, "throughput-fails") as (result, cloud):
         assert result.status == "FAILED"
-        assert result.error == "ProvisionedThroughputFailed"
+        assert result.error == "EndpointFailed"
         assert result.states == [
             *START, *JOB_POLL * 3, *TO_THROUGHPUT, *THROUGHPUT_POLL * 3,
-            "Provisioned throughput failed", *FAILURE_END,
+            "Endpoint failed", *FAILURE_END,
         ]  # fmt: skip
         assert result.polls["throughput"] == ["Creating", "Creating", "Failed"]
         state = result.final_state
         assert CUSTOM_MODEL_ARN.match(state["job"]["outputModelArn"])  # the custom model is kept
-        assert PROVISIONED_ARN.match(state["throughput"]["provisionedModelArn"])
+        assert PROVISIONED_ARN.match(state["endpoint"]["endpointArn"])
         assert state["cleanup"]["throughputDeleted"] is True
         bedrock = cloud.client("bedrock")
         assert bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []
-        [notice] = result.notifications
-        assert notice["subject"] == f"[fine-tuning] {result.run}: Provisioned throughput failed"
+        _, notice = result.notifications
+        assert notice["subject"] == f"[fine-tuning] {result.run}: Serving failed"
+        assert "insufficient capacity" in notice["message"]
 
 
 def test_throttling_is_retried_by_the_state_machine(synthesized: Synthesized, run_folder: Path) -> None:
@@ -203,9 +215,10 @@ def test_throttling_is_retried_by_the_state_machine(synthesized: Synthesized, ru
         assert result.states == HAPPY_PATH
         assert result.task_failures == [("Start customization job", "BedrockTransientError")]
         assert CUSTOM_MODEL_ARN.match(result.final_state["job"]["outputModelArn"])
-        assert PROVISIONED_ARN.match(result.final_state["throughput"]["provisionedModelArn"])
+        assert PROVISIONED_ARN.match(result.final_state["endpoint"]["endpointArn"])
         assert [n["subject"] for n in result.notifications] == [
-            f"[fine-tuning] {result.run}: model in service"
+            f"[fine-tuning] {result.run}: approval needed",
+            f"[fine-tuning] {result.run}: model in service",
         ]
 
 

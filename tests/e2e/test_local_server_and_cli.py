@@ -28,8 +28,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_an_upload_through_the_server_starts_and_finishes_a_run(
-    synthesized: Synthesized, run_folder: Path
+def test_an_upload_through_the_server_starts_a_run_that_finetune_approve_lets_buy_its_throughput(
+    synthesized: Synthesized,
+    run_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -48,6 +51,27 @@ def test_an_upload_through_the_server_starts_and_finishes_a_run(
                 Body=(run_folder / name).read_bytes(),
             )
         sfn = client["stepfunctions"]
+        # The run asks for approval before it buys the throughput: answer with the CLI, as a person would
+        key = f"reports/{run_folder.name}/approval.json"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            listed = client["s3"].list_objects_v2(Bucket=deployment.bucket, Prefix=key).get("KeyCount", 0)
+            if (
+                listed
+                and json.loads(client["s3"].get_object(Bucket=deployment.bucket, Key=key)["Body"].read())[
+                    "status"
+                ]
+                == "waiting"
+            ):
+                break
+            time.sleep(0.02)
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+            monkeypatch.setenv(name, value)
+        args = ["--endpoint-url", endpoint, "--region", deployment.region, "--stack", deployment.stack_name]
+        assert main(["approve", run_folder.name, *args]) == 0
+        assert capsys.readouterr().out.startswith("approved: create provisioned_throughput ")
+        assert main(["approve", run_folder.name, *args]) == 1  # answered already: nothing left to answer
+        assert "has no approval request waiting (status: approved)" in capsys.readouterr().err
         deadline = time.time() + 60
         while True:
             [execution] = sfn.list_executions(stateMachineArn=deployment.state_machine_arn)["executions"]
@@ -57,9 +81,10 @@ def test_an_upload_through_the_server_starts_and_finishes_a_run(
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         assert described["status"] == "SUCCEEDED"
         output = json.loads(described["output"])
-        assert output["throughput"]["status"] == "InService"
+        assert output["endpoint"]["status"] == "InService"
         assert [n["subject"] for n in deployment.notifications()] == [
-            f"[fine-tuning] {run_folder.name}: model in service"
+            f"[fine-tuning] {run_folder.name}: approval needed",
+            f"[fine-tuning] {run_folder.name}: model in service",
         ]
         deadline = time.time() + 10
         while "Summary" not in out.getvalue() and time.time() < deadline:
@@ -102,7 +127,8 @@ def test_finetune_local_json_prints_one_document_on_stdout_and_progress_on_stder
     assert (execution["status"], execution["error"], execution["cause"]) == ("SUCCEEDED", None, None)
     assert execution["arn"].startswith("arn:aws:states:us-west-2:123456789012:execution:")
     assert (document["scenario"], document["run"]) == ("ok", run_folder.name)
-    [notice] = document["notifications"]
+    request, notice = document["notifications"]
+    assert request["subject"] == f"[fine-tuning] {run_folder.name}: approval needed"
     assert notice["subject"] == f"[fine-tuning] {run_folder.name}: model in service"
     [throughput] = document["left_billing"]["throughputs"]
     assert throughput["status"] == "InService"
@@ -111,8 +137,12 @@ def test_finetune_local_json_prints_one_document_on_stdout_and_progress_on_stder
     assert document["transitions"] == len(HAPPY_PATH)  # one per state entered
     reports = document["reports"]
     assert set(reports) == {
-        f"reports/{run_folder.name}/{name}" for name in ("validation.json", "training.json", "run.json")
+        f"reports/{run_folder.name}/{name}"
+        for name in ("validation.json", "training.json", "run.json", "line.json", "approval.json")
     }
+    line = reports[f"reports/{run_folder.name}/line.json"]
+    assert line["endpoint"] == throughput["arn"] and line["served"] == 1
+    assert reports[f"reports/{run_folder.name}/approval.json"]["status"] == "approved"
     assert reports[f"reports/{run_folder.name}/validation.json"]["valid"] is True
     assert reports[f"reports/{run_folder.name}/run.json"]["outcome"] == "succeeded"
     assert reports[f"reports/{run_folder.name}/training.json"]["finalTrainingLoss"] > 0

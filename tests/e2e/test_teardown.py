@@ -49,7 +49,7 @@ def test_destroying_the_stack_deletes_its_throughput_and_keeps_the_custom_model(
     # Given a run that ended with its throughput in service
     with run_in_emulation(synthesized, run_folder, "ok") as (result, cloud):
         assert result.status == "SUCCEEDED"
-        throughput_arn = result.final_state["throughput"]["provisionedModelArn"]
+        throughput_arn = result.final_state["endpoint"]["endpointArn"]
         model_arn = result.final_state["job"]["outputModelArn"]
         bedrock = cloud.client("bedrock")
         assert (
@@ -85,7 +85,7 @@ def test_destroying_the_stack_leaves_other_stacks_throughput_and_reports_a_commi
     with run_in_emulation(synthesized, run_folder, "ok") as (result, cloud):
         assert result.status == "SUCCEEDED"
         deployment = result.deployment
-        ours = result.final_state["throughput"]["provisionedModelArn"]
+        ours = result.final_state["endpoint"]["endpointArn"]
         model_arn = result.final_state["job"]["outputModelArn"]
         bedrock = cloud.client("bedrock")
         # Given a throughput of another stack, and one of this stack bought with a commitment term
@@ -123,7 +123,7 @@ def test_a_failed_teardown_fails_the_deletion_with_what_to_delete_and_a_retry_fi
         upload_run(cloud, deployment, run_folder, run_folder.name)
         result = follow_delivery(cloud, deployment, started_execution(cloud), io.StringIO())
         assert result.status == "SUCCEEDED"
-        ours = result.final_state["throughput"]["provisionedModelArn"]
+        ours = result.final_state["endpoint"]["endpointArn"]
         cfn, bedrock = cloud.client("cloudformation"), cloud.client("bedrock")
         # When the stack is deleted
         deletion = cloud.destroy(deployment)
