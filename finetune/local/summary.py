@@ -144,8 +144,8 @@ def _run_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _line_summary(report: dict[str, Any]) -> dict[str, Any]:
-    endpoint = report.get("endpoint") if isinstance(report.get("endpoint"), dict) else {}
-    versions = report.get("versions") if isinstance(report.get("versions"), list) else []
+    endpoint: dict[str, Any] = report["endpoint"] if isinstance(report.get("endpoint"), dict) else {}
+    versions: list[Any] = report["versions"] if isinstance(report.get("versions"), list) else []
     return {
         "endpoint": endpoint.get("arn"),
         "endpointDeleted": bool(endpoint.get("deletedAt")),

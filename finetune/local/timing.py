@@ -106,7 +106,7 @@ class Clock:
                 return
             # At least CALLBACK_FLOOR_SECONDS, so that a user (the runner, a test) has time to answer.
             real = max(CALLBACK_FLOOR_SECONDS, timeout.timeout_seconds * clock.scale)
-            self.timeout = TimeoutSeconds(timeout_seconds=real)  # type: ignore[misc, arg-type]
+            self.timeout = TimeoutSeconds(timeout_seconds=real)  # type: ignore[arg-type]
             try:
                 original_with_timeout(self, env)
             except EvalTimeoutError:
@@ -114,7 +114,7 @@ class Clock:
                 clock.mark()
                 raise
             finally:
-                self.timeout = timeout  # type: ignore[misc]
+                self.timeout = timeout
 
         def delay_amount(self: ExponentialBackoff, context: Any) -> float:
             return float(original_delay(self, context)) * clock.scale

@@ -426,10 +426,12 @@ def record_line_version(
     served = bool(task.get("served"))
     endpoint = task.get("endpoint") if served else None
     execution_arn = str(task["executionArn"])
+    why = str(task.get("why") or "")
+    if not served:
+        why = _answer_of(s3, settings.bucket_name, run.run, execution_arn) or why
     if not served and task.get("approvalExpired"):
         from bedrock_finetune.approvals import close_unanswered  # noqa: PLC0415 - only this path
 
-        why = str(task.get("why") or "")
         close_unanswered(s3, settings.bucket_name, run.run, execution_arn=execution_arn, why=why, now=at)
     record = record_version(
         s3,
@@ -440,7 +442,7 @@ def record_line_version(
         mode=str(task.get("mode") or "none"),
         endpoint=endpoint,
         served=served,
-        why=str(task.get("why") or ""),
+        why=why,
         stack_name=settings.stack_name,
         region=settings.region,
         now=at,
@@ -470,6 +472,7 @@ def record_line_version(
     entry = next(v for v in record["versions"] if v.get("upload") == upload)
     return {
         "version": entry["version"],
+        "why": why,
         "served": served,
         "status": entry["status"],
         "endpointArn": (record.get("endpoint") or {}).get("arn") if served else None,
@@ -477,6 +480,20 @@ def record_line_version(
         "rollback": record.get("rollback"),
         "recordUri": f"s3://{settings.bucket_name}/{run.location.line_record_key}",
     }
+
+
+def _answer_of(s3: Any, bucket: str, line: str, execution_arn: str) -> str | None:
+    """Who rejected this execution's approval request, and why (from the request's record)."""
+    from bedrock_finetune.approvals import REJECTED_STATUS, read_request  # noqa: PLC0415 - no cycle at import
+
+    request = read_request(s3, bucket, line)
+    if (
+        not request
+        or request.get("executionArn") != execution_arn
+        or request.get("status") != REJECTED_STATUS
+    ):
+        return None
+    return f"approval rejected by {request.get('answeredBy')}: {request.get('reason') or 'no reason given'}"
 
 
 def on_time_to_live(

@@ -152,8 +152,8 @@ def kept_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> N
     """The message for a run whose model was kept, not served: its approval was rejected or expired."""
     run = state["run"]["run"]
     job = state.get("job") or {}
-    why = (state.get("notServed") or {}).get("why", "not approved")
     line = state.get("line") or {}
+    why = line.get("why") or (state.get("notServed") or {}).get("why", "not approved")
     body = _lines(
         [
             ("Run (model line)", run),

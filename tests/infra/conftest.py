@@ -1,8 +1,8 @@
 """IAM checks run on two configurations: cdk.json as committed, and a variant that turns on the rest.
 
 The default reuses the session's ``synthesized`` fixture (tests/conftest.py). The variant (configured
-KMS key, permissions boundary, e-mail subscription, removal_policy=destroy, a throughput time to live) brings in the CDK-generated
-roles and settings the default leaves out, so every check sees them too.
+KMS key, permissions boundary, e-mail subscription, removal_policy=destroy, a throughput time to
+live) brings in the CDK-generated roles and settings the default leaves out, so every check sees them.
 """
 
 from __future__ import annotations

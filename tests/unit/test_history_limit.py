@@ -32,7 +32,7 @@ def test_the_budget_leaves_room_below_the_limit() -> None:
         (420, 420, 1, 0, 1, 9 * (26 + 9)),
     ],
 )
-def test_polling_events(
+def test_polling_events(  # noqa: PLR0917 - one parameter per column of the table above
     job_poll: int,
     throughput_poll: int,
     max_job_hours: int,
