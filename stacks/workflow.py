@@ -72,9 +72,11 @@ class WorkflowTiming:
 
 
 def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
-    """A task payload: the given fields plus the execution's ARN and name (the correlation id)."""
+    """A task payload: the given fields plus the run (which every task's log lines name) and the
+    execution's ARN and name (the correlation id)."""
     return sfn.TaskInput.from_object(
         {
+            "run": sfn.JsonPath.object_at("$.run"),
             **fields,
             "executionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
             "executionName": sfn.JsonPath.string_at("$$.Execution.Name"),
