@@ -429,6 +429,8 @@ class BedrockGuards(Construct):
         if isinstance(self._key, kms.Key):
             resource.node.add_dependency(self._key)
         self._acknowledge_teardown(on_event, wait)
+        #: onEvent and isComplete, for the alarms on their errors (stacks/observability.py).
+        self.teardown_functions = (on_event.function, wait.function)
         return resource
 
     def _acknowledge_teardown(self, on_event: PipelineFunction, wait: PipelineFunction) -> None:

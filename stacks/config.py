@@ -366,8 +366,8 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             )
         if topic.group(1) != region:
             raise ConfigError(
-                f"ops_topic_arn = {ops_topic_arn!r}: the topic is in {topic.group(1)}, the stack in {region}; "
-                "CloudWatch alarms notify topics in their own Region"
+                f"ops_topic_arn = {ops_topic_arn!r}: the topic is in {topic.group(1)}, the stack in "
+                f"{region}; CloudWatch alarms notify topics in their own Region"
             )
 
     tags = r.mapping("tags")

@@ -114,13 +114,19 @@ def test_topic_refuses_non_tls_publishing(iam_synth: IamSynth) -> None:
 
 
 def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default_synth: IamSynth) -> None:
-    """Account root administers (IAM grants use per role); CloudWatch Logs only for this account's logs."""
+    """Account root administers (IAM grants use per role); CloudWatch Logs only for this account's logs;
+    CloudWatch alarms only to publish to this account's SNS topics."""
     template = default_synth.template
     (_, key), *_ = resources_of(template, "AWS::KMS::Key")
     renderer = Renderer(template["Resources"])
     for statement in key["Properties"]["KeyPolicy"]["Statement"]:
         principals = renderer.principals(statement["Principal"])
         if principals == ["AWS arn:aws:iam::${AWS::AccountId}:root"]:
+            continue
+        if principals == ["Service cloudwatch.amazonaws.com"]:
+            assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+            topics = statement["Condition"]["StringLike"]["kms:EncryptionContext:aws:sns:topicArn"]
+            assert renderer.readable(topics) == "arn:aws:sns:us-west-2:${AWS::AccountId}:*"
             continue
         assert principals == ["Service logs.us-west-2.amazonaws.com"], principals
         assert not any("*" in a for a in as_list(statement["Action"])), statement["Action"]
