@@ -97,7 +97,7 @@ def lambda_task(
     """A Lambda task with explicit retries: Lambda service errors and transient AWS errors are
     retried with exponential back-off and full jitter; everything else fails at once.
 
-    The payload is ``fields`` plus the execution's ARN and name, unless ``payload`` is given."""
+    The payload is ``fields`` plus the run and the execution's ARN and name, unless ``payload`` is given."""
     task = tasks.LambdaInvoke(
         scope,
         name,

@@ -90,7 +90,8 @@ class Deployment:
     definition: str
     #: Logical id -> physical id of every resource CloudFormation created.
     physical_ids: dict[str, str] = field(default_factory=dict)
-    #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced).
+    #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced),
+    #: and what the emulation leaves out (alarms, the dashboard, custom resources it does not run).
     not_emulated: list[str] = field(default_factory=list)
     #: The stack's ARN (what ``AWS::StackId`` resolves to, and the ``finetune:stack`` tag's value).
     stack_id: str = ""

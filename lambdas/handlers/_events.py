@@ -14,7 +14,8 @@ RUN_LOG_KEYS = ("run", "line", "version", "execution")
 
 
 class TaskEvent(DictWrapper):
-    """A state-machine task's payload: the fields its state passes, plus the execution's ARN and name."""
+    """A state-machine task's payload: the fields its state passes, plus the run and the execution's ARN
+    and name."""
 
     @property
     def run(self) -> RunRef:
