@@ -25,6 +25,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
@@ -86,6 +87,13 @@ class _Provider(Construct):
             if is_complete is not None
             else None
         )
+        # The waiter state machine's execution log: every state, without the execution data (the
+        # CloudFormation request, whose ResponseURL is a pre-signed URL that answers the request).
+        self.waiter_log_group = (
+            logs.LogGroup(self, "WaiterLogs", retention=retention, encryption_key=key, removal_policy=removal)
+            if is_complete is not None
+            else None
+        )
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -97,6 +105,13 @@ class _Provider(Construct):
             framework_on_event_role=self.on_event_role,
             framework_complete_and_timeout_role=self.waiter_role,
             provider_function_env_encryption=key,
+            # CDK leaves the waiter's logging off unless told otherwise, log options or not.
+            disable_waiter_state_machine_logging=False if self.waiter_log_group is not None else None,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self.waiter_log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            )
+            if self.waiter_log_group is not None
+            else None,
         )
         self._acknowledge(on_event, is_complete)
 
@@ -145,6 +160,36 @@ class _Provider(Construct):
         for rule, reason in reasons.items():
             acknowledge(fn, rule, reason)
 
+    @staticmethod
+    def _log_delivery_only(waiter_role: IConstruct) -> None:
+        """Keep only the log-delivery actions in the statement CDK grants the waiter for its logging.
+
+        CDK grants them together with logs:CreateLogStream and logs:PutLogEvents on "*", which a state
+        machine does not need: Step Functions writes its execution log through CloudWatch Logs vended
+        delivery, whose actions have no resource type
+        (https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy).
+        """
+        policy = waiter_role.node.find_child("DefaultPolicy").node.default_child
+        assert isinstance(policy, iam.CfnPolicy), f"{waiter_role.node.path} has no default policy"
+        document = Stack.of(waiter_role).resolve(policy.policy_document)
+        delivery = [
+            (index, actions)
+            for index, statement in enumerate(document["Statement"])
+            if "logs:CreateLogDelivery" in (actions := statement["Action"])
+        ]
+        assert len(delivery) == 1, f"expected one log-delivery statement in {waiter_role.node.path}"
+        index, actions = delivery[0]
+        policy.add_property_override(
+            f"PolicyDocument.Statement.{index}.Action",
+            [action for action in actions if action in ACTIONS_WITHOUT_RESOURCE_TYPE],
+        )
+        acknowledge_wildcard_resource(
+            waiter_role,
+            "*",
+            "Only CloudWatch Logs vended delivery for the waiter's execution log, whose actions have no "
+            "resource type (see stacks/nag.py).",
+        )
+
     def _acknowledge(self, on_event: lambda_.IFunction, is_complete: lambda_.IFunction | None) -> None:
         for child in self.provider.node.children:
             if isinstance(child, lambda_.Function):
@@ -165,13 +210,7 @@ class _Provider(Construct):
                 )
         waiter = self.provider.node.try_find_child("waiter-state-machine")
         if waiter is not None:
-            acknowledge(
-                waiter,
-                "AwsSolutions-SF1",
-                "Execution logging of the framework's waiter is off: CDK would grant its role "
-                "logs:CreateLogStream and logs:PutLogEvents on '*'. Each poll is logged by the teardown's "
-                "isComplete handler and the framework functions in their own log groups.",
-            )
+            self._log_delivery_only(waiter.node.find_child("Role"))
             acknowledge(
                 waiter,
                 "AwsSolutions-SF2",
@@ -397,6 +436,8 @@ class BedrockGuards(Construct):
         if isinstance(self._key, kms.Key):
             resource.node.add_dependency(self._key)
         self._acknowledge_teardown(on_event, wait)
+        #: onEvent and isComplete, for the alarms on their errors (stacks/observability.py).
+        self.teardown_functions = (on_event.function, wait.function)
         return resource
 
     def _acknowledge_teardown(self, on_event: PipelineFunction, wait: PipelineFunction) -> None:

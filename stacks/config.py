@@ -41,6 +41,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$")
 _POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:policy/[\w+=,.@/-]+$")
 _TAG_KEY = re.compile(r"^[\w\s.:/=+@-]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w\s.:/=+@-]{0,256}$")
@@ -78,6 +79,7 @@ class PipelineConfig:
     settle_seconds: int
     max_job_hours: int
     notification_emails: tuple[str, ...]
+    ops_topic_arn: str | None
     kms_key_arn: str | None
     removal_policy: RemovalPolicyName
     permissions_boundary_arn: str | None
@@ -310,6 +312,11 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "intervals, limited by the 25,000-event execution history (see polling_history_events).",
     ),
     "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
+    "ops_topic_arn": (
+        None,
+        "SNS topic (ARN, in the stack's Region) for the pipeline's alarms; by default they go to the "
+        "notification topic.",
+    ),
     "kms_key_arn": (None, "Existing KMS key ARN to use; by default the app creates a key with rotation."),
     "removal_policy": ("retain", "What `cdk destroy` does with the bucket and key: retain or destroy."),
     "permissions_boundary_arn": (None, "Managed policy ARN applied as permissions boundary to every role."),
@@ -425,6 +432,20 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         if not _EMAIL.match(email):
             raise ConfigError(f"notification_emails: {email!r} is not an e-mail address")
 
+    ops_topic_arn = r.optional_string("ops_topic_arn")
+    if ops_topic_arn is not None:
+        topic = _SNS_TOPIC_ARN.match(ops_topic_arn)
+        if topic is None:
+            raise ConfigError(
+                f"ops_topic_arn = {ops_topic_arn!r}: must be a standard SNS topic ARN, "
+                "arn:aws:sns:<region>:<account>:<topic name> (letters, digits, - and _)"
+            )
+        if topic.group(1) != region:
+            raise ConfigError(
+                f"ops_topic_arn = {ops_topic_arn!r}: the topic is in {topic.group(1)}, the stack in "
+                f"{region}; CloudWatch alarms notify topics in their own Region"
+            )
+
     tags = r.mapping("tags")
     for key, value in tags.items():
         if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
@@ -499,6 +520,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
         max_job_hours=max_job_hours,
         notification_emails=tuple(emails),
+        ops_topic_arn=ops_topic_arn,
         kms_key_arn=kms_key_arn,
         removal_policy=removal,  # type: ignore[arg-type]
         permissions_boundary_arn=boundary,

@@ -18,6 +18,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from bedrock_finetune import metrics
 from stacks.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
@@ -29,8 +30,8 @@ from stacks.nag import (
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-POWERTOOLS_SERVICE = "bedrock-finetune"
-METRICS_NAMESPACE = "BedrockFineTuning"
+POWERTOOLS_SERVICE = metrics.SERVICE
+METRICS_NAMESPACE = metrics.NAMESPACE
 
 
 def powertools_layer_arn(version: int) -> str:

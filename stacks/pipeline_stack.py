@@ -19,6 +19,7 @@ from stacks.config import LOG_RETENTION_DAYS, PipelineConfig
 from stacks.dataset_bucket import DatasetBucket
 from stacks.encryption import encryption_key
 from stacks.notifications import Notifications
+from stacks.observability import Observability
 from stacks.permissions import BedrockArns
 from stacks.pipeline_function import FunctionRuntime
 from stacks.tasks import (
@@ -92,7 +93,7 @@ class FineTuningPipelineStack(Stack):
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
-        BedrockGuards(
+        guards = BedrockGuards(
             self,
             "Guards",
             config=config,
@@ -117,16 +118,31 @@ class FineTuningPipelineStack(Stack):
             log_group=pipeline_logs,
         )
         state_machine = workflow.state_machine
-        UploadTrigger(
+        trigger = UploadTrigger(
             self, "Trigger", bucket=data.bucket, state_machine=state_machine, dead_letter_queue=dead_letters
         )
-        CleanUpEndedExecution(
+        clean_up = CleanUpEndedExecution(
             self,
             ctx=ctx,
             state_machine=state_machine,
             notify=functions.notify,
             pipeline_logs=pipeline_logs,
             dead_letters=dead_letters,
+        )
+        # Alarms, dashboard and the saved query of one run's logs (see stacks/observability.py).
+        observability = Observability(
+            self,
+            "Observability",
+            topic=notifications.topic,
+            key=key,
+            ops_topic_arn=config.ops_topic_arn,
+            state_machine=state_machine,
+            functions=functions,
+            clean_up=clean_up,
+            guards=guards,
+            trigger=trigger,
+            dead_letter_queues=(dead_letters,),
+            pipeline_logs=pipeline_logs,
         )
 
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="Upload runs here")
@@ -136,3 +152,9 @@ class FineTuningPipelineStack(Stack):
             self, "ServiceRoleArn", value=service_role.role.role_arn, description="Role Bedrock assumes"
         )
         CfnOutput(self, "ServingMode", value=config.serving, description="How each line's model is served")
+        CfnOutput(
+            self,
+            "DashboardName",
+            value=observability.dashboard.dashboard_name,
+            description="CloudWatch dashboard of the pipeline",
+        )

@@ -82,9 +82,11 @@ class WorkflowTiming:
 
 
 def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
-    """A task payload: the given fields plus the execution's ARN and name (the correlation id)."""
+    """A task payload: the given fields plus the run (which every task's log lines name) and the
+    execution's ARN and name (the correlation id)."""
     return sfn.TaskInput.from_object(
         {
+            "run": sfn.JsonPath.object_at("$.run"),
             **fields,
             "executionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
             "executionName": sfn.JsonPath.string_at("$$.Execution.Name"),
@@ -105,7 +107,7 @@ def lambda_task(
     """A Lambda task with explicit retries: Lambda service errors and transient AWS errors are
     retried with exponential back-off and full jitter; everything else fails at once.
 
-    The payload is ``fields`` plus the execution's ARN and name, unless ``payload`` is given."""
+    The payload is ``fields`` plus the run and the execution's ARN and name, unless ``payload`` is given."""
     task = tasks.LambdaInvoke(
         scope,
         name,

@@ -14,6 +14,9 @@ are made for moto, none of them to the state machine, the trigger or the handler
   in :meth:`LocalCloud.destroy`. ``Custom::BedrockPreflight`` checks model access and quotas of a
   real account, which the emulated Bedrock cannot answer truthfully: it is listed as not run, and
   stack outputs that read its attributes are left out.
+* CloudWatch alarms and the dashboard are not deployed: moto's CloudFormation has no alarms, and the
+  dashboard shows them (``stacks/observability.py``; the infrastructure tests check both). The saved
+  Logs Insights query is a type moto skips.
 * moto puts a state machine created by CloudFormation in a backend that cannot execute; each
   one is re-created, with the same name, role and the definition CloudFormation resolved, in the
   backend that executes.
@@ -87,7 +90,8 @@ class Deployment:
     definition: str
     #: Logical id -> physical id of every resource CloudFormation created.
     physical_ids: dict[str, str] = field(default_factory=dict)
-    #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced).
+    #: Resource types moto's CloudFormation does not create (resource policies: IAM is not enforced),
+    #: and what the emulation leaves out (alarms, the dashboard, custom resources it does not run).
     not_emulated: list[str] = field(default_factory=list)
     #: The stack's ARN (what ``AWS::StackId`` resolves to, and the ``finetune:stack`` tag's value).
     stack_id: str = ""
@@ -135,11 +139,19 @@ def _references(node: Any, logical_id: str) -> bool:
     return False
 
 
+#: Resource types left out of the template given to moto, and what the summary says of them.
+NOT_DEPLOYED = {
+    "AWS::CloudWatch::Alarm": "AWS::CloudWatch::Alarm (not deployed)",
+    "AWS::CloudWatch::Dashboard": "AWS::CloudWatch::Dashboard (not deployed)",
+}
+
+
 def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], list[str]]:
     """The template with the moto adaptations above.
 
-    Returns it with the buckets whose events go to EventBridge and the custom resource types
-    that are not run (neither by moto nor by the emulated Provider framework).
+    Returns it with the buckets whose events go to EventBridge and what is neither run nor deployed:
+    custom resource types (run neither by moto nor by the emulated Provider framework), alarms and
+    the dashboard.
     """
     template = copy.deepcopy(synth.template)
     resources = template["Resources"]
@@ -151,14 +163,16 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
     event_buckets: list[str] = []
     skipped: list[str] = []
     for logical_id, resource in list(resources.items()):
-        if not resource["Type"].startswith("Custom::"):
+        if resource["Type"] in NOT_DEPLOYED:
+            skipped.append(NOT_DEPLOYED[resource["Type"]])
+        elif not resource["Type"].startswith("Custom::"):
             continue
-        props = resource["Properties"]
-        if resource["Type"] == "Custom::S3BucketNotifications":
+        elif resource["Type"] == "Custom::S3BucketNotifications":
+            props = resource["Properties"]
             if "EventBridgeConfiguration" in props.get("NotificationConfiguration", {}):
                 event_buckets.append(props["BucketName"]["Ref"])
         elif resource["Type"] not in RUN_BY_PROVIDER:
-            skipped.append(resource["Type"])
+            skipped.append(f"{resource['Type']} (not run)")
         del resources[logical_id]
         for other in resources.values():
             if "DependsOn" in other:
@@ -167,7 +181,7 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
         outputs = template.get("Outputs", {})
         for name in [n for n, o in outputs.items() if _references(o, logical_id)]:
             del outputs[name]
-    return template, event_buckets, sorted(skipped)
+    return template, event_buckets, sorted(set(skipped))
 
 
 @contextlib.contextmanager
@@ -393,7 +407,7 @@ class LocalCloud:
         for key in synth.assets:
             s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())
 
-        template, event_buckets, skipped_custom = template_for_moto(synth)
+        template, event_buckets, not_created = template_for_moto(synth)
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=synth.stack_name,
@@ -449,7 +463,7 @@ class LocalCloud:
             trigger_rule=trigger,
             definition=definitions[pipeline],
             physical_ids=physical,
-            not_emulated=[f"{t} (not run)" for t in skipped_custom],
+            not_emulated=not_created,
             stack_id=stack["StackId"],
             custom_resources=created,
             state_machine_arns=tuple(definitions),

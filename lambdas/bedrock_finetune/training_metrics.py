@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bedrock_finetune import metrics
 from bedrock_finetune.layout import OUTPUTS_PREFIX
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
@@ -285,9 +286,9 @@ def collect_training_results(
 
 #: The losses published as CloudWatch metrics, by metric name and results field.
 _REPORTED = {
-    "FinalTrainingLoss": "finalTrainingLoss",
-    "FinalValidationLoss": "finalValidationLoss",
-    "BestValidationLoss": "bestValidationLoss",
+    metrics.FINAL_TRAINING_LOSS: "finalTrainingLoss",
+    metrics.FINAL_VALIDATION_LOSS: "finalValidationLoss",
+    metrics.BEST_VALIDATION_LOSS: "bestValidationLoss",
 }
 
 

@@ -14,6 +14,7 @@ from bedrock_finetune.catalog import ModelSpec
 from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.errors import DatasetInvalid, RunNotFound
 from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE, InvalidRunKey, RunLocation
+from bedrock_finetune.metrics import CODE_DIMENSION, VALIDATION_ERRORS, MetricSink
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.s3_source import S3Object, read_hyperparameters
@@ -41,11 +42,13 @@ def validate_s3_run(
     model: ModelSpec,
     defaults: Mapping[str, object],
     chars_per_token: float,
+    metrics: MetricSink,
 ) -> dict[str, Any]:
     """Validate the run whose training file is ``s3://bucket/key`` (that exact version).
 
     Writes ``reports/<run>/validation.json`` whether valid or not. Returns a small summary for
-    the state machine; raises DatasetInvalid (with the report URI and first errors) otherwise.
+    the state machine; otherwise records each error code's count as :data:`VALIDATION_ERRORS`
+    (dimension :data:`CODE_DIMENSION`) and raises DatasetInvalid (with the report URI and first errors).
     """
     try:
         location = RunLocation.from_train_key(bucket, key)
@@ -93,6 +96,8 @@ def validate_s3_run(
     report_uri = write_json(s3, location.bucket, location.report_key, report.to_dict())
     summary = report.summary(max_errors=_FIRST_ERRORS)
     if not report.valid:
+        for code, count in sorted(report.error_counts.items()):
+            metrics.count(VALIDATION_ERRORS, count, {CODE_DIMENSION: str(code)})
         first = "; ".join(
             f"{e['file']} line {e['line']}: {e['code']}" if e["line"] else f"{e['file']}: {e['code']}"
             for e in summary["first_errors"]
@@ -149,9 +154,12 @@ def freeze(
     return uris
 
 
-def validate_dataset(s3: Any, run: RunRef, settings: ValidateDatasetSettings) -> dict[str, Any]:
+def validate_dataset(
+    s3: Any, run: RunRef, settings: ValidateDatasetSettings, *, metrics: MetricSink
+) -> dict[str, Any]:
     """The ValidateDataset task: the uploaded version of the run, with the deployment's model and
-    defaults; a valid run's files are frozen for training (see :func:`freeze`)."""
+    defaults; a valid run's files are frozen for training (see :func:`freeze`). A rejected run's
+    errors are counted by code in ``metrics``."""
     summary = validate_s3_run(
         s3,
         bucket=run.bucket,
@@ -160,5 +168,6 @@ def validate_dataset(s3: Any, run: RunRef, settings: ValidateDatasetSettings) ->
         model=ModelSpec.from_dict(settings.base_model_id, settings.model_spec, settings.owner),
         defaults=settings.default_hyperparameters,
         chars_per_token=settings.chars_per_token,
+        metrics=metrics,
     )
     return {**summary, **freeze(s3, run, summary["versions"], has_validation=summary["hasValidation"])}

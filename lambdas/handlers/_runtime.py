@@ -1,6 +1,10 @@
 """What every handler shares: Powertools objects, typed settings from the environment, AWS clients,
 and the conversion of AWS errors that escape a use case into the typed errors the state machine retries.
 
+Every log line of an invocation about a run carries the run, its line, the uploaded version and the
+execution, with the execution's name as the correlation id (:class:`PipelineLogger`), so one run's lines
+can be found across every function's log group.
+
 This is the only layer of the runtime code that reads ``os.environ``.
 """
 
@@ -8,19 +12,53 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune.errors import classify
 from bedrock_finetune.settings import Settings
+from handlers._events import RUN_LOG_KEYS, execution_name, run_log_keys
 
-logger = Logger()
+
+class PipelineLogger(Logger):
+    """Powertools' Logger whose ``inject_lambda_context`` (which every handler has) also puts the run's
+    keys (:func:`handlers._events.run_log_keys`) on every line of the invocation and sets the correlation
+    id to the run's execution name. Keys of the previous invocation are removed first: a warm function
+    must not stamp one run's lines with another's."""
+
+    def inject_lambda_context(self, lambda_handler: Any = None, *args: Any, **options: Any) -> Any:
+        if lambda_handler is None:
+            return functools.partial(self.inject_lambda_context, *args, **options)
+
+        @functools.wraps(lambda_handler)
+        def with_run_keys(event: Any, context: Any, *handler_args: Any, **handler_kwargs: Any) -> Any:
+            self.remove_keys(list(RUN_LOG_KEYS))
+            self.append_keys(**run_log_keys(event))
+            self.set_correlation_id(execution_name(event))
+            return lambda_handler(event, context, *handler_args, **handler_kwargs)
+
+        return super().inject_lambda_context(with_run_keys, *args, **options)
+
+
+class PowertoolsMetricSink:
+    """:class:`bedrock_finetune.metrics.MetricSink` over Powertools: each metric is its own EMF document
+    (``single_metric``), since its dimensions differ from those of the handler's other metrics."""
+
+    def count(self, name: str, value: int, dimensions: Mapping[str, str]) -> None:
+        with single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+            for dimension, dimension_value in dimensions.items():
+                metric.add_dimension(name=dimension, value=dimension_value)
+
+
+logger = PipelineLogger()
 metrics = Metrics()
+metric_sink = PowertoolsMetricSink()
 
 #: boto3's own retries (max_attempts counts retries: up to 4 requests) absorb brief throttling;
 #: longer outages surface as transient pipeline errors

@@ -28,7 +28,6 @@ def _last_events(execution_arn: str) -> list[dict[str, Any]]:
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``detail`` (the status change), ``previous`` attempt. Output: what was done."""
     detail = event.detail
-    logger.append_keys(correlation_id=detail.get("name"))
     result = clean_up_ended_execution(
         client("bedrock"),
         _last_events,

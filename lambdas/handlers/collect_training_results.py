@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bedrock_finetune.metrics import RUN_DIMENSION
 from bedrock_finetune.settings import CollectTrainingResultsSettings
 from bedrock_finetune.training_metrics import collect_training_results, reported_metrics
 from handlers._events import TaskEvent
@@ -28,7 +29,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     for metric_name, value in reported_metrics(results):
         # The run as a dimension, so each run's losses can be charted and compared.
         with single_metric(name=metric_name, unit=MetricUnit.NoUnit, value=value) as metric:
-            metric.add_dimension(name="run", value=run.run)
+            metric.add_dimension(name=RUN_DIMENSION, value=run.run)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     logger.info("training results", extra=results)
     return results

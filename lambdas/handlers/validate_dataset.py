@@ -11,7 +11,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from bedrock_finetune.settings import ValidateDatasetSettings
 from bedrock_finetune.validate_dataset import validate_dataset
 from handlers._events import TaskEvent
-from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
+from handlers._runtime import (
+    CORRELATION_ID_PATH,
+    client,
+    logger,
+    metric_sink,
+    metrics,
+    settings,
+    tracer,
+    typed_errors,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
@@ -21,7 +30,9 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, sett
 @typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``. Output: the validation summary. Raises DatasetInvalid for a bad run."""
-    summary = validate_dataset(client("s3"), event.run, settings(ValidateDatasetSettings))
+    summary = validate_dataset(
+        client("s3"), event.run, settings(ValidateDatasetSettings), metrics=metric_sink
+    )
     metrics.add_metric(name="DatasetsValidated", unit=MetricUnit.Count, value=1)
     logger.info("dataset valid", extra=summary)
     return summary

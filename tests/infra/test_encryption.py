@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from iam_review.render import Renderer, as_list
-from iam_review.review import acknowledged_reason, resources_of
+from iam_review.review import resources_of
 from stacks.application import build_app, cdk_json_context
 from tests.infra.conftest import CONFIGURED_KEY, IamSynth
 
@@ -58,19 +58,17 @@ def test_every_log_group_uses_the_key(iam_synth: IamSynth) -> None:
         for _, g in resources_of(template, "AWS::Logs::LogGroup")
     }
     assert groups == {expected_key(iam_synth)}
-    # Every state machine logs to one of these groups, unless its missing logs are acknowledged.
+    # Every state machine (the Provider framework's waiter too) logs every state to one of these groups.
     log_group_ids = {g for g, _ in resources_of(template, "AWS::Logs::LogGroup")}
-    logging = 0
-    for _, machine in resources_of(template, "AWS::StepFunctions::StateMachine"):
-        path = machine["Metadata"]["aws:cdk:path"]
-        if "LoggingConfiguration" not in machine["Properties"]:
-            assert acknowledged_reason(iam_synth.stack.acknowledgments, path, "AwsSolutions-SF1"), path
-            continue
-        logging += 1
-        for destination in machine["Properties"]["LoggingConfiguration"]["Destinations"]:
+    machines = resources_of(template, "AWS::StepFunctions::StateMachine")
+    assert machines
+    for _, machine in machines:
+        logging = machine["Properties"].get("LoggingConfiguration")
+        assert logging, machine["Metadata"]["aws:cdk:path"]
+        assert logging["Level"] == "ALL"
+        for destination in logging["Destinations"]:
             arn = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]
             assert arn["Fn::GetAtt"][0] in log_group_ids
-    assert logging, "the pipeline's state machine must log"
 
 
 def test_every_function_environment_uses_the_key(iam_synth: IamSynth) -> None:
@@ -116,13 +114,19 @@ def test_topic_refuses_non_tls_publishing(iam_synth: IamSynth) -> None:
 
 
 def test_key_policy_grants_only_the_account_and_conditioned_log_delivery(default_synth: IamSynth) -> None:
-    """Account root administers (IAM grants use per role); CloudWatch Logs only for this account's logs."""
+    """Account root administers (IAM grants use per role); CloudWatch Logs only for this account's logs;
+    CloudWatch alarms only to publish to this account's SNS topics."""
     template = default_synth.template
     (_, key), *_ = resources_of(template, "AWS::KMS::Key")
     renderer = Renderer(template["Resources"])
     for statement in key["Properties"]["KeyPolicy"]["Statement"]:
         principals = renderer.principals(statement["Principal"])
         if principals == ["AWS arn:aws:iam::${AWS::AccountId}:root"]:
+            continue
+        if principals == ["Service cloudwatch.amazonaws.com"]:
+            assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+            topics = statement["Condition"]["StringLike"]["kms:EncryptionContext:aws:sns:topicArn"]
+            assert renderer.readable(topics) == "arn:aws:sns:us-west-2:${AWS::AccountId}:*"
             continue
         assert principals == ["Service logs.us-west-2.amazonaws.com"], principals
         assert not any("*" in a for a in as_list(statement["Action"])), statement["Action"]

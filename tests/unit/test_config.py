@@ -46,6 +46,12 @@ def test_defaults_from_cdk_json_give_haiku_in_us_west_2() -> None:
     assert config.quality_gate.optional is False  # a gate with nothing to measure fails the run
 
 
+def test_alarms_go_to_the_notification_topic_unless_an_ops_topic_is_configured() -> None:
+    assert load_config(cdk_json_context()).ops_topic_arn is None
+    ops = "arn:aws:sns:us-west-2:111122223333:ops-alerts"
+    assert load_config(cdk_json_context(ops_topic_arn=ops)).ops_topic_arn == ops
+
+
 def test_account_comes_from_the_cdk_environment() -> None:
     config = load_config(cdk_json_context(), {CLI_ACCOUNT_VARIABLE: "123456789012"})
     assert config.account == "123456789012"
@@ -67,6 +73,13 @@ def test_account_comes_from_the_cdk_environment() -> None:
             "notification_emails: 'not-an-email' is not an e-mail address",
         ),
         ("kms_key_arn", "alias/mine", "kms_key_arn = 'alias/mine': must be a KMS key ARN"),
+        ("ops_topic_arn", "ops-alerts", "ops_topic_arn = 'ops-alerts': must be a standard SNS topic ARN"),
+        (
+            "ops_topic_arn",
+            "arn:aws:sns:us-east-1:111122223333:ops",
+            "ops_topic_arn = 'arn:aws:sns:us-east-1:111122223333:ops': the topic is in us-east-1, the stack "
+            "in us-west-2; CloudWatch alarms notify topics in their own Region",
+        ),
         ("permissions_boundary_arn", "boundary", "permissions_boundary_arn = 'boundary': must be an IAM"),
         (
             "region",
