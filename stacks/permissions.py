@@ -26,6 +26,7 @@ class BedrockArns:
         self.custom_models = f"{prefix}:{stack.account}:custom-model/*"
         self.jobs = f"{prefix}:{stack.account}:model-customization-job/*"
         self.provisioned_models = f"{prefix}:{stack.account}:provisioned-model/*"
+        self.custom_model_deployments = f"{prefix}:{stack.account}:custom-model-deployment/*"
 
 
 def tag_on_create(sid: str, resources: list[str], resource_tag_keys: list[str]) -> iam.PolicyStatement:

@@ -19,8 +19,9 @@ from stacks.config import LOG_RETENTION_DAYS, PipelineConfig
 from stacks.dataset_bucket import DatasetBucket
 from stacks.encryption import encryption_key
 from stacks.notifications import Notifications
+from stacks.people import People
 from stacks.permissions import BedrockArns
-from stacks.pipeline_function import FunctionRuntime
+from stacks.pipeline_function import FunctionRuntime, PipelineFunction
 from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
@@ -111,13 +112,26 @@ class FineTuningPipelineStack(Stack):
         UploadTrigger(
             self, "Trigger", bucket=data.bucket, state_machine=state_machine, dead_letter_queue=dead_letters
         )
-        CleanUpEndedExecution(
+        clean_up_ended = CleanUpEndedExecution(
             self,
             ctx=ctx,
             state_machine=state_machine,
             notify=functions.notify,
             pipeline_logs=pipeline_logs,
             dead_letters=dead_letters,
+        )
+        # The people's policies come last: the Reader reads every function's log group.
+        People(
+            self,
+            "People",
+            bucket=data.bucket,
+            key=key,
+            arns=ctx.arns,
+            state_machines=[state_machine, clean_up_ended.machine],
+            log_groups=[
+                pipeline_logs,
+                *(c.log_group for c in self.node.find_all() if isinstance(c, PipelineFunction)),
+            ],
         )
 
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="Upload runs here")
