@@ -399,3 +399,23 @@ def test_lambda_permissions_are_resource_based_permissions() -> None:
             "conditions": ["StringEquals AWS:SourceAccount = ${AWS::AccountId}"],
         }
     ]
+
+
+def test_a_broad_grant_is_found_among_the_spenders() -> None:
+    """Given a role allowed everything but IAM (NotAction), then it is listed for every spending action."""
+    template = {
+        "Resources": {
+            "AdminRole1234ABCD": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "AdminPolicy1234ABCD": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "Roles": [{"Ref": "AdminRole1234ABCD"}],
+                    "PolicyDocument": {
+                        "Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]
+                    },
+                },
+            },
+        }
+    }
+    (entry,) = review(template, {}, "s")["spending"]
+    assert entry["principal"] == "AdminRole" and entry["spends"] == list(SPENDING_ACTIONS.values())

@@ -50,7 +50,7 @@ def spending(
             labels = [
                 label
                 for action, label in SPENDING_ACTIONS.items()
-                if any(matches(a, action, ignore_case=True) for a in shown.get("Action", []))
+                if _grants(shown, action)
                 and (action != "states:StartExecution" or _names_pipeline(shown, layout))
             ]
             if labels:
@@ -59,30 +59,42 @@ def spending(
                         "principal": principal,
                         "person": is_person,
                         "spends": labels,
-                        "resources": shown.get("Resource", []),
+                        "resources": _resources(shown),
                         "conditions": renderer.conditions(statement.conditions),
                     }
                 )
         if layout is not None:
-            upload = evaluate(readable, Request("s3:PutObject", layout.objects(layout.train_key)))
-            key = evaluate(readable, Request("kms:GenerateDataKey", layout.key_arn, layout.via("s3")))
-            if upload.allowed and key.allowed:
-                by_sid = {s.get("Sid"): s for s in readable}
-                granting = by_sid.get(upload.allowed_by[0], {})
+            upload = Request("s3:PutObject", layout.objects(layout.train_key))
+            key = Request("kms:GenerateDataKey", layout.key_arn, layout.via("s3"))
+            if evaluate(readable, upload).allowed and evaluate(readable, key).allowed:
+                granting = [s for s in readable if s["Effect"] == "Allow" and evaluate([s], upload).allowed]
                 found.append(
                     {
                         "principal": principal,
                         "person": is_person,
                         "spends": [UPLOAD_STARTS_A_RUN],
-                        "resources": granting.get("Resource", []),
-                        "conditions": [],
+                        "resources": [r for s in granting for r in _resources(s)],
+                        "conditions": [c for s in granting for c in renderer.conditions(s.get("Condition"))],
                     }
                 )
     return sorted(found, key=lambda e: (not e["person"], str(e["principal"])))
+
+
+def _resources(statement: Mapping[str, Any]) -> list[str]:
+    return list(statement.get("Resource") or [f"NOT {r}" for r in statement.get("NotResource", [])])
+
+
+def _grants(statement: Mapping[str, Any], action: str) -> bool:
+    """Whether the statement's Action (or NotAction) covers ``action``."""
+    if "Action" in statement:
+        return any(matches(a, action, ignore_case=True) for a in statement["Action"])
+    return not any(matches(a, action, ignore_case=True) for a in statement.get("NotAction", []))
 
 
 def _names_pipeline(statement: Mapping[str, Any], layout: Layout | None) -> bool:
     """StartExecution counts when it can start the pipeline's state machine (not CDK's helpers')."""
     if layout is None:
         return True
-    return any(matches(r, layout.pipeline_arn) for r in statement.get("Resource", []))
+    if "Resource" not in statement:
+        return True  # NotResource: counted, whatever it leaves out
+    return any(matches(r, layout.pipeline_arn) for r in statement["Resource"])
