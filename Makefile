@@ -44,9 +44,10 @@ unit: install
 
 test: lint typecheck unit
 
-# Synthesize and write cdk.out/iam-report.md (+ .json) for the account admin's review.
+# Synthesize and write cdk.out/iam-report.md (+ .json) for the account admin's review; takes the same
+# CDK_ARGS (-c key=value) as synth and deploy, so it reviews what deploys.
 iam-report: install
-	$(PY) -m iam_review --json
+	$(PY) -m iam_review --json $(CDK_ARGS)
 
 # Rewrite tests/snapshots/iam.json after an intended permission change (review its diff, commit it).
 iam-snapshot: install

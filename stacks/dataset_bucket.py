@@ -16,7 +16,7 @@ from stacks.permissions import describe_role
 _NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 _AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 
-_PREFIX_REASONS = {
+PREFIX_REASONS = {
     "datasets": "Run folders are named by developers at upload time; limited to datasets/.",
     "reports": "Reports are written per run under reports/<run>/; limited to reports/.",
     "outputs": "Bedrock writes job outputs under outputs/<run>/ with generated names.",
@@ -125,7 +125,7 @@ class DatasetBucket(Construct):
         """cdk-nag: ``role`` may use objects under these prefixes (datasets, reports, outputs)."""
         bucket_ref = f"<{logical_ref(self.bucket)}.Arn>"
         for prefix in prefixes:
-            acknowledge_wildcard_resource(role, f"{bucket_ref}/{prefix}/*", _PREFIX_REASONS[prefix])
+            acknowledge_wildcard_resource(role, f"{bucket_ref}/{prefix}/*", PREFIX_REASONS[prefix])
 
     def protect_frozen(self, *, reader: iam.IRole, writer: iam.IRole) -> None:
         """Only ``reader`` (the Bedrock service role) may read the frozen copies, and only ``writer``

@@ -7,6 +7,20 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+#: What CloudWatch Logs does with the key for the stack's log groups: the documented wildcards (Encrypt*,
+#: Decrypt*, ReEncrypt*, GenerateDataKey*, Describe*) spelled out, without the data-key-pair actions
+#: CloudWatch Logs never calls
+#: (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+LOGS_KEY_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:DescribeKey",
+)
+
 
 def encryption_key(scope: Construct, *, kms_key_arn: str | None, removal_policy: RemovalPolicy) -> kms.IKey:
     """The configured key, or a new key with rotation whose policy lets CloudWatch Logs use it."""
@@ -24,17 +38,7 @@ def encryption_key(scope: Construct, *, kms_key_arn: str | None, removal_policy:
         iam.PolicyStatement(
             sid="AllowCloudWatchLogsForThisAccountsLogGroups",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
-            # The documented wildcards (Encrypt*, Decrypt*, ReEncrypt*, GenerateDataKey*, Describe*)
-            # spelled out, without the data-key-pair actions CloudWatch Logs never calls.
-            actions=[
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-                "kms:GenerateDataKey",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:DescribeKey",
-            ],
+            actions=list(LOGS_KEY_ACTIONS),
             resources=["*"],  # in a key policy, "*" means this key
             conditions={
                 "ArnLike": {

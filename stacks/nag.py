@@ -9,6 +9,12 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from constructs import IConstruct
 
+#: Why the approvers' ``states:SendTask*`` name ``Resource: "*"``.
+APPROVAL_ANSWER_REASON = (
+    "Answers an approval (Step Functions task token); the action has no resource type: the token in the "
+    "request is the control, readable only from reports/<run>/approval.json in the dataset bucket."
+)
+
 #: Actions that have no resource type in the Service Authorization Reference, so IAM only accepts
 #: ``Resource: "*"`` for them. This is the one list of such exceptions; tests check every "*" against it.
 ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
@@ -30,6 +36,8 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "bedrock:ListCustomModelDeployments": "Teardown finds the stack's deployments (filtered by tag in code)",
     "servicequotas:ListServiceQuotas": "Preflight reads the Bedrock model-units quota (read-only)",
     "servicequotas:ListAWSDefaultServiceQuotas": "Preflight reads the Bedrock model-units quota default",
+    "states:SendTaskSuccess": APPROVAL_ANSWER_REASON,
+    "states:SendTaskFailure": APPROVAL_ANSWER_REASON,
 }
 
 #: Action wildcards that CDK's own custom-resource providers receive through resource policies (which

@@ -20,8 +20,9 @@ from stacks.dataset_bucket import DatasetBucket
 from stacks.encryption import encryption_key
 from stacks.notifications import Notifications
 from stacks.observability import Observability
+from stacks.people import People
 from stacks.permissions import BedrockArns
-from stacks.pipeline_function import FunctionRuntime
+from stacks.pipeline_function import FunctionRuntime, PipelineFunction
 from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
@@ -143,6 +144,20 @@ class FineTuningPipelineStack(Stack):
             trigger=trigger,
             dead_letter_queues=(dead_letters,),
             pipeline_logs=pipeline_logs,
+        )
+        # The people's policies come last: the Reader reads every function's log group.
+        People(
+            self,
+            "People",
+            bucket=data.bucket,
+            key=key,
+            arns=ctx.arns,
+            state_machines=[state_machine, clean_up.machine],
+            log_groups=[
+                pipeline_logs,
+                *(c.log_group for c in self.node.find_all() if isinstance(c, PipelineFunction)),
+            ],
+            scheduler_role_arn=lines.scheduler_role.role_arn if lines.scheduler_role else None,
         )
 
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="Upload runs here")

@@ -51,6 +51,7 @@ def default_synth(synthesized: Synthesized) -> IamSynth:
         template_file=f"{app.outdir}/{synthesized.stack.template_file}",
         acknowledgments=acknowledgments(app),
         settings=settings_of(synthesized.config),
+        config=synthesized.config,
     )
     return IamSynth("default", stack, {})
 

@@ -13,8 +13,18 @@ from typing import Any
 import pytest
 
 from bedrock_finetune.layout import DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX
-from iam_review.render import Renderer, as_list
-from iam_review.review import NO_REASON, Statement, identity_statements, resources_of, review, wildcards
+from bedrock_finetune.lineage import LINEAGE_TAG_KEYS, TAG_STACK
+from iam_review.evaluate import Request, evaluate
+from iam_review.render import Renderer, as_list, readable_statement
+from iam_review.review import (
+    NO_REASON,
+    Statement,
+    identity_statements,
+    people_policies,
+    resources_of,
+    review,
+    wildcards,
+)
 from stacks.application import cdk_json_context
 from stacks.nag import ACTIONS_WITHOUT_RESOURCE_TYPE
 from tests.infra.conftest import IamSynth
@@ -146,13 +156,12 @@ def test_s3_access_is_limited_to_the_prefixes_each_role_needs(
 def test_no_role_reaches_objects_outside_the_pipeline_prefixes(iam_synth: IamSynth) -> None:
     """Every object-level S3 grant names a prefix; listing always carries an s3:prefix condition."""
     template = iam_synth.template
-    prefixes = tuple(f"/{p}*" for p in (DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
+    prefixes = tuple(f"/{p}" for p in (DATASETS_PREFIX, FROZEN_PREFIX, OUTPUTS_PREFIX, REPORTS_PREFIX))
     for statement in allowed(template):
         if any(grants(statement, a) for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")):
             for resource in (readable(template, r) for r in statement.resources):
-                # a whole prefix, or named files under one (reports/*/line.json)
-                path = resource.split("<DataBucket>", 1)[-1]
-                assert path.endswith(prefixes) or path.startswith(tuple(p[:-1] for p in prefixes)), (
+                bucket, _, key = resource.partition("/")
+                assert bucket.startswith("arn:aws:s3:::<") and f"/{key}".startswith(prefixes), (
                     statement.owner,
                     resource,
                 )
@@ -255,7 +264,192 @@ def test_tagging_is_limited_to_known_keys_and_this_stacks_ownership_value(iam_sy
     for statement in taggers:
         assert statement.raw["Action"] == "bedrock:TagResource"
         keys = set(as_list(statement.conditions["ForAllValues:StringEquals"]["aws:TagKeys"]))
-        assert {"finetune:stack", "finetune:execution", "finetune:run"} <= keys
+        assert keys == {*LINEAGE_TAG_KEYS, *cdk_json_context()["tags"]}
         assert statement.conditions["StringEquals"]["aws:RequestTag/finetune:stack"] == {
             "Ref": "AWS::StackId"
         }
+
+
+def _key(synth: IamSynth) -> str:
+    return str(synth.context.get("kms_key_arn", "<Key>"))
+
+
+def _person(synth: IamSynth, name: str) -> dict[str, dict[str, Any]]:
+    """The statements of one of the people's policies, by Sid (readable values)."""
+    (person,) = [p for p in people_policies(synth.template) if p["name"] == name]
+    return {s.pop("sid"): s for s in person["statements"]}
+
+
+def _allow(actions: list[str], resources: list[str], conditions: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "effect": "Allow",
+        "actions": sorted(actions),
+        "resources": sorted(resources),
+        "conditions": conditions or [],
+    }
+
+
+BUCKET = "arn:aws:s3:::<DataBucket>"
+VIA_S3 = ["StringEquals kms:ViaService = s3.us-west-2.amazonaws.com"]
+OWNED = ["StringEquals aws:ResourceTag/finetune:stack = ${AWS::StackId}"]
+
+
+def test_the_submitter_uploads_runs_reads_reports_and_nothing_else(iam_synth: IamSynth) -> None:
+    """Put under datasets/, read reports/, the key through S3 only: no Step Functions, no Bedrock."""
+    assert _person(iam_synth, "Submitter") == {
+        "UploadRunFolders": _allow(["s3:PutObject"], [f"{BUCKET}/datasets/*"]),
+        "ReadReports": _allow(["s3:GetObject"], [f"{BUCKET}/reports/*"]),
+        "ListRunFoldersAndReports": _allow(
+            ["s3:ListBucket"], [BUCKET], ["StringLike s3:prefix = datasets/* | reports/*"]
+        ),
+        "UseKeyThroughS3": _allow(["kms:GenerateDataKey", "kms:Decrypt"], [_key(iam_synth)], VIA_S3),
+    }
+
+
+def test_the_approver_answers_approvals_and_changes_only_this_stacks_lines(iam_synth: IamSynth) -> None:
+    """Rollback and reads only on resources tagged with this stack; schedules of this stack's group only;
+    the task-token actions on "*" (they have no resource type); decisions written to two file names."""
+    bedrock = "arn:aws:bedrock:us-west-2:${AWS::AccountId}:"
+    assert _person(iam_synth, "Approver") == {
+        "ReadReports": _allow(["s3:GetObject"], [f"{BUCKET}/reports/*"]),
+        "ListReports": _allow(["s3:ListBucket"], [BUCKET], ["StringLike s3:prefix = reports/*"]),
+        "RecordDecisions": _allow(
+            ["s3:PutObject"], [f"{BUCKET}/reports/*/line.json", f"{BUCKET}/reports/*/approval.json"]
+        ),
+        "UseKeyThroughS3": _allow(["kms:GenerateDataKey", "kms:Decrypt"], [_key(iam_synth)], VIA_S3),
+        "AnswerApprovals": _allow(["states:SendTaskSuccess", "states:SendTaskFailure"], ["*"]),
+        "RollBackLinesOfThisStack": _allow(
+            ["bedrock:UpdateProvisionedModelThroughput", "bedrock:UpdateCustomModelDeployment"],
+            [
+                f"{bedrock}provisioned-model/*",
+                f"{bedrock}custom-model-deployment/*",
+                f"{bedrock}custom-model/*",
+            ],
+            OWNED,
+        ),
+        "ReadLinesOfThisStack": _allow(
+            ["bedrock:GetProvisionedModelThroughput", "bedrock:GetCustomModelDeployment"],
+            [f"{bedrock}provisioned-model/*", f"{bedrock}custom-model-deployment/*"],
+            OWNED,
+        ),
+        "ExtendServingSchedules": _allow(
+            ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+            ["arn:aws:scheduler:us-west-2:${AWS::AccountId}:schedule/BedrockFineTuning-serving/*"],
+        ),
+    }
+    for action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
+        assert action in ACTIONS_WITHOUT_RESOURCE_TYPE
+
+
+def test_the_reader_reads_reports_executions_and_the_pipelines_logs(iam_synth: IamSynth) -> None:
+    template = iam_synth.template
+    reader = _person(iam_synth, "Reader")
+    executions = "arn:aws:states:us-west-2:${AWS::AccountId}:execution:"
+    machines = ["<CleanUpEndedExecutionCleanUpMachine>", "<WorkflowStateMachine>"]
+    log_groups = [
+        f"<{Renderer(template['Resources']).name(i)}>"
+        for i, _ in resources_of(template, "AWS::Logs::LogGroup")
+    ]
+    assert reader == {
+        "ReadReports": _allow(["s3:GetObject"], [f"{BUCKET}/reports/*"]),
+        "ListReports": _allow(["s3:ListBucket"], [BUCKET], ["StringLike s3:prefix = reports/*"]),
+        "UseKeyThroughS3": _allow(["kms:Decrypt"], [_key(iam_synth)], VIA_S3),
+        "ListExecutions": _allow(["states:ListExecutions", "states:DescribeStateMachine"], machines),
+        "FollowExecutions": _allow(
+            [
+                "states:DescribeExecution",
+                "states:DescribeStateMachineForExecution",
+                "states:GetExecutionHistory",
+            ],
+            [f"{executions}{m[:-1]}.Name>:*" for m in machines],
+        ),
+        "ReadPipelineLogs": _allow(
+            ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],
+            [g for g in log_groups if "Provider" not in g],
+        ),
+    }
+
+
+def test_the_approver_may_pass_the_schedulers_role_to_the_scheduler_only() -> None:
+    """Given the serving schedules' role, then the approver may pass it, to scheduler.amazonaws.com only."""
+    from aws_cdk import App, Environment, Stack
+    from aws_cdk import aws_kms as kms
+    from aws_cdk import aws_logs as logs
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk.assertions import Template
+
+    from stacks.people import People
+    from stacks.permissions import BedrockArns
+
+    stack = Stack(App(), "Team", env=Environment(account="111122223333", region="us-west-2"))
+    key = kms.Key(stack, "Key")
+    role = "arn:aws:iam::111122223333:role/serving-schedules"
+    People(
+        stack,
+        "People",
+        bucket=s3.Bucket(stack, "Bucket", encryption_key=key),
+        key=key,
+        arns=BedrockArns(stack, BASE_MODEL_ID),
+        state_machines=[
+            sfn.StateMachine(
+                stack, "Machine", definition_body=sfn.DefinitionBody.from_chainable(sfn.Pass(stack, "P"))
+            )
+        ],
+        log_groups=[logs.LogGroup(stack, "Logs")],
+        scheduler_role_arn=role,
+    )
+    policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in Template.from_stack(stack).to_json()["Resources"].values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy"
+    ]
+    (approver,) = [p for p in policies if any(s.get("Sid") == "AnswerApprovals" for s in p)]
+    (passing,) = [s for s in approver if s.get("Sid") == "PassSchedulerRole"]
+    assert passing == {
+        "Sid": "PassSchedulerRole",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": role,
+        "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+    }
+
+
+def _tagging(template: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    renderer = Renderer(template["Resources"])
+    return {
+        s.owner: [readable_statement(renderer, t.raw) for t in allowed(template) if t.owner == s.owner]
+        for s in allowed(template)
+        if grants(s, "bedrock:TagResource")
+    }
+
+
+@pytest.mark.parametrize(
+    ("keys", "stack_value", "expected"),
+    [
+        ("own", "${AWS::StackId}", True),
+        ("own+owner", "${AWS::StackId}", False),  # a key the pipeline does not write
+        (
+            "own",
+            "arn:aws:cloudformation:us-west-2:111122223333:stack/Other/1",
+            False,
+        ),  # another stack's value
+        ("run-only", None, False),  # every tagging request must carry this stack's ownership tag
+    ],
+)
+def test_tagging_sets_only_the_pipelines_keys_with_this_stacks_value(
+    default_synth: IamSynth, keys: str, stack_value: str | None, expected: bool
+) -> None:
+    """Decided by the report's evaluator for each role that may tag, on what it creates."""
+    own = [*LINEAGE_TAG_KEYS, *cdk_json_context()["tags"]]
+    tag_keys = {"own": own, "own+owner": [*own, "owner"], "run-only": ["finetune:run"]}[keys]
+    context: dict[str, Any] = {"aws:TagKeys": tag_keys}
+    if stack_value is not None:
+        context[f"aws:RequestTag/{TAG_STACK}"] = stack_value
+    taggers = _tagging(default_synth.template)
+    assert len(taggers) == 2
+    for statements in taggers.values():
+        tagged = [r for s in statements if "bedrock:TagResource" in s["Action"] for r in s["Resource"]]
+        for resource in tagged:
+            request = Request("bedrock:TagResource", resource.replace("*", "example"), context)
+            assert evaluate(statements, request).allowed is expected, (resource, context)

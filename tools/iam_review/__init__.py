@@ -1,5 +1,6 @@
-"""Review the synthesized IAM: a readable report, a normalised snapshot, and the wildcard list.
+"""Review the synthesized IAM: a one-page summary, a readable report, a normalised snapshot.
 
-``make iam-report`` writes ``cdk.out/iam-report.md``; ``make iam-snapshot`` rewrites
-``tests/snapshots/iam.json``. Both read the template CloudFormation would deploy.
+``make iam-report`` writes ``cdk.out/iam-report.md`` (taking the same ``-c`` as ``cdk synth``);
+``make iam-snapshot`` rewrites ``tests/snapshots/iam.json``. Both read the template CloudFormation would
+deploy. :mod:`iam_review.evaluate` decides requests against policies for the report and the tests.
 """

@@ -1,9 +1,15 @@
-"""The review as Markdown: one section per role, then resource policies, then remaining wildcards."""
+"""The review as Markdown: the one-page summary, then one section per role, the people's policies, the
+grants a configured key needs, the resource policies and the remaining wildcards."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from iam_review.summary import summary_lines
+
+#: The heading the detail starts with (everything above it is the summary page).
+DETAIL_HEADING = "## Roles"
 
 LEGEND = (
     "`<Name>` is a resource of this stack, named by its logical ID without CDK's hash suffix "
@@ -52,14 +58,59 @@ def _by_reason(wildcards: list[Mapping[str, str]]) -> dict[str, list[Mapping[str
     return grouped
 
 
+def _people(people: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = [
+        "## People",
+        "",
+        "Customer-managed policies for the people who use the stack; attach each to the users, groups or "
+        "roles that do that job. What each allows is decided by the same policy evaluation the tests use.",
+        "",
+    ]
+    if people and people[0]["abilities"]:
+        names = [p["name"] for p in people]
+        out += ["| Can they... | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for ability in people[0]["abilities"]:
+            marks = ["yes" if p["abilities"][ability] else "no" for p in people]
+            out.append(f"| {ability} | " + " | ".join(marks) + " |")
+        out.append("")
+    for person in people:
+        out += [
+            f"### {person['name']}",
+            "",
+            f"- Construct: `{person['path']}`",
+            f"- Stack output: `{person['output']}`",
+            f"- Purpose: {person['description']}",
+            "",
+            *_statements_table(person["statements"], with_principals=False),
+            "",
+        ]
+    return out
+
+
+def _key_grants(grants: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = [
+        "## Key grants",
+        "",
+        "The key is configured (`kms_key_arn`), so the stack cannot change its policy. The key policy must "
+        "allow CloudWatch Logs below, and let this account's IAM policies grant use of the key (the "
+        "principals below use it through their own statements), or name each of them.",
+        "",
+        "| Principal | Actions | Conditions |",
+        "|---|---|---|",
+    ]
+    for grant in grants:
+        out.append(f"| `{grant['principal']}` | {_cell(grant['actions'])} | {_cell(grant['conditions'])} |")
+    return [*out, ""]
+
+
 def to_markdown(reviews: Sequence[Mapping[str, Any]]) -> str:
-    """The report a reviewer reads top to bottom."""
+    """The report a reviewer reads top to bottom: one page to approve from, then the detail."""
     out = ["# IAM review", "", LEGEND, ""]
     for data in reviews:
+        out += summary_lines(data)
+    for data in reviews:
         roles = data["roles"]
-        out += [f"## Stack {data['stack']}", ""]
-        if data.get("settings"):
-            out += ["Synthesized with: " + "; ".join(f"{k} = `{v}`" for k, v in data["settings"].items()), ""]
+        out += [f"{DETAIL_HEADING} of stack {data['stack']}", ""]
         out += ["| Role | Purpose | Trusted by | Statements |", "|---|---|---|---|"]
         for role in roles:
             trusted = sorted({p for t in role["trust"] for p in t["principals"]})
@@ -91,6 +142,10 @@ def to_markdown(reviews: Sequence[Mapping[str, Any]]) -> str:
                     f"{_cell(grant['resources'])}"
                 )
             out += ["", *_statements_table(role["statements"], with_principals=False), ""]
+        if data.get("people"):
+            out += _people(data["people"])
+        if data.get("key_grants"):
+            out += _key_grants(data["key_grants"])
         out += ["## Resource policies", ""]
         for policy in data["resource_policies"]:
             out += [

@@ -153,6 +153,20 @@ class Renderer:
         return lines
 
 
+def readable_statement(renderer: Renderer, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A statement with every CloudFormation value rendered as text, for :mod:`iam_review.evaluate`."""
+    statement: dict[str, Any] = {k: raw[k] for k in ("Sid", "Effect") if k in raw}
+    for element in ("Action", "NotAction", "Resource", "NotResource"):
+        if element in raw:
+            statement[element] = [renderer.readable(v) for v in as_list(raw[element])]
+    if raw.get("Condition"):
+        statement["Condition"] = {
+            operator: {key: [renderer.readable(v) for v in as_list(values)] for key, values in keys.items()}
+            for operator, keys in raw["Condition"].items()
+        }
+    return statement
+
+
 def nag_flat(value: Any) -> str:
     """cdk-nag's ``flattenCfnReference``: how acknowledgments spell a resource."""
     flat: str

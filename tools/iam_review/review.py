@@ -10,7 +10,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iam_review.render import ASSET_HASH, Renderer, as_list, nag_flat, strip_hash
+from iam_review.abilities import Layout, abilities, layout_of
+from iam_review.render import ASSET_HASH, Renderer, as_list, nag_flat, readable_statement, strip_hash
+from iam_review.spending import spending
+from stacks.config import PipelineConfig
+from stacks.encryption import LOGS_KEY_ACTIONS
 from stacks.nag import ACTIONS_WITHOUT_RESOURCE_TYPE, GENERATED_POLICY_WILDCARDS
 
 Template = Mapping[str, Any]
@@ -40,6 +44,27 @@ KEY_POLICY_ROOT = (
 ACCOUNT_ROOT = "AWS arn:aws:iam::${AWS::AccountId}:root"
 BUCKET_POLICY_OBJECTS = "Objects of this bucket only: a bucket policy can only grant on its own bucket."
 NO_REASON = "NO REASON RECORDED"
+
+#: AWS managed policies a role of the stack may carry: their documented statements, where AWS documents
+#: them, and why the stack has them. Any other attached AWS managed policy is reported without a reason.
+AWS_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "name": "AWSLambdaBasicExecutionRole",
+        "url": "https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSLambdaBasicExecutionRole.html",
+        "statements": [
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "*",
+            }
+        ],
+        "reason": (
+            "AWS managed policy AWSLambdaBasicExecutionRole, which CDK attaches to the roles of its own "
+            "helper functions (bucket notifications; S3 auto-delete with removal_policy=destroy) with no "
+            "option to replace it: those functions create and write their /aws/lambda/<name> log group."
+        ),
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -121,6 +146,39 @@ def resource_policy_statements(template: Template) -> Iterator[Statement]:
         owner = renderer.readable(protected)
         for raw in as_list(props.get(document, {}).get("Statement")):
             yield Statement(owner, renderer.name(logical_id), construct_path(resource), title, raw)
+    for logical_id, permission in resources_of(template, "AWS::Lambda::Permission"):
+        yield Statement(
+            renderer.readable(permission.get("Properties", {}).get("FunctionName")),
+            renderer.name(logical_id),
+            construct_path(permission),
+            LAMBDA_PERMISSION,
+            lambda_permission_statement(permission.get("Properties", {})),
+        )
+
+
+LAMBDA_PERMISSION = "Lambda permission"
+
+
+def lambda_permission_statement(props: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``AWS::Lambda::Permission`` as the resource-policy statement Lambda makes of it."""
+    principal = props.get("Principal")
+    kind = "Service" if isinstance(principal, str) and principal.endswith(".amazonaws.com") else "AWS"
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": principal if principal == "*" else {kind: principal},
+        "Action": props.get("Action"),
+        "Resource": props.get("FunctionName"),
+    }
+    conditions: dict[str, dict[str, Any]] = {}
+    if "SourceArn" in props:
+        conditions.setdefault("ArnLike", {})["AWS:SourceArn"] = props["SourceArn"]
+    if "SourceAccount" in props:
+        conditions.setdefault("StringEquals", {})["AWS:SourceAccount"] = props["SourceAccount"]
+    if "PrincipalOrgID" in props:
+        conditions.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = props["PrincipalOrgID"]
+    if conditions:
+        statement["Condition"] = conditions
+    return statement
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -161,6 +219,14 @@ def _provider_wildcard_reasons(template: Template, statement: Statement) -> Mapp
     return {}
 
 
+def _service_of(statement: Statement, kind: str, value: str) -> str:
+    """The service a wildcard concerns: its action's prefix, else the statement's first action's."""
+    action = value.removeprefix("* for ") if kind == "action" or value.startswith("* for ") else None
+    if action is None:
+        action = statement.actions[0] if statement.actions else "iam:"
+    return action.split(":", 1)[0]
+
+
 def wildcards(template: Template, acks: Acknowledgments) -> list[dict[str, str]]:
     """Every ``*`` left in an Allow statement (action or resource), each with its recorded reason."""
     renderer = Renderer(template.get("Resources", {}))
@@ -175,6 +241,7 @@ def wildcards(template: Template, acks: Acknowledgments) -> list[dict[str, str]]
                 {
                     "where": statement.owner,
                     "policy": statement.document_kind,
+                    "service": _service_of(statement, kind, value),
                     "kind": kind,
                     "wildcard": value,
                     "reason": reason or NO_REASON,
@@ -184,7 +251,6 @@ def wildcards(template: Template, acks: Acknowledgments) -> list[dict[str, str]]
     for statement in [*identity_statements(template), *resource_policy_statements(template)]:
         if statement.effect != "Allow":
             continue
-        identity = statement.document_kind == "identity"
         account_root = renderer.principals(statement.raw.get("Principal")) == [ACCOUNT_ROOT]
         generated = _provider_wildcard_reasons(template, statement)
         for action in statement.actions:
@@ -194,20 +260,62 @@ def wildcards(template: Template, acks: Acknowledgments) -> list[dict[str, str]]
                 reason = acknowledged_reason(acks, statement.path, f"AwsSolutions-IAM5[Action::{action}]")
                 add(statement, "action", action, reason or generated.get(action))
         for resource in statement.resources:
-            flat = nag_flat(resource)
-            if "*" not in flat:
-                continue
-            if flat == "*" and identity:
-                for action in statement.actions:
-                    add(statement, "resource", f"* for {action}", ACTIONS_WITHOUT_RESOURCE_TYPE.get(action))
-            elif flat == "*" and statement.document_kind == "KMS key policy":
-                add(statement, "resource", "*", KEY_POLICY_STAR)
-            elif statement.document_kind == "Bucket policy":
-                add(statement, "resource", renderer.readable(resource), BUCKET_POLICY_OBJECTS)
-            else:
-                reason = acknowledged_reason(acks, statement.path, f"AwsSolutions-IAM5[Resource::{flat}]")
-                add(statement, "resource", renderer.readable(resource), reason)
+            for value, reason in _resource_wildcards(statement, resource, acks, renderer):
+                add(statement, "resource", value, reason)
+    for statement in managed_policy_statements(template):
+        for kind, value, reason in _managed_policy_wildcards(statement):
+            add(statement, kind, value, reason)
     return found
+
+
+def _resource_wildcards(
+    statement: Statement, resource: Any, acks: Acknowledgments, renderer: Renderer
+) -> Iterator[tuple[str, str | None]]:
+    """(wildcard, reason) for one resource of an Allow statement, if it has a ``*``."""
+    flat = nag_flat(resource)
+    if "*" not in flat:
+        return
+    if flat == "*" and statement.document_kind == "identity":
+        for action in statement.actions:
+            yield f"* for {action}", ACTIONS_WITHOUT_RESOURCE_TYPE.get(action)
+    elif flat == "*" and statement.document_kind == "KMS key policy":
+        yield "*", KEY_POLICY_STAR
+    elif statement.document_kind == "Bucket policy":
+        yield renderer.readable(resource), BUCKET_POLICY_OBJECTS
+    else:
+        yield (
+            renderer.readable(resource),
+            acknowledged_reason(acks, statement.path, f"AwsSolutions-IAM5[Resource::{flat}]"),
+        )
+
+
+def _managed_policy_wildcards(statement: Statement) -> Iterator[tuple[str, str, str | None]]:
+    """(kind, wildcard, reason) in a statement of an AWS managed policy; an unknown policy is one item."""
+    known = AWS_MANAGED_POLICIES.get(statement.policy)
+    if known is None:
+        yield "managed", f"everything in {statement.policy} (not reviewed)", None
+        return
+    reason = f"{known['reason']} Documented at {known['url']}"
+    for action in statement.actions:
+        if "*" in action:
+            yield "action", action, reason
+        if "*" in statement.resources:
+            yield "resource", f"* for {action}", reason
+
+
+def managed_policy_statements(template: Template) -> Iterator[Statement]:
+    """The documented statements of the AWS managed policies attached to the stack's roles. A policy
+    the review does not know yields one empty statement, so it is still listed."""
+    renderer = Renderer(template.get("Resources", {}))
+    for logical_id, role in resources_of(template, "AWS::IAM::Role"):
+        for arn in (
+            renderer.readable(a) for a in as_list(role.get("Properties", {}).get("ManagedPolicyArns"))
+        ):
+            if not arn.startswith("arn:aws:iam::aws:policy/"):
+                continue
+            known = AWS_MANAGED_POLICIES.get(arn, {"statements": [{"Effect": "Allow"}]})
+            for raw in known["statements"]:
+                yield Statement(renderer.name(logical_id), arn, construct_path(role), "AWS managed", raw)
 
 
 def _statement_view(renderer: Renderer, statement: Statement) -> dict[str, Any]:
@@ -266,10 +374,85 @@ def _role_view(
     }
 
 
+def _is_attached(policy: Mapping[str, Any]) -> bool:
+    return any(policy.get("Properties", {}).get(k) for k in ("Roles", "Users", "Groups"))
+
+
+def _output_of(template: Template, logical_id: str) -> str | None:
+    return next(
+        (name for name, o in template.get("Outputs", {}).items() if o.get("Value") == {"Ref": logical_id}),
+        None,
+    )
+
+
+def people_policies(template: Template, layout: Layout | None = None) -> list[dict[str, Any]]:
+    """The customer-managed policies attached to no role of the stack: the ones for people. With the
+    stack's layout, each also says what it allows (see :mod:`iam_review.abilities`)."""
+    renderer = Renderer(template.get("Resources", {}))
+    found = []
+    for logical_id, policy in resources_of(template, "AWS::IAM::ManagedPolicy"):
+        if _is_attached(policy):
+            continue
+        path = construct_path(policy)
+        statements = [s for s in identity_statements(template) if s.policy == renderer.name(logical_id)]
+        readable = [readable_statement(renderer, s.raw) for s in statements]
+        found.append(
+            {
+                "name": path.removesuffix("/Resource").rsplit("/", 1)[-1] or renderer.name(logical_id),
+                "policy": renderer.name(logical_id),
+                "path": path,
+                "description": policy.get("Properties", {}).get("Description", ""),
+                "output": _output_of(template, logical_id),
+                "statements": [_statement_view(renderer, s) for s in statements],
+                "abilities": abilities(readable, layout) if layout is not None else {},
+            }
+        )
+    return found
+
+
+def key_grants(template: Template, config: PipelineConfig) -> list[dict[str, Any]]:
+    """What the policy of a configured key (``kms_key_arn``) must let happen.
+
+    CloudWatch Logs encrypts the stack's log groups with it (the stack cannot add that statement to a
+    key it does not own), and every principal below uses it through its IAM policies, which take effect
+    only if the key policy lets this account's IAM policies grant use of the key.
+    """
+    renderer = Renderer(template.get("Resources", {}))
+    account = config.account or "${AWS::AccountId}"
+    grants: list[dict[str, Any]] = [
+        {
+            "principal": f"Service logs.{config.region}.amazonaws.com",
+            "actions": list(LOGS_KEY_ACTIONS),
+            "conditions": [
+                "ArnLike kms:EncryptionContext:aws:logs:arn = "
+                f"arn:aws:logs:{config.region}:{account}:log-group:*"
+            ],
+        }
+    ]
+    for statement in identity_statements(template):
+        if statement.effect != "Allow":
+            continue
+        if config.kms_key_arn not in [renderer.readable(r) for r in statement.resources]:
+            continue
+        grants.append(
+            {
+                "principal": statement.owner,
+                "actions": sorted(a for a in statement.actions if a.startswith("kms:")),
+                "conditions": renderer.conditions(statement.conditions),
+            }
+        )
+    return grants
+
+
 def review(
-    template: Template, acks: Acknowledgments, stack_name: str, settings: Mapping[str, Any] | None = None
+    template: Template,
+    acks: Acknowledgments,
+    stack_name: str,
+    settings: Mapping[str, Any] | None = None,
+    config: PipelineConfig | None = None,
 ) -> dict[str, Any]:
-    """The whole review of one stack's template, as plain data (the JSON report)."""
+    """The whole review of one stack's template, as plain data (the JSON report). With the
+    configuration it was built from, the people's abilities and (for a configured key) its grants."""
     renderer = Renderer(template.get("Resources", {}))
     roles = [_role_view(template, renderer, i, r) for i, r in resources_of(template, "AWS::IAM::Role")]
     policies: dict[str, dict[str, Any]] = {}
@@ -284,11 +467,23 @@ def review(
             },
         )
         entry["statements"].append(_statement_view(renderer, statement))
+    layout = (
+        layout_of(template, region=config.region, account=config.account, stack_name=config.stack_name)
+        if config is not None
+        else None
+    )
+    people = people_policies(template, layout)
+    by_principal: dict[str, list[Statement]] = {}
+    for statement in identity_statements(template):
+        by_principal.setdefault(statement.owner, []).append(statement)
     return {
         "stack": stack_name,
         "settings": dict(settings or {}),
         "roles": sorted(roles, key=lambda r: str(r["path"])),
         "resource_policies": sorted(policies.values(), key=lambda p: (str(p["kind"]), str(p["path"]))),
+        "people": people,
+        "spending": spending(renderer, by_principal, {p["policy"]: p["name"] for p in people}, layout),
+        "key_grants": key_grants(template, config) if config is not None and config.kms_key_arn else [],
         "wildcards": wildcards(template, acks),
     }
 
@@ -305,7 +500,8 @@ def _normalise_text(value: Any) -> Any:
 
 
 def normalised_iam(template: Template, stack_name: str) -> dict[str, Any]:
-    """What the snapshot holds: every role's trust and statements, and every resource policy.
+    """What the snapshot holds: every role's trust and statements, the people's policies, and every
+    resource policy.
 
     Names are logical IDs without CDK's hash suffix and statements are sorted, so only a change in
     permissions (not a refactor that moves a construct's hash or an asset's content) changes it.
@@ -313,6 +509,7 @@ def normalised_iam(template: Template, stack_name: str) -> dict[str, Any]:
     data = review(template, {}, stack_name)
     # CDK-generated Sids end in a hash of the construct path, like logical IDs.
     for statement in [*(s for r in data["roles"] for s in r["statements"]),
+                      *(s for p in data["people"] for s in p["statements"]),
                       *(s for p in data["resource_policies"] for s in p["statements"])]:  # fmt: skip
         if "sid" in statement:
             statement["sid"] = strip_hash(str(statement["sid"]))
@@ -334,4 +531,12 @@ def normalised_iam(template: Template, stack_name: str) -> dict[str, Any]:
         )
         for p in data["resource_policies"]
     }
-    return _normalise_text({"stack": stack_name, "roles": roles, "resource_policies": policies})
+    people = {
+        p["name"]: sorted(
+            p["statements"], key=lambda s: (str(s.get("sid", "")), s["actions"], s["resources"])
+        )
+        for p in data["people"]
+    }
+    return _normalise_text(
+        {"stack": stack_name, "roles": roles, "people": people, "resource_policies": policies}
+    )

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Validations
 
-from stacks.application import build_app, cdk_json_context
+from stacks.application import CDK_JSON, build_app
 from stacks.config import PipelineConfig
 
 #: The CDK CLI turns this on for every synth; in-process synths need it to get ``aws:cdk:path``.
 PATH_METADATA_CONTEXT = {"aws:cdk:enable-path-metadata": True}
+#: Context files the CDK CLI reads besides cdk.json: the project's cached context, the user's defaults.
+PROJECT_CONTEXT = CDK_JSON.parent / "cdk.context.json"
+USER_DEFAULTS = Path("~/.cdk.json")
+
+
+def _context_in(path: Path, *, nested: bool) -> dict[str, Any]:
+    path = path.expanduser()
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return dict(data.get("context", {}) if nested else data)
+
+
+def cli_context(
+    overrides: Mapping[str, Any] | None = None, *, user_defaults: Path = USER_DEFAULTS
+) -> dict[str, Any]:
+    """The context ``cdk synth -c key=value`` gives the app, in the CDK CLI's order of precedence:
+    ``-c`` values, then cdk.json's context, then cdk.context.json, then ~/.cdk.json's context."""
+    context: dict[str, Any] = {}
+    for layer in (
+        _context_in(user_defaults, nested=True),
+        _context_in(PROJECT_CONTEXT, nested=False),
+        _context_in(CDK_JSON, nested=True),
+        dict(overrides or {}),
+    ):
+        context.update(layer)
+    return context
 
 
 @dataclass(frozen=True)
@@ -24,6 +53,8 @@ class SynthesizedStack:
     template_file: str
     acknowledgments: Mapping[str, Mapping[str, str]]
     settings: Mapping[str, str]
+    #: The configuration the stack was built from (the people's abilities and key grants need it).
+    config: PipelineConfig | None = None
 
 
 def acknowledgments(app: App) -> dict[str, dict[str, str]]:
@@ -39,19 +70,29 @@ def acknowledgments(app: App) -> dict[str, dict[str, str]]:
 
 
 def settings_of(config: PipelineConfig) -> dict[str, str]:
-    """The settings that change IAM, as the report's header shows them."""
+    """The configuration the report was built from, as its header shows it."""
+    # ``serving`` and ``approval`` are read only where the configuration has them.
+    serving = getattr(config, "serving", None) or "provisioned"
+    approval = getattr(config, "approval", None) or "required before buying throughput"
     return {
-        "region": config.region,
-        "base model": config.base_model_id,
-        "KMS key": config.kms_key_arn or "created by the stack",
-        "permissions boundary": config.permissions_boundary_arn or "none",
+        "stack": config.stack_name,
+        "account": config.account or "the CLI's (CDK_DEFAULT_ACCOUNT)",
+        "model": config.base_model_id,
+        "Region": config.region,
+        "serving": str(serving),
+        "model units": str(config.model_units),
+        "commitment": config.commitment or "none",
+        "approval": str(approval),
+        "boundary": config.permissions_boundary_arn or "none",
+        "key": config.kms_key_arn or "created by the stack",
         "removal policy": config.removal_policy,
     }
 
 
 def synthesize(outdir: str, **context_overrides: Any) -> list[SynthesizedStack]:
-    """Build the app from cdk.json's context (plus overrides), synthesize into ``outdir``."""
-    context = cdk_json_context(**{**PATH_METADATA_CONTEXT, **context_overrides})
+    """Build the app from the context ``cdk synth`` would read (:func:`cli_context`, with
+    ``context_overrides`` as its ``-c`` values) and synthesize it into ``outdir``."""
+    context = cli_context({**PATH_METADATA_CONTEXT, **context_overrides})
     app, _stack, config = build_app(context, outdir=outdir)
     settings = settings_of(config)
     assembly = app.synth()
@@ -63,6 +104,7 @@ def synthesize(outdir: str, **context_overrides: Any) -> list[SynthesizedStack]:
             template_file=f"{assembly.directory}/{artifact.template_file}",
             acknowledgments=acks,
             settings=settings,
+            config=config,
         )
         for artifact in assembly.stacks
     ]
