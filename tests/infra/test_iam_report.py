@@ -190,7 +190,7 @@ def test_the_summary_says_who_can_spend_and_under_which_condition(written: tuple
         "Submitter",
         "Approver",
         "StartCustomizationJobRole",
-        "CreateProvisionedThroughputRole",
+        "ServeModelRole",
         "WorkflowStateMachineEventsRole",
     }
     assert spenders["Submitter"]["person"] and spenders["Submitter"]["spends"] == [UPLOAD_STARTS_A_RUN]

@@ -310,7 +310,20 @@ def test_the_approver_answers_approvals_and_changes_only_this_stacks_lines(iam_s
     """Rollback and reads only on resources tagged with this stack; schedules of this stack's group only;
     the task-token actions on "*" (they have no resource type); decisions written to two file names."""
     bedrock = "arn:aws:bedrock:us-west-2:${AWS::AccountId}:"
+    # With a time to live (the variant), extending passes the Scheduler's role, to Scheduler only
+    pass_role = (
+        {
+            "PassSchedulerRole": _allow(
+                ["iam:PassRole"],
+                ["<LinesSchedulerRole>"],
+                ["StringEquals iam:PassedToService = scheduler.amazonaws.com"],
+            )
+        }
+        if iam_synth.label == "variant"
+        else {}
+    )
     assert _person(iam_synth, "Approver") == {
+        **pass_role,
         "ReadReports": _allow(["s3:GetObject"], [f"{BUCKET}/reports/*"]),
         "ListReports": _allow(["s3:ListBucket"], [BUCKET], ["StringLike s3:prefix = reports/*"]),
         "RecordDecisions": _allow(
