@@ -8,7 +8,17 @@ import sys
 
 #: The commands of the runtime package, by the module that registers each. ``finetune validate``
 #: imports only its own module (no convert, no emulation), so the command starts quickly.
-_COMMANDS = {"validate": "finetune.validate_cmd", "convert": "finetune.convert_cmd"}
+_COMMANDS = {
+    "validate": "finetune.validate_cmd",
+    "convert": "finetune.convert_cmd",
+    # Against a deployed stack (or finetune local-server), found by its CloudFormation outputs.
+    "submit": "finetune.submit_cmd",
+    "runs": "finetune.status_cmd",
+    "status": "finetune.status_cmd",
+    "report": "finetune.report_cmd",
+    "invoke": "finetune.invoke_cmd",
+    "logs": "finetune.logs_cmd",
+}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -20,13 +30,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     (``requirements-dev.txt``); validate and convert need the runtime package only.
     """
     parser = argparse.ArgumentParser(
-        prog="finetune", description="Fine-tune Claude on Amazon Bedrock: validate, convert, run locally."
+        prog="finetune",
+        description="Fine-tune models on Amazon Bedrock: validate and convert data, submit runs, follow "
+        "them, see their curves, call the result; and run the pipeline locally.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     only = command if command in _COMMANDS else None
-    for name, module in _COMMANDS.items():
-        if only in (None, name):
-            importlib.import_module(module).register(subparsers)
+    for module in dict.fromkeys(m for name, m in _COMMANDS.items() if only in (None, name)):
+        importlib.import_module(module).register(subparsers)
     if only is not None:
         return parser
     try:

@@ -117,11 +117,15 @@ def _store(entry: Path, synth: Synthesized) -> None:
     os.replace(f.name, entry)  # atomic: a concurrent reader sees the old entry or the whole new one
 
 
-def synthesize_cached(
-    outdir: Path, *, cache_dir: Path = CACHE_DIR, root: Path = REPO_ROOT, **overrides: Any
+def synthesize_cached(outdir: Path, **overrides: Any) -> Synthesized:
+    """:func:`~finetune.local.template.synthesize`, or the template it made from the same inputs."""
+    return synthesize_with_cache(outdir, overrides)
+
+
+def synthesize_with_cache(
+    outdir: Path, overrides: dict[str, Any], *, cache_dir: Path = CACHE_DIR, root: Path = REPO_ROOT
 ) -> Synthesized:
-    """:func:`~finetune.local.template.synthesize`, or the template it made from the same inputs
-    (``root`` holds the inputs, ``cache_dir`` the entries)."""
+    """:func:`synthesize_cached` with the inputs under ``root`` and the entries in ``cache_dir``."""
     if os.environ.get("FINETUNE_SYNTH_CACHE") == "0":
         return synthesize(outdir, **overrides)
     key = inputs_key(overrides, root)

@@ -51,7 +51,9 @@ def synths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
 
 
 def _cached(repo: Path, tmp_path: Path, **context: Any) -> Synthesized:
-    return synth_cache.synthesize_cached(tmp_path / "out", cache_dir=tmp_path / "cache", root=repo, **context)
+    return synth_cache.synthesize_with_cache(
+        tmp_path / "out", context, cache_dir=tmp_path / "cache", root=repo
+    )
 
 
 def test_the_second_run_reuses_the_template_and_says_from_which_inputs(repo, tmp_path, synths) -> None:
