@@ -75,6 +75,7 @@ def inputs_key(overrides: dict[str, Any], root: Path = REPO_ROOT) -> str:
         "format": FORMAT,
         "context": overrides,
         "account": LOCAL_ACCOUNT,
+        "root": str(root),  # asset sources are absolute paths: a moved checkout synthesizes again
         "versions": versions,
         "python": sys.version_info[:2],
     }
@@ -82,11 +83,13 @@ def inputs_key(overrides: dict[str, Any], root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()
 
 
-def _load(entry: Path, key: str) -> Synthesized | None:
+def _load(entry: Path, key: str, root: Path) -> Synthesized | None:
     try:
         data = json.loads(entry.read_text(encoding="utf-8"))
         assets = {k: Path(v) for k, v in data["assets"].items()}
-        if not all(p.exists() for p in assets.values()):
+        # The emulation runs code from the repository's assets (the handlers in lambdas/); the others
+        # (the template itself, the CDK's Node.js provider code) lived in folders of that synthesis.
+        if not all(p.exists() for p in assets.values() if p == root or root in p.parents):
             return None
         return Synthesized(
             stack_name=data["stack_name"],
@@ -131,7 +134,7 @@ def synthesize_with_cache(
     key = inputs_key(overrides, root)
     entry = cache_dir / f"{key}.json"
     if entry.is_file():
-        found = _load(entry, key)
+        found = _load(entry, key, root)
         if found is not None:
             return found
     synth = synthesize(outdir, **overrides)

@@ -41,7 +41,8 @@ def synths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
             account="123456789012",
             region="us-west-2",
             template={"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "n": len(calls)},
-            assets={"abc.zip": tmp_path},
+            # The handlers' code in the repository, and what lived in that synthesis's folders only.
+            assets={"handlers.zip": tmp_path / "repo" / "lambdas", "provider.zip": tmp_path / "gone"},
             outdir=outdir,
         )
 
@@ -101,3 +102,12 @@ def test_the_cache_can_be_turned_off(repo, tmp_path, synths, monkeypatch) -> Non
     monkeypatch.setenv("FINETUNE_SYNTH_CACHE", "0")
     _cached(repo, tmp_path)
     assert _cached(repo, tmp_path).reused is None and len(synths) == 2
+
+
+def test_a_moved_checkout_synthesizes_again(repo, tmp_path, synths) -> None:
+    # Given a cached template, whose asset sources are absolute paths in the checkout
+    _cached(repo, tmp_path)
+    # When the same files are used from another folder
+    moved = repo.rename(tmp_path / "moved")
+    # Then the template is not reused (its handler code paths would point at the old folder)
+    assert _cached(moved, tmp_path).reused is None and len(synths) == 2
