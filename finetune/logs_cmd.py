@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -17,6 +18,8 @@ from finetune import runs
 from finetune.output import run_command, write_json
 from finetune.stack import add_stack_arguments, connect
 
+#: Lines are cut at the terminal's width, but never narrower than this (--full prints them whole).
+MIN_COLUMNS = 120
 #: Log lines may be written a little before the start (clock skew) and after the end (clean-up).
 MARGIN = timedelta(minutes=5)
 
@@ -31,6 +34,9 @@ def register(subparsers: Any) -> None:
         "status 0; 1 when the stack or the run cannot be read; 2 for usage errors.",
     )
     parser.add_argument("run", metavar="RUN", help="the run (line) name, or an execution ARN")
+    parser.add_argument(
+        "--full", action="store_true", help="print whole lines (default: cut at the terminal's width)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     add_stack_arguments(parser)
     parser.set_defaults(handler=lambda args: run_command("logs", _logs, args))
@@ -123,11 +129,13 @@ def _logs(args: argparse.Namespace, out: TextIO) -> int:
     )
     names = [task_name(e["function"]) or e["log_group"].rsplit("/", 1)[-1] for e in events]
     width = max((len(n) for n in names), default=0)
+    columns = max(MIN_COLUMNS, shutil.get_terminal_size((MIN_COLUMNS, 24)).columns)
     for event, name in zip(events, names, strict=True):
-        details = " ".join(f"{k}={v}" for k, v in event["details"].items())
-        level = (event["level"] or "").ljust(7)
-        print(
-            f"{event['time'][11:23]}  {name.ljust(width)}  {level}  {event['message']}  {details}".rstrip(),
-            file=out,
+        details = " ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v, separators=(',', ':'))}"
+            for k, v in event["details"].items()
         )
+        level = (event["level"] or "").ljust(7)
+        line = f"{event['time'][11:23]}  {name.ljust(width)}  {level}  {event['message']}  {details}".rstrip()
+        print(line if args.full or len(line) <= columns else line[: columns - 4] + " ...", file=out)
     return 0

@@ -154,7 +154,19 @@ def submit(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     status_out = sys.stderr if args.json else out
     if not args.json:
-        print(f"Valid for {model.display_name} (the deployed validator's settings).", file=out)
+        if report.warning_count:
+            out.write(render(report, model.display_name))
+        records = ", ".join(
+            f"{role} {summary.records:,}"
+            for role, summary in (("train", report.train), ("validation", report.validation))
+            if summary is not None
+        )
+        print(
+            f"Valid for {model.display_name} with the deployed validator's settings: records {records}; "
+            f"{report.warning_count} warning(s); about {report.estimated_billable_tokens:,} billable "
+            "training tokens.",
+            file=out,
+        )
     uploaded = upload(
         clients("s3"), stack.bucket, args.run_dir, run, sys.stderr if sys.stderr.isatty() else None
     )
