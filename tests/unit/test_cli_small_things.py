@@ -96,3 +96,13 @@ def test_local_summary_prints_error_counts_not_a_dict():
     # Then the counts read as "CODE count", not as a Python dict
     assert "INVALID: 42 error(s): INVALID_ROLE 40, INVALID_JSON 2" in out.getvalue()
     assert "{" not in out.getvalue()
+
+
+def test_local_server_takes_context_as_local_does(capsys):
+    # A malformed -c is refused before anything is synthesized or served, with local's message
+    assert main(["local-server", "--port", "1", "-c", "base_model_id"]) == 2
+    assert "finetune local-server: -c 'base_model_id': expected KEY=VALUE" in capsys.readouterr().err
+    from finetune.main import build_parser
+
+    args = build_parser().parse_args(["local-server", "-c", "base_model_id=amazon.nova-lite-v1:0:300k"])
+    assert args.context == ["base_model_id=amazon.nova-lite-v1:0:300k"]
