@@ -56,7 +56,7 @@ def deployed_settings(lambda_client: Any, stack: PipelineStack) -> tuple[ModelSp
     variables = lambda_client.get_function_configuration(FunctionName=name).get("Environment", {})
     try:
         settings = ValidateDatasetSettings.from_env(variables.get("Variables", {}))
-        model = ModelSpec.from_dict(settings.base_model_id, settings.model_spec, where="the deployed validator")
+        model = ModelSpec.from_dict(settings.base_model_id, settings.model_spec, where="validator")
     except (SettingsError, CatalogError) as exc:
         raise CommandFailed(
             f"the deployed validator {name} has settings this version cannot read ({exc}); update this "
