@@ -11,7 +11,17 @@ import sys
 _COMMANDS = {
     "validate": "finetune.validate_cmd",
     "convert": "finetune.convert_cmd",
+    # Against a deployed stack (or finetune local-server), found by its CloudFormation outputs.
+    "submit": "finetune.submit_cmd",
+    "runs": "finetune.status_cmd",
+    "status": "finetune.status_cmd",
+    "report": "finetune.report_cmd",
+    "invoke": "finetune.invoke_cmd",
+    "logs": "finetune.logs_cmd",
     "approve": "finetune.serving_cmd",
+    "reject": "finetune.serving_cmd",
+    "extend": "finetune.serving_cmd",
+    "rollback": "finetune.serving_cmd",
 }
 
 
@@ -25,13 +35,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="finetune",
-        description="Fine-tune a model on Amazon Bedrock: validate, convert, run locally, manage lines.",
+        description="Fine-tune models on Amazon Bedrock: validate and convert data, submit runs, follow "
+        "them, see their curves, call the result, approve and roll back; and run the pipeline locally.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    only = command if command in ("validate", "convert") else None
-    for name, module in _COMMANDS.items():
-        if only in (None, name):
-            importlib.import_module(module).register(subparsers)
+    only = command if command in _COMMANDS else None
+    for module in dict.fromkeys(m for name, m in _COMMANDS.items() if only in (None, name)):
+        importlib.import_module(module).register(subparsers)
     if only is not None:
         return parser
     try:

@@ -23,6 +23,7 @@ from bedrock_finetune.dataset import (
 from bedrock_finetune.layout import HYPERPARAMETERS_FILE, TRAIN_FILE, VALIDATION_FILE
 from bedrock_finetune.pricing import Estimate, PriceOverrides, prices_for, training_estimate
 from bedrock_finetune.sizes import human_bytes
+from finetune.run_folder import RunNameError, run_name
 
 if TYPE_CHECKING:
     from stacks.config import PipelineConfig
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         train, validation, hyperparameters = _resolve_paths(args)
+        folder = Path(args.path)
+        run = run_name(folder) if folder.is_dir() else None
         target = deployment_target(args.config, args.model)
         model = target.model
         chars_per_token = args.chars_per_token if args.chars_per_token is not None else target.chars_per_token
@@ -104,16 +107,25 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             )
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    except UsageError as exc:
+    except (UsageError, RunNameError) as exc:
         print(f"finetune validate: {exc}", file=err)
         return 2
     cost = training_cost(report, model.model_id, target.prices)
+    where = (
+        f"Configuration: {target.config_path} (the deployment's model, limits and defaults)"
+        if target.config_path
+        else "Configuration: none (no cdk.json here: the built-in catalog; pass --config CDK_JSON)"
+    )
     if args.json:
         document = {**report.to_dict(), "estimated_training_cost": cost.to_dict() if cost else None}
         json.dump(document, out, indent=2, ensure_ascii=False)
         out.write("\n")
+        print(where, file=err)
     else:
         out.write(render(report, model.display_name, cost))
+        out.write(f"{where}\n")
+        if run is not None:
+            out.write(f"Run name: {run} (the folder name)\n")
     return 0 if report.valid else 1
 
 
@@ -126,6 +138,8 @@ class _Target:
     defaults: Mapping[str, int | float] | None = None
     chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
     prices: PriceOverrides | None = None
+    #: The cdk.json read, None without one.
+    config_path: Path | None = None
 
 
 def deployment_target(config_path: str | None, model_id: str | None) -> _Target:
@@ -147,11 +161,13 @@ def deployment_target(config_path: str | None, model_id: str | None) -> _Target:
         raise UsageError(f"{path}: {exc}") from exc
     config = _load(path, context)
     if model_id is None or model_id == config.base_model_id:
-        return _Target(config.model, config.hyperparameters, config.chars_per_token, config.prices)
+        return _Target(config.model, config.hyperparameters, config.chars_per_token, config.prices, path)
     # Another model: among the built-in and the deployment's configured models (parsed once, by the
     # loader); the configured hyperparameter defaults were checked against the deployment's model.
     try:
-        return _Target(resolve_model(model_id, config.models), None, config.chars_per_token, config.prices)
+        return _Target(
+            resolve_model(model_id, config.models), None, config.chars_per_token, config.prices, path
+        )
     except CatalogError as exc:
         raise UsageError(f"--model {model_id} with {path}: {exc}") from exc
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -173,3 +173,8 @@ class FineTuningPipelineStack(Stack):
             value=observability.dashboard.dashboard_name,
             description="CloudWatch dashboard of the pipeline",
         )
+        # What `finetune` reads (submit validates with the deployed validator's settings; logs reads
+        # every log group of the stack), so nothing is typed by hand.
+        CfnOutput(self, "ValidateFunctionName", value=validate.function.function_name)
+        log_groups = [c.log_group_name for c in self.node.find_all() if isinstance(c, logs.LogGroup)]
+        CfnOutput(self, "LogGroupNames", value=Fn.join(",", log_groups), description="Comma-separated")

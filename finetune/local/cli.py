@@ -48,15 +48,7 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_SCALE,
         help=f"real seconds per AWS second for waits and back-off (default {DEFAULT_SCALE:g})",
     )
-    local.add_argument(
-        "-c",
-        "--context",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="configuration on top of cdk.json, as 'cdk synth -c' takes it "
-        "(e.g. -c base_model_id=amazon.nova-lite-v1:0:300k); repeatable",
-    )
+    _add_context_argument(local)
     local.add_argument(
         "--destroy",
         action="store_true",
@@ -94,7 +86,32 @@ def register(subparsers: Any) -> None:
         default=SERVER_SCALE,
         help=f"real seconds per AWS second (default {SERVER_SCALE:g})",
     )
+    _add_context_argument(server)
     server.set_defaults(handler=run_server_command)
+
+
+def _add_context_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--context",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="configuration on top of cdk.json, as 'cdk synth -c' takes it "
+        "(e.g. -c base_model_id=amazon.nova-lite-v1:0:300k); repeatable",
+    )
+
+
+def _context(command: str, items: list[str]) -> dict[str, str] | None:
+    """``-c KEY=VALUE`` items as a mapping; None (after saying why) when one is malformed."""
+    context = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"finetune {command}: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return None
+        context[key] = value
+    return context
 
 
 def run_local_command(args: argparse.Namespace) -> int:
@@ -105,13 +122,9 @@ def run_local_command(args: argparse.Namespace) -> int:
     from finetune.local.scenarios import scenario  # noqa: PLC0415
     from finetune.local.summary import build_summary  # noqa: PLC0415
 
-    context = {}
-    for item in args.context:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"finetune local: -c {item!r}: expected KEY=VALUE", file=sys.stderr)
-            return 2
-        context[key] = value
+    context = _context("local", args.context)
+    if context is None:
+        return 2
     as_json = bool(getattr(args, "json", False))
     try:
         # With --json, stdout carries the document only: anything else printed goes to stderr.
@@ -139,4 +152,7 @@ def run_server_command(args: argparse.Namespace) -> int:
     from finetune.local.scenarios import scenario  # noqa: PLC0415
     from finetune.local.server import serve_forever  # noqa: PLC0415
 
-    return serve_forever(args.port, scenario(args.scenario), time_scale=args.time_scale)
+    context = _context("local-server", args.context)
+    if context is None:
+        return 2
+    return serve_forever(args.port, scenario(args.scenario), time_scale=args.time_scale, context=context)

@@ -55,6 +55,8 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from finetune.local import bedrock
+from finetune.local import logs as cloudwatch_logs
+from finetune.local import runtime as bedrock_runtime
 from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
@@ -265,6 +267,8 @@ class LocalCloud:
             self.router.installed(),
             self.clock.installed(),
             bedrock.installed(),
+            bedrock_runtime.installed(),  # Converse on the emulated endpoints
+            cloudwatch_logs.shipped(self.runtime, cloudwatch_logs.LogShipper(self.synth, self.client)),
             self.publish_failures.installed(),
             _stops_stay_stopped(),
         ):

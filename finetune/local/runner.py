@@ -25,16 +25,17 @@ from bedrock_finetune.layout import (
     DATASETS_PREFIX,
     HYPERPARAMETERS_FILE,
     REPORTS_PREFIX,
-    RUN_NAME_PATTERN,
     TRAIN_FILE,
     VALIDATION_FILE,
 )
+from finetune import run_folder
 from finetune.local.cloud import Deployment, LocalCloud, StackDeletion
 from finetune.local.events import Delivery
 from finetune.local.gate import WaitGate
 from finetune.local.scenarios import Scenario
 from finetune.local.summary import created, left_billing, report_summaries
-from finetune.local.template import Synthesized, synthesize
+from finetune.local.synth_cache import synthesize_cached as synthesize
+from finetune.local.template import Synthesized
 from finetune.local.timing import DEFAULT_SCALE, Clock
 
 #: A local run that takes longer than this (real time) is reported as stuck.
@@ -98,17 +99,12 @@ class LocalRun:
 
 
 def check_run_folder(run_dir: Path) -> str:
-    """The run name (the folder name); raises RunFolderError when the folder cannot be a run."""
-    if not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir} is not a folder")
-    if not (run_dir / TRAIN_FILE).is_file():
-        raise RunFolderError(f"{run_dir} has no {TRAIN_FILE}; a run folder holds {TRAIN_FILE} at least")
-    name = run_dir.resolve().name
-    if not RUN_NAME_PATTERN.match(name):
-        raise RunFolderError(
-            f"run name {name!r} (the folder name) may only contain letters, digits, '.', '_' and '-'"
-        )
-    return name
+    """The run name (the folder name, by the rule ``validate`` and ``submit`` use); raises
+    RunFolderError when the folder cannot be a run."""
+    try:
+        return run_folder.check_run_folder(run_dir)
+    except run_folder.RunNameError as exc:
+        raise RunFolderError(str(exc)) from exc
 
 
 def upload_run(cloud: LocalCloud, deployment: Deployment, run_dir: Path, run: str) -> list[str]:
@@ -563,7 +559,8 @@ def _rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
         )
     elif report:
         counts = report.get("error_counts") or {}
-        yield "Validation", f"INVALID: {sum(counts.values())} error(s) {counts}"
+        by_code = ", ".join(f"{code} {count:,}" for code, count in counts.items())
+        yield "Validation", f"INVALID: {sum(counts.values()):,} error(s): {by_code}"
         for issue in (report.get("errors") or [])[:5]:
             where = f"{issue.get('file')}:{issue.get('line')}" if issue.get("line") else issue.get("file")
             yield "", f"{where} {issue.get('code')} {issue.get('message')}"
@@ -675,7 +672,15 @@ def run_local(
     with tempfile.TemporaryDirectory(prefix="finetune-local-") as outdir:
         synth = synthesize(Path(outdir), **{**dict(scenario.context), **(context or {})})
         warm.join()
-        print(f"  synthesized {synth.stack_name} with cdk-nag ({time.time() - started:.1f} s)", file=out)
+        took = time.time() - started
+        if synth.reused:
+            print(
+                f"  reused the template of {synth.stack_name} synthesized earlier: none of its inputs "
+                f"changed (content hash {synth.reused[:12]}; {took:.1f} s)",
+                file=out,
+            )
+        else:
+            print(f"  synthesized {synth.stack_name} with cdk-nag ({took:.1f} s)", file=out)
         result = execute(synth, run_dir, scenario, out, time_scale=time_scale, destroy=destroy)
     result.seconds = time.time() - started
     if summary:

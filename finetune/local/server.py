@@ -27,7 +27,8 @@ from finetune.local.cloud import Deployment, LocalCloud
 from finetune.local.events import Delivery
 from finetune.local.runner import follow_delivery, print_summary
 from finetune.local.scenarios import Scenario
-from finetune.local.template import Synthesized, synthesize
+from finetune.local.synth_cache import synthesize_cached
+from finetune.local.template import Synthesized
 from finetune.local.timing import SERVER_SCALE, Clock
 
 
@@ -106,14 +107,21 @@ def banner(deployment: Deployment, endpoint: str) -> str:
     )
 
 
-def serve_forever(port: int, scenario: Scenario, *, time_scale: float = SERVER_SCALE) -> int:
-    """Synthesize, serve, print the banner, and run until Ctrl-C."""
+def serve_forever(
+    port: int,
+    scenario: Scenario,
+    *,
+    time_scale: float = SERVER_SCALE,
+    context: dict[str, str] | None = None,
+) -> int:
+    """Synthesize (``context`` on top of cdk.json, as ``-c``), serve, print the banner, run until Ctrl-C."""
     out = sys.stdout
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="finetune-local-server-") as outdir:
-        synth = synthesize(Path(outdir))
+        synth = synthesize_cached(Path(outdir), **(context or {}))
+        how = "Reused the template of" if synth.reused else "Synthesized"
         print(
-            f"Synthesized {synth.stack_name} ({time.time() - started:.1f} s); scenario {scenario.name}.",
+            f"{how} {synth.stack_name} ({time.time() - started:.1f} s); scenario {scenario.name}.",
             file=out,
         )
         with serving(port, scenario, synth, time_scale=time_scale, out=out) as (_, deployment):

@@ -36,6 +36,8 @@ class Synthesized:
     #: Asset object key in the bootstrap bucket -> local source folder or file.
     assets: dict[str, Path]
     outdir: Path
+    #: The cache key when this is a template reused from the same inputs (``synth_cache``).
+    reused: str | None = None
 
     @property
     def bootstrap_bucket(self) -> str:

@@ -7,7 +7,8 @@ catalog (:mod:`bedrock_finetune.catalog`); the public codes are the :class:`Code
 How it works, and why:
 
 * A file is streamed once, in raw chunks, and split on ``b"\\n"`` here, so blank lines, a
-  byte-order mark and invalid UTF-8 are seen per line, and a single trailing newline is fine.
+  byte-order mark and invalid UTF-8 are seen per line; a final newline, and one blank line
+  after it, are fine.
   Memory stays bounded: a line is held only while it is checked, and a line over
   :func:`max_line_bytes` is counted but never held or parsed (it cannot be within the token limit).
 * With msgspec installed, each line is first decoded in one C call into typed structs of the
@@ -699,6 +700,10 @@ class _FileValidator:
         cap = max_line_bytes(self.model, self.chars_per_token)
         limit = max_lines(self.model, self.role)
         truncated = False
+        number = 0
+        # A blank line is reported when a later line shows it is not the file's last: one blank
+        # line may end the file (editors add it). Blank lines are rare: the record loop is unchanged.
+        blank: int | None = None
         try:
             for number, (line, length) in enumerate(_split_lines(read, cap), start=1):
                 if number > limit:
@@ -708,17 +713,16 @@ class _FileValidator:
                     records += 1
                     self._oversized(number, length, cap)
                 elif not line or line.isspace():
-                    self._add(
-                        Code.BLANK_LINE,
-                        number,
-                        "blank line; delete it (records are one per line, and only a single "
-                        "newline may end the file)",
-                    )
+                    if blank is not None:
+                        self._blank_line(blank)
+                    blank = number
                 else:
                     records += 1
                     self._check_line(line, number)
         finally:
             read.close()
+        if blank is not None and (truncated or blank != number):
+            self._blank_line(blank)
         if truncated:
             self._too_many_lines(limit)
         if read.count > max_bytes:
@@ -737,6 +741,13 @@ class _FileValidator:
 
     def _add(self, code: Code, line: int | None, message: str) -> None:
         self.out.add(code, self.role, line, message)
+
+    def _blank_line(self, number: int) -> None:
+        self._add(
+            Code.BLANK_LINE,
+            number,
+            "blank line; delete it (records are one per line; only the file's last line may be blank)",
+        )
 
     def _too_large(self, size: int, limit: int, *, checked: bool) -> None:
         what = "training" if self.role == "train" else "validation"

@@ -172,6 +172,26 @@ def kept_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> N
     )
 
 
+def _sentence(text: str) -> str:
+    text = text.strip() or "no details"
+    return text if text[-1] in ".!?" else f"{text}."
+
+
+def _explained_by(state: Mapping[str, Any], error: str, why: str, links: Links) -> str:
+    """Where the failure is explained, as a sentence (none when ``why`` already says it): the report
+    about it, else the logs and the execution history."""
+    run = (state.get("run") or {}).get("run")
+    if error == "DatasetInvalid" and run:
+        uri = (state.get("validation") or {}).get("reportUri") or (
+            f"s3://{links.bucket}/{RunLocation(bucket=links.bucket, run=run).report_key}"
+        )
+        return "" if uri in why else f"The validation report {uri} lists every problem."
+    training_report = (state.get("training") or {}).get("reportUri")
+    if error == "QualityGateNotMet" and training_report:
+        return f"The training report {training_report} has the losses."
+    return f"CloudWatch Logs {links.log_group} and the execution history have the details."
+
+
 def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> Notice:
     """The message for a failed run: which step, why, and where to look."""
     run_info = state.get("run") or {}
@@ -186,7 +206,6 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
     report_uri = validation.get("reportUri") or failure.get("reportUri")
     cleanup = state.get("cleanup") or {}
     billing = still_billing_lines(cleanup) or _maybe_billing(state, cleanup, links.region)
-    where = report_uri or f"CloudWatch Logs {links.log_group} and the execution history"
     outcome = _OUTCOMES.get(str(error), "failed")
     body = _lines(
         [
@@ -205,7 +224,7 @@ def failure_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
         body += "\n\nSTILL BILLING (delete by hand if it is not needed):\n" + "\n".join(
             f"- {b}" for b in billing
         )
-    cause = f"{step} {outcome}: {why.strip()} Look at: {where}."
+    cause = f"{step} {outcome}: {_sentence(why)} {_explained_by(state, str(error), why, links)}".rstrip()
     return Notice(
         subject=_subject(f"[fine-tuning] {run}: {step} {outcome}"),
         body=body,

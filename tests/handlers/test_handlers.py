@@ -119,8 +119,8 @@ def test_notify_failure_says_which_step_why_and_where_to_look(env: dict[str, str
     )
     assert result["error"] == "BedrockQuotaExceeded"
     assert result["cause"] == (
-        "Create provisioned throughput failed: no model units; ask AWS Support "
-        "Look at: s3://data-bucket/reports/run-1/validation.json."
+        "Create provisioned throughput failed: no model units; ask AWS Support. CloudWatch Logs "
+        "/pipeline/logs and the execution history have the details."
     )
     (message,) = _published(env)
     assert message["Subject"] == "[fine-tuning] run-1: Create provisioned throughput failed"

@@ -322,3 +322,29 @@ def test_buying_or_changing_serving_is_limited_to_this_stacks_models_and_endpoin
         & set(_as_list(s["Action"]))
     ]
     assert all("Condition" in s for s in spending)  # no role can buy serving unconditionally
+
+
+def test_outputs_give_the_cli_the_validator_and_every_log_group(synthesized: Synthesized) -> None:
+    # Given the synthesized stack
+    template = synthesized.json
+    outputs = template["Outputs"]
+    # Then finetune submit finds the deployed validator (its settings are the check's)
+    validators = [
+        logical
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("Handler") == "handlers.validate_dataset.handler"
+    ]
+    assert outputs["ValidateFunctionName"]["Value"] == {"Ref": validators[0]}
+    # and finetune logs every log group of the stack, the functions' and the state machine's
+    separator, parts = outputs["LogGroupNames"]["Value"]["Fn::Join"]
+    groups = {logical for logical, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert separator == ","
+    assert {part["Ref"] for part in parts} == groups
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    logged = {
+        f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        for f in functions
+        if "LoggingConfig" in f["Properties"]
+    }
+    assert logged <= groups

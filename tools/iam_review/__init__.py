@@ -4,3 +4,5 @@
 ``make iam-snapshot`` rewrites ``tests/snapshots/iam.json``. Both read the template CloudFormation would
 deploy. :mod:`iam_review.evaluate` decides requests against policies for the report and the tests.
 """
+
+import stacks  # noqa: F401 - before iam_review.synth loads the CDK: silences jsii's Node banner
