@@ -1,7 +1,7 @@
 """``finetune invoke RUN "prompt"``: call the line's endpoint with the Converse API.
 
 The endpoint is the line's (``reports/<run>/line.json``, ``endpoint.arn``); before a line has one,
-the run's provisioned throughput (``reports/<run>/run.json``, ``provisionedModel``).
+the run's endpoint (``reports/<run>/run.json``, ``endpoint``).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def endpoint(s3: Any, bucket: str, run: str) -> tuple[str, str]:
     if isinstance(served, dict) and served.get("arn"):
         return str(served["arn"]), f"reports/{run}/{runs.LINE_RECORD}"
     record = runs.read_report(s3, bucket, run, runs.RUN_RECORD) or {}
-    if record.get("provisionedModel"):
-        return str(record["provisionedModel"]), f"reports/{run}/{runs.RUN_RECORD}"
+    if record.get("endpoint"):
+        return str(record["endpoint"]), f"reports/{run}/{runs.RUN_RECORD}"
     raise CommandFailed(
         f"run {run} has no endpoint: neither reports/{run}/{runs.LINE_RECORD} nor reports/{run}/"
         f"{runs.RUN_RECORD} names one. A run is served once it ends 'Model in service': check it with "

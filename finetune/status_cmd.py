@@ -72,12 +72,8 @@ def endpoint_of(line_record: Mapping[str, Any] | None, execution: runs.RunExecut
     endpoint = (line_record or {}).get("endpoint")
     if isinstance(endpoint, dict) and endpoint.get("arn"):
         return str(endpoint["arn"])
-    throughput = execution.output.get("throughput")
-    return (
-        str(throughput["provisionedModelArn"])
-        if isinstance(throughput, dict) and throughput.get("provisionedModelArn")
-        else None
-    )
+    served = execution.output.get("endpoint")
+    return str(served["endpointArn"]) if isinstance(served, dict) and served.get("endpointArn") else None
 
 
 def list_runs(clients: Clients, stack: PipelineStack, limit: int) -> list[dict[str, Any]]:
@@ -181,7 +177,7 @@ def status_document(clients: Clients, stack: PipelineStack, execution: runs.RunE
     """Everything ``status`` shows, as JSON-ready data."""
     sfn, s3 = clients("stepfunctions"), clients("s3")
     found = runs.progress(sfn, execution.arn)
-    job, throughput, validation = found.field("job"), found.field("throughput"), found.field("validation")
+    job, endpoint, validation = found.field("job"), found.field("endpoint"), found.field("validation")
     training: dict[str, Any] | None = None
     if job.get("jobArn"):
         read = curves.read_curves(s3, stack.bucket, f"outputs/{execution.line}/", str(job["jobArn"]))
@@ -216,7 +212,8 @@ def status_document(clients: Clients, stack: PipelineStack, execution: runs.RunE
             "read_at": polled.isoformat() if polled else None,
         },
         "custom_model": job.get("outputModelArn") or None,
-        "throughput": {"arn": throughput.get("provisionedModelArn"), "status": throughput.get("status")},
+        # The line's endpoint as the run last read it (a throughput or an on-demand deployment)
+        "throughput": {"arn": endpoint.get("endpointArn"), "status": endpoint.get("status")},
         "endpoint": endpoint_of(line_record, execution),
         "training": training,
         "cost": cost(validation),

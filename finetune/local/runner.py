@@ -606,9 +606,9 @@ def _serving_rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
     for key in ("perHour", "per1kInputAndOutputTokens"):
         if estimate.get(key):
             yield "Estimated cost", estimate[key].get("text")
-    for followup in result.followups:
+    for followup in getattr(result, "followups", []):
         yield "Next version", f"{followup['status']}  endpoint {followup.get('endpointArn')}"
-    for action in result.actions:
+    for action in getattr(result, "actions", []):
         yield "User", action
 
 

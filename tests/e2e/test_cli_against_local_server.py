@@ -6,10 +6,13 @@ exactly as typed, with ``--endpoint-url`` pointing at the emulation on a free po
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,8 +72,39 @@ def submitted(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     )
     # The command's own output stream: this fixture outlives any test's capture of sys.stdout.
     out = io.StringIO()
-    status = run_command("submit", submit_cmd.submit, args, out)
-    return {"status": status, "document": json.loads(out.getvalue()), "folder": folder}
+    results: dict[str, Any] = {}
+    follower = threading.Thread(
+        target=lambda: results.update(status=run_command("submit", submit_cmd.submit, args, out))
+    )
+    follower.start()
+    # While submit --wait follows the run, a person approves the throughput it asks to buy
+    approve_out = io.StringIO()
+    approved = _approve_when_asked(server, where, approve_out)
+    follower.join(timeout=120)
+    return {
+        "status": results.get("status"),
+        "document": json.loads(out.getvalue()),
+        "folder": folder,
+        "approved": approved,
+        "approve_output": approve_out.getvalue(),
+    }
+
+
+def _approve_when_asked(server: dict[str, Any], where: list[str], out: io.StringIO) -> int:
+    """``finetune approve RUN`` as soon as the run's approval request is waiting; its exit status."""
+    s3 = boto3.client(
+        "s3", endpoint_url=server["endpoint"], region_name="us-west-2",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    bucket, key = server["deployment"].bucket, f"reports/{RUN}/approval.json"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"):
+            if json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["status"] == "waiting":
+                break
+        time.sleep(0.02)
+    with contextlib.redirect_stdout(out):
+        return main(["approve", RUN, *where])
 
 
 def test_submit_validates_uploads_train_last_and_follows_the_run_to_its_end(
@@ -86,6 +120,9 @@ def test_submit_validates_uploads_train_last_and_follows_the_run_to_its_end(
         for name in ("validation.jsonl", "hyperparameters.json", "evaluation.jsonl", "train.jsonl")
     ]
     assert doc["execution"].startswith("arn:aws:states:us-west-2:123456789012:execution:")
+    # And the approval it waited for was given with finetune approve, which said what it bought
+    assert submitted["approved"] == 0
+    assert submitted["approve_output"].startswith("approved: create provisioned_throughput ")
     final = doc["status"]
     assert final["execution"]["status"] == "SUCCEEDED"
     assert final["step"] == "Model in service"
@@ -204,7 +241,7 @@ def test_invoke_calls_the_runs_endpoint_and_prints_the_answer_with_token_counts(
     status, out, _ = finetune(server, capsys, "invoke", RUN, "Order 7: 3 crates to Osaka.", "--json")
     assert status == 0
     doc = document(out, "invoke")
-    assert doc["endpoint_from"] == f"reports/{RUN}/run.json"  # no line record yet: the run's throughput
+    assert doc["endpoint_from"] == f"reports/{RUN}/line.json"  # the line's one endpoint
     [answer] = doc["answers"]
     assert answer["answer"].startswith("[synthetic answer from the local emulation; no model ran]")
     assert answer["input_tokens"] > 0 and answer["output_tokens"] > 0
@@ -238,7 +275,7 @@ def test_logs_prints_the_runs_handler_lines_in_order(
     assert times == sorted(times)
     messages = [e["message"] for e in events]
     assert messages[0] == "dataset valid" and messages[-1] == "notification published"
-    assert "customization job" in messages and "throughput status" in messages
+    assert "customization job" in messages and "endpoint status" in messages
     status, out, _ = finetune(server, capsys, "logs", RUN)
     assert f"execution {execution_name} (SUCCEEDED)" in out.splitlines()[0]
     assert "ValidateDataset" in out
