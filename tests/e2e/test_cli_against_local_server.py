@@ -99,9 +99,9 @@ def _approve_when_asked(server: dict[str, Any], where: list[str], out: io.String
     bucket, key = server["deployment"].bucket, f"reports/{RUN}/approval.json"
     deadline = time.time() + 60
     while time.time() < deadline:
-        if s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"):
-            if json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["status"] == "waiting":
-                break
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount")
+        if listed and json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["status"] == "waiting":
+            break
         time.sleep(0.02)
     with contextlib.redirect_stdout(out):
         return main(["approve", RUN, *where])
