@@ -34,6 +34,7 @@ from stacks.tasks import (
     PlanServing,
     RequestApproval,
     ServeModel,
+    ServingInventory,
     StartCustomizationJob,
     TaskContext,
     ValidateDataset,
@@ -80,6 +81,7 @@ class FineTuningPipelineStack(Stack):
         validate = ValidateDataset(self, ctx=ctx)
         data.protect_frozen(reader=service_role.role, writer=validate.role)
         lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
+        ServingInventory(self, ctx=ctx, dead_letters=dead_letters)
         functions = WorkflowFunctions(
             validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,

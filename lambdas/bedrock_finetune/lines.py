@@ -513,3 +513,63 @@ def on_time_to_live(
 
         result["messageId"] = publish_message(sns, settings.topic_arn, notice["subject"], notice["body"])
     return result
+
+
+# ---- the serving inventory (the alarms' and the dashboard's endpoint metrics) ----
+
+
+def serving_inventory(
+    s3: Any, bucket: str, *, hourly_cost: Any = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """What every line of ``bucket`` serves now, from its records: endpoints in service, those past
+    their time to live, approval requests waiting more than a day, and the estimated cost per hour.
+
+    ``hourly_cost(endpoint) -> float | None`` prices one endpoint (None: unknown, counted apart).
+    Returns the four metric values and the lines behind each.
+    """
+    at = _now(now)
+    in_service: list[str] = []
+    past_ttl: list[str] = []
+    waiting: list[str] = []
+    cost, unpriced = 0.0, []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix="reports/"):
+        for item in page.get("Contents", []):
+            key = str(item["Key"])
+            line = key.split("/")[1] if key.count("/") == 2 else ""
+            if key.endswith("/line.json"):
+                endpoint = ((read_record(s3, bucket, line) or {}).get("endpoint")) or {}
+                if not endpoint.get("arn") or endpoint.get("deletedAt"):
+                    continue
+                in_service.append(line)
+                expires = (endpoint.get("ttl") or {}).get("expiresAt")
+                if expires and datetime.fromisoformat(expires) < at:
+                    past_ttl.append(line)
+                price = hourly_cost(endpoint) if hourly_cost else None
+                if price is None:
+                    unpriced.append(line)
+                else:
+                    cost += float(price)
+            elif key.endswith("/approval.json"):
+                from bedrock_finetune.approvals import WAITING, read_request  # noqa: PLC0415 - no import cycle
+
+                request = read_request(s3, bucket, line) or {}
+                asked = request.get("requestedAt")
+                if (
+                    request.get("status") == WAITING
+                    and asked
+                    and datetime.fromisoformat(asked) < at - timedelta(days=1)
+                ):
+                    waiting.append(line)
+    return {
+        "endpointsInService": len(in_service),
+        "endpointsPastTtl": len(past_ttl),
+        "approvalsWaitingOverADay": len(waiting),
+        "endpointHourlyCostEstimate": round(cost, 4),
+        "lines": {
+            "inService": in_service,
+            "pastTtl": past_ttl,
+            "approvalsWaiting": waiting,
+            "unpriced": unpriced,
+        },
+    }

@@ -210,11 +210,24 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ReportingSettings(Settings):
+class BucketSettings(Settings):
+    """The dataset bucket (runs, reports and line records)."""
+
+    bucket_name: str = setting("BUCKET_NAME")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InventorySettings(ServingSettings, BucketSettings):
+    """ServingInventory: the line records to read, and how serving is priced."""
+
+    owner: ClassVar[str] = "ServingInventory"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReportingSettings(BucketSettings):
     """Where notices go and reports are kept, and the function's Region (set by the runtime)."""
 
     topic_arn: str = setting("TOPIC_ARN")
-    bucket_name: str = setting("BUCKET_NAME")
     region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 

@@ -8,7 +8,7 @@ from stacks.tasks.context import TaskContext
 from stacks.tasks.get_customization_job import GetCustomizationJob
 from stacks.tasks.line_record import LineRecords
 from stacks.tasks.notify import Notify
-from stacks.tasks.serving import GetEndpointStatus, PlanServing, ServeModel
+from stacks.tasks.serving import GetEndpointStatus, PlanServing, ServeModel, ServingInventory
 from stacks.tasks.start_customization_job import StartCustomizationJob
 from stacks.tasks.validate_dataset import ValidateDataset
 
@@ -23,6 +23,7 @@ __all__ = [
     "PlanServing",
     "RequestApproval",
     "ServeModel",
+    "ServingInventory",
     "StartCustomizationJob",
     "TaskContext",
     "ValidateDataset",

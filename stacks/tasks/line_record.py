@@ -33,7 +33,8 @@ def schedule_group_name(stack_name: str) -> str:
     return f"{stack_name}-serving"
 
 
-def _acknowledge_records(ctx: TaskContext, role: iam.IRole) -> None:
+def acknowledge_records(ctx: TaskContext, role: iam.IRole) -> None:
+    """cdk-nag: ``role`` reads or writes the line records (one per line, named at run time)."""
     bucket_ref = f"<{logical_ref(ctx.data.bucket)}.Arn>"
     for name in ("line.json", "approval.json"):
         acknowledge_wildcard_resource(
@@ -100,7 +101,7 @@ class ExpireThroughput(PipelineFunction):
             *publish_statements(self, topic, ctx.runtime.key, sid="TimeToLiveNotices"),
         )
         ctx.data.acknowledge_prefixes(self.role, "reports")
-        _acknowledge_records(ctx, self.role)
+        acknowledge_records(ctx, self.role)
         acknowledge_bedrock_ids(self.role, "provisioned-model/*")
         dead_letters.grant_send_messages(self.role)
 
@@ -167,7 +168,7 @@ class LineRecords(Construct):
         )
         self.record.add_to_policy(*_line_records(ctx))
         ctx.data.acknowledge_prefixes(self.record.role, "reports")
-        _acknowledge_records(ctx, self.record.role)
+        acknowledge_records(ctx, self.record.role)
         if scheduler_role is not None:
             self.record.add_to_policy(
                 iam.PolicyStatement(

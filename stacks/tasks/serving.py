@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws
+import dataclasses
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from bedrock_finetune.settings import ServingSettings
-from stacks.permissions import kms_via, spend_on_this_stacks_models, tag_on_create
+from bedrock_finetune.metrics import INVENTORY_PERIOD_SECONDS
+from bedrock_finetune.settings import InventorySettings, ServingSettings
+from stacks.permissions import bucket_key_via_s3, kms_via, spend_on_this_stacks_models, tag_on_create
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
+from stacks.tasks.line_record import acknowledge_records
 
 
 def serving_settings(ctx: TaskContext) -> ServingSettings:
@@ -100,3 +107,50 @@ class GetEndpointStatus(PipelineFunction):
         )
         self.add_to_policy(read_endpoints(ctx))
         acknowledge_bedrock_ids(self.role, "provisioned-model/*", "custom-model-deployment/*")
+
+
+class ServingInventory(PipelineFunction):
+    """Hourly: reads the line records and publishes the endpoint metrics the alarms watch."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext, dead_letters: sqs.IQueue) -> None:
+        base = serving_settings(ctx)
+        settings = InventorySettings(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                                     bucket_name=ctx.data.bucket.bucket_name)  # fmt: skip
+        super().__init__(
+            scope,
+            "ServingInventory",
+            runtime=ctx.runtime,
+            module="serving_inventory",
+            description="Hourly: endpoints in service, past their time to live, approvals waiting, cost",
+            environment=settings.to_env(),
+            dead_letter_queue=dead_letters,
+        )
+        bucket = ctx.data.bucket
+        self.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadLineRecords",
+                actions=["s3:GetObject"],
+                resources=[
+                    bucket.arn_for_objects("reports/*/line.json"),
+                    bucket.arn_for_objects("reports/*/approval.json"),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="ListReports",
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["reports/*"]}},
+            ),
+            bucket_key_via_s3(self, ctx.runtime.key, ("kms:Decrypt",), sid="ReadBucketKeyViaS3"),
+        )
+        dead_letters.grant_send_messages(self.role)
+        acknowledge_records(ctx, self.role)
+        rule = events.Rule(
+            self,
+            "Hourly",
+            description="Runs the serving inventory (endpoint metrics for the alarms and the dashboard)",
+            schedule=events.Schedule.rate(Duration.seconds(INVENTORY_PERIOD_SECONDS)),
+        )
+        rule.add_target(
+            targets.LambdaFunction(self.function, dead_letter_queue=dead_letters, retry_attempts=2)
+        )

@@ -267,3 +267,31 @@ def test_an_expired_request_cannot_be_answered_and_says_nothing_was_bought(s3: A
         approvals.answer(FakeStepFunctions("TaskTimedOut"), s3, BUCKET, "bot", approve=True, by="ana")
     stored = approvals.read_request(s3, BUCKET, "bot")
     assert stored is not None and stored["status"] == "expired"
+
+
+def test_the_inventory_counts_what_lines_serve_past_their_ttl_and_approvals_left_waiting(s3: Any) -> None:
+    # Given a line served with a time to live that has passed, a line whose endpoint was deleted, and
+    # an approval request asked two days ago
+    from bedrock_finetune.reports import write_json
+
+    serve(s3, 1)
+    record = lines.read_record(s3, BUCKET, "bot")
+    assert record is not None
+    record["endpoint"]["ttl"] = {"expiresAt": (NOW - timedelta(hours=1)).isoformat()}
+    write_json(s3, BUCKET, "reports/bot/line.json", record)
+    write_json(
+        s3, BUCKET, "reports/gone/line.json", {"line": "gone", "endpoint": {"arn": PT, "deletedAt": "x"}}
+    )
+    write_json(
+        s3,
+        BUCKET,
+        "reports/asks/approval.json",
+        {"status": "waiting", "requestedAt": (NOW - timedelta(days=2)).isoformat()},
+    )
+    # When the inventory runs, pricing a throughput at 20 USD per hour
+    inventory = lines.serving_inventory(s3, BUCKET, hourly_cost=lambda endpoint: 20.0, now=NOW)
+    # Then it counts one endpoint in service, past its TTL, one approval waiting over a day, 20 USD/hour
+    assert inventory["endpointsInService"] == inventory["endpointsPastTtl"] == 1
+    assert inventory["approvalsWaitingOverADay"] == 1
+    assert inventory["endpointHourlyCostEstimate"] == 20.0
+    assert inventory["lines"]["pastTtl"] == ["bot"] and inventory["lines"]["approvalsWaiting"] == ["asks"]
