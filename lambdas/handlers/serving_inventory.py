@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=inventory[key])
     metrics.add_metric(
         name=names.ENDPOINT_HOURLY_COST_ESTIMATE,
-        unit=MetricUnit.None_,
+        unit=MetricUnit.NoUnit,
         value=inventory["endpointHourlyCostEstimate"],
     )
     logger.info("serving inventory", extra=inventory)
