@@ -312,3 +312,40 @@ def test_a_deleted_folder_is_nothing_to_submit(
     shutil.rmtree(folder)
     status, _, err = finetune(server, capsys, "submit", str(folder))
     assert status == 2 and "is not a folder" in err
+
+
+def test_a_second_version_keeps_the_endpoint_and_rollback_puts_the_first_model_back(
+    server: dict[str, Any], submitted: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The loop's end: a second version of the line (no approval: swapping the model buys nothing),
+    then ``finetune rollback``, which puts version 1 back behind the same ARN."""
+    # Given the line served by the first run, when a second version is submitted and followed
+    folder = submitted["folder"]
+    records = (folder / "train.jsonl").read_text().splitlines()
+    (folder / "train.jsonl").write_text("\n".join(reversed(records)) + "\n")
+    status, out, _ = finetune(server, capsys, "submit", str(folder), "--wait", "--interval", "0.05", "--json")
+    assert status == 0, out
+    assert document(out, "submit")["status"]["step"] == "Model in service"
+    # Then rollback puts version 1's model back behind the same endpoint, and says so
+    status, out, err = finetune(server, capsys, "rollback", RUN, "--json")
+    assert status == 0, err
+    result = document_any(out)["result"]
+    assert (result["from"], result["to"]) == (2, 1)
+    line = submitted_line(server)
+    assert line["endpoint"]["arn"] == result["endpointArn"]
+    assert [(v["version"], v["status"]) for v in line["versions"]] == [(1, "served"), (2, "previous")]
+
+
+def document_any(out: str) -> dict[str, Any]:
+    parsed = json.loads(out)
+    assert parsed["schema_version"] == 1 and parsed["ok"] is True
+    return dict(parsed)
+
+
+def submitted_line(server: dict[str, Any]) -> dict[str, Any]:
+    s3 = boto3.client(
+        "s3", endpoint_url=server["endpoint"], region_name="us-west-2",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    )  # fmt: skip
+    body = s3.get_object(Bucket=server["deployment"].bucket, Key=f"reports/{RUN}/line.json")["Body"].read()
+    return dict(json.loads(body))
