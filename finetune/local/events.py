@@ -186,6 +186,9 @@ class EventRouter:
         bus = backend.event_buses.get("default")
         for rule in list(bus.rules.values()) if bus else []:
             pattern = rule.event_pattern
+            # A schedule rule (the hourly serving inventory) has no pattern: it matches no event.
+            if rule.scheduled_expression and not pattern.get_pattern():
+                continue
             if rule.state != "ENABLED" or not pattern.matches_event(copy.deepcopy(event)):  # type: ignore[arg-type]
                 continue
             for target in list(rule.targets):
