@@ -325,15 +325,31 @@ def test_a_second_version_keeps_the_endpoint_and_rollback_puts_the_first_model_b
     (folder / "train.jsonl").write_text("\n".join(reversed(records)) + "\n")
     status, out, _ = finetune(server, capsys, "submit", str(folder), "--wait", "--interval", "0.05", "--json")
     assert status == 0, out
-    assert document(out, "submit")["status"]["step"] == "Model in service"
+    # The in-process handlers print their metrics (EMF) to the same stdout: read the command's document
+    assert document(_command_document(out), "submit")["status"]["step"] == "Model in service"
     # Then rollback puts version 1's model back behind the same endpoint, and says so
     status, out, err = finetune(server, capsys, "rollback", RUN, "--json")
     assert status == 0, err
-    result = document_any(out)["result"]
+    result = document_any(_command_document(out))["result"]
     assert (result["from"], result["to"]) == (2, 1)
     line = submitted_line(server)
     assert line["endpoint"]["arn"] == result["endpointArn"]
     assert [(v["version"], v["status"]) for v in line["versions"]] == [(1, "served"), (2, "previous")]
+
+
+def _command_document(out: str) -> str:
+    """The one JSON document of the command in ``out``, past the handlers' EMF lines (``_aws``)."""
+    decoder, position, found = json.JSONDecoder(), 0, ""
+    while position < len(out):
+        while position < len(out) and out[position].isspace():
+            position += 1
+        if position >= len(out):
+            break
+        value, end = decoder.raw_decode(out, position)
+        if "_aws" not in value:
+            found = out[position:end]
+        position = end
+    return found
 
 
 def document_any(out: str) -> dict[str, Any]:
