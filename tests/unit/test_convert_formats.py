@@ -4,6 +4,7 @@ and the typed (msgspec), fast (orjson) and full (standard library) paths agree."
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import sys
 
@@ -14,7 +15,13 @@ from hypothesis import strategies as st
 import bedrock_finetune.dataset as dataset_module
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, LLAMA_31_8B, NOVA_LITE, NOVA_MICRO
 from bedrock_finetune.dataset import validate_run
-from bedrock_finetune.formats import FORMAT_CLAUDE, FORMAT_CONVERSE, FORMAT_PROMPT_COMPLETION, convert_record
+from bedrock_finetune.formats import (
+    FORMAT_CLAUDE,
+    FORMAT_CONVERSE,
+    FORMAT_PROMPT_COMPLETION,
+    convert_record,
+    read_records,
+)
 from finetune.main import main
 from tests.unit.dataset_builders import MemorySource, conversation, small_model
 
@@ -140,6 +147,66 @@ def test_an_unknown_model_is_a_usage_error(tmp_path, capsys):
     source.write_text('{"prompt": "q", "completion": "a"}\n')
     assert main(["convert", str(source), str(tmp_path / "o.jsonl"), "--model", "acme.model"]) == 2
     assert "not in the model catalog" in capsys.readouterr().err
+
+
+class CountingReader(io.RawIOBase):
+    """A file whose reads are counted, to see how much of it a reader has consumed."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._data.readinto(buffer)
+        self.consumed += count
+        return count
+
+
+BUFFER = 64 * 1024
+
+
+def _prompt_rows(count: int) -> list[dict]:
+    return [{"prompt": f"question {i} " + "x" * 200, "completion": f"answer {i}"} for i in range(count)]
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "csv"])
+def test_jsonl_and_csv_are_streamed_one_record_at_a_time(layout):
+    # Given a file of about 5 MB
+    rows = _prompt_rows(20_000)
+    if layout == "jsonl":
+        data = "\n".join(json.dumps(row) for row in rows).encode()
+    else:
+        data = ("prompt,completion\n" + "\n".join(f"{r['prompt']},{r['completion']}" for r in rows)).encode()
+    raw = CountingReader(data)
+    # When the first record is read
+    records = read_records(io.BufferedReader(raw, buffer_size=BUFFER))
+    assert next(records) == (1 + (layout == "csv"), rows[0], None)
+    # Then only the first buffer of the file has been read, and the rest follows record by record
+    assert raw.consumed <= BUFFER < len(data) // 50
+    assert sum(1 for _ in records) == len(rows) - 1
+    assert raw.consumed == len(data)
+
+
+def test_a_json_array_is_read_whole_as_the_help_says(capsys):
+    data = json.dumps(_prompt_rows(1_000)).encode()
+    raw = CountingReader(data)
+    records = read_records(io.BufferedReader(raw, buffer_size=BUFFER))
+    assert next(records) == (1, _prompt_rows(1)[0], None)
+    assert raw.consumed == len(data)
+    main(["convert", "--help"])
+    assert "a JSON array is read into memory whole" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_csv_line_that_is_not_utf8_is_reported_by_its_line(tmp_path, capsys):
+    source = tmp_path / "data.csv"
+    source.write_bytes(b"prompt,completion\nq1,a1\nq2,caf\xe9\nq3,a3\n")
+    target = tmp_path / "train.jsonl"
+    assert main(["convert", str(source), str(target), "--model", CLAUDE_3_HAIKU]) == 1
+    assert f"{source}:3: not UTF-8 text" in capsys.readouterr().err
+    assert not target.exists()
 
 
 # ---- properties ------------------------------------------------------------------------------------
