@@ -164,7 +164,8 @@ def typed_record_decoders() -> dict[str, Callable[[bytes], Any]]:
     * ``prompt-completion``: string ``prompt`` and ``completion``.
 
     Everything else a record must satisfy (alternation, non-empty texts, limits) is left to the
-    caller, as is every report: these shapes only pick the lines that take the fast path.
+    caller, as is every report: these shapes only pick the lines that take the fast path. The
+    decoded objects hold no reference cycles, so the garbage collector need not track them.
     """
     import msgspec  # noqa: PLC0415 - optional: the caller falls back without it
 
@@ -172,7 +173,7 @@ def typed_record_decoders() -> dict[str, Callable[[bytes], Any]]:
         return GenericAlias(list, (item,))
 
     role = Literal["user", "assistant"]
-    options: dict[str, Any] = {"forbid_unknown_fields": True}
+    options: dict[str, Any] = {"forbid_unknown_fields": True, "gc": False}
     claude_message = msgspec.defstruct("ClaudeMessage", [("role", role), ("content", str)], **options)
     claude = msgspec.defstruct(
         "ClaudeRecord", [("messages", list_of(claude_message)), ("system", str, "")], **options

@@ -25,6 +25,7 @@ from bedrock_finetune.formats import (
 from finetune.main import main
 from tests.unit.dataset_builders import MemorySource, conversation, small_model
 
+HAIKU_SPEC = BUILTIN_MODELS[CLAUDE_3_HAIKU]
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -450,6 +451,64 @@ def test_the_paths_agree_on_records_near_the_common_shape(data, model_id):
     validation = data.draw(st.none() | shaped_files(builtin.data_format))
     typed, fast, full = _reports_by_path(train, model, validation)
     assert typed == fast == full
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), model_id=st.sampled_from([CLAUDE_3_HAIKU, NOVA_LITE, LLAMA_31_8B]))
+def test_duplicates_found_from_sketches_are_those_a_full_comparison_finds(data, model_id):
+    # Duplicates and overlap are first narrowed by cheap sketches, then compared in full in a
+    # second read. With a sketch that every record shares, every record is compared in full (one
+    # hash of its whole canonical form each, the plain algorithm): the reports must not differ.
+    builtin = BUILTIN_MODELS[model_id]
+    model = type(builtin)(**{**builtin.__dict__, "limits": small_model(min_train_records=1).limits})
+    train = data.draw(shaped_files(builtin.data_format))
+    validation = data.draw(st.none() | shaped_files(builtin.data_format))
+    sketched = _reports_by_path(train, model, validation)[0]
+    saved = dataset_module._sketch
+    try:
+        dataset_module._sketch = lambda canonical: 0
+        compared_in_full = _reports_by_path(train, model, validation)[0]
+    finally:
+        dataset_module._sketch = saved
+    assert sketched == compared_in_full
+
+
+def _expected_repeats(files: list[bytes], report: dict) -> set[tuple[str, str, int]]:
+    """DUPLICATE_RECORD and VALIDATION_OVERLAP as defined for Claude records, computed plainly:
+    among the lines without errors, a record is its system prompt and its contents in order."""
+    errors = {(e["file"], e["line"]) for e in report["errors"]}
+    expected: set[tuple[str, str, int]] = set()
+    first_train: dict[tuple, int] = {}
+    for role, data in zip(("train", "validation"), files, strict=False):
+        first: dict[tuple, int] = {}
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if (role, number) in errors:
+                continue
+            record = json.loads(line)
+            key = (record.get("system", ""), *(m["content"] for m in record["messages"]))
+            if first.setdefault(key, number) != number:
+                expected.add(("DUPLICATE_RECORD", role, number))
+            if role == "validation" and key in first_train:
+                expected.add(("VALIDATION_OVERLAP", role, number))
+        if role == "train":
+            first_train = first
+    return expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_duplicates_and_overlap_are_what_a_plain_comparison_finds(data):
+    model = type(HAIKU_SPEC)(**{**HAIKU_SPEC.__dict__, "limits": small_model(min_train_records=1).limits})
+    train = data.draw(shaped_files(FORMAT_CLAUDE))
+    validation = data.draw(st.none() | shaped_files(FORMAT_CLAUDE))
+    report = _reports_by_path(train, model, validation)[0]
+    files = [train] if validation is None else [train, validation]
+    repeats = {
+        (w["code"], w["file"], w["line"])
+        for w in report["warnings"]
+        if w["code"] in ("DUPLICATE_RECORD", "VALIDATION_OVERLAP")
+    }
+    assert repeats == _expected_repeats(files, report)
 
 
 def test_the_validator_works_without_orjson(monkeypatch, tmp_path):
