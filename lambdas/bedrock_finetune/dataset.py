@@ -24,11 +24,12 @@ How it works, and why:
 * Duplicates and train/validation overlap are found in two steps. While reading, each
   error-free record gets a cheap sketch of its canonical form (its ``system`` and its contents
   in order; key order, whitespace and JSON escapes do not matter): short texts whole, long ones
-  by their length. Only records whose sketches match another's can be duplicates; when there
-  are any, their lines alone are checked again in a second read of the file and compared by a
-  64-bit hash of the whole canonical form. Hashing every text of every record (hundreds of MB
-  of decoded characters for a large file) was the validator's largest single cost; a file
-  without repeats is read once. Only a sketch and a line number are kept per record.
+  by their length and their ends. Only records whose sketches match another's can be
+  duplicates; when there are any, their lines alone are checked again in a second read of the
+  file and compared by a 64-bit hash of the whole canonical form. Hashing every text of every
+  record (hundreds of MB of decoded characters for a large file) was the validator's largest
+  single cost; a file without repeats is read once. Only a sketch and a line number are kept
+  per record.
 * Lists in the report are capped at :data:`MAX_ISSUES_PER_CODE` items per code; the counts are
   always complete.
 """
@@ -191,9 +192,11 @@ STATISTICS_SAMPLE_SIZE = 100_000
 #: is far over every documented record limit and already invalid.
 MAX_TRACKED_RECORDS = 200_000
 
-#: Texts up to this many characters are part of a record's duplicate sketch; longer ones only by
-#: their length (two long texts of the same length are compared in full in the second read).
+#: Texts up to this many characters are part of a record's duplicate sketch whole; longer ones by
+#: their length and their first and last SKETCH_END_CHARS characters (records whose sketches
+#: match are compared in full in a second read).
 SKETCH_TEXT_CHARS = 64
+SKETCH_END_CHARS = 16
 
 #: Reading a file stops after this many times its maximum records, counted in lines (blank
 #: lines included): a file of a billion blank lines would otherwise outlast the 15-minute
@@ -594,6 +597,38 @@ def _split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[tuple[bytes | No
         yield (None if pending_len > cap else b"".join(pending)), pending_len
 
 
+def _wanted_lines(chunks: Iterable[bytes], wanted: set[int], cap: int) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for each line whose 1-based number is in ``wanted``, split as
+    :func:`_split_lines` splits, without copying the other lines (a second read wants few of
+    them); a wanted line over ``cap`` bytes is skipped. Stops after the last wanted line."""
+    last = max(wanted, default=0)
+    number = 1
+    pending: list[bytes] = []  # the wanted line read so far, when it spans chunks
+    pending_len = 0
+    for chunk in chunks:
+        start = 0
+        while number <= last:
+            end = chunk.find(b"\n", start)
+            if number in wanted:
+                piece = chunk[start:] if end < 0 else chunk[start:end]
+                if pending_len + len(piece) <= cap:
+                    pending.append(piece)
+                pending_len += len(piece)
+                if end >= 0:
+                    if pending_len <= cap:
+                        yield number, b"".join(pending)
+                    pending.clear()
+                    pending_len = 0
+            if end < 0:
+                break
+            number += 1
+            start = end + 1
+        if number > last:
+            return
+    if pending_len and pending_len <= cap:
+        yield number, b"".join(pending)
+
+
 _JSON_TYPE_NAMES: dict[type, str] = {
     type(None): "null",
     bool: "a boolean",
@@ -611,9 +646,18 @@ def _type_name(value: object) -> str:
 
 
 def _sketch(canonical: list[Any]) -> int:
-    """A record's duplicate sketch: its canonical form with each long text replaced by its length.
-    Equal records have equal sketches; the second read tells records of equal sketches apart."""
-    return hash(tuple([p if type(p) is str and len(p) <= SKETCH_TEXT_CHARS else len(p) for p in canonical]))
+    """A record's duplicate sketch: its canonical form with each long text cut to its length and
+    its first and last characters (and a group of texts to their number). Equal records have
+    equal sketches; the second read tells records of equal sketches apart."""
+    parts: list[object] = []
+    for part in canonical:
+        if type(part) is not str:
+            parts.append(len(part))
+        elif len(part) <= SKETCH_TEXT_CHARS:
+            parts.append(part)
+        else:
+            parts.append((len(part), part[:SKETCH_END_CHARS], part[-SKETCH_END_CHARS:]))
+    return hash(tuple(parts))
 
 
 @dataclass
@@ -1513,16 +1557,10 @@ class _FileValidator:
             self.role, self.model, self.chars_per_token, _Collector(), None, bucket=self.bucket
         )
         again.full_hashes = {}
-        last = max(wanted)
         read = _ByteCounter(source.open())
         try:
-            for number, (line, _) in enumerate(
-                _split_lines(read, max_line_bytes(self.model, self.chars_per_token)), 1
-            ):
-                if number > last:
-                    break
-                if line is not None and number in wanted:
-                    again._check_line(line, number)
+            for number, line in _wanted_lines(read, wanted, max_line_bytes(self.model, self.chars_per_token)):
+                again._check_line(line, number)
         finally:
             read.close()
         return again.full_hashes
