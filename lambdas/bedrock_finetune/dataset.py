@@ -476,6 +476,9 @@ class _Collector:
 
 @dataclass
 class _FileResult:
+    """What checking one file gave: its summary and statistics (a docstring also spares the
+    dataclass decorator building one from the signature, at every start)."""
+
     summary: FileSummary
     statistics: FileStatistics | None
     checked: bool
@@ -653,6 +656,8 @@ def _sketch(canonical: list[Any]) -> int:
 
 @dataclass
 class _MediaCount:
+    """Images and videos in one record."""
+
     images: int = 0
     videos: int = 0
 
