@@ -3,8 +3,12 @@
 1. For each record format (Claude 3 Haiku's, and bedrock-conversation-2024 for Nova Lite),
    generates a valid training file of 10,000 conversations of mixed sizes (about 70 MB) in a
    temporary directory, then times, in the same run, two whole processes on it: ``finetune
-   validate FILE --model MODEL`` and a Python process that only ``json.loads`` every line.
-   Goal: json.loads time / validate time of at least 1.0 (the validator is at least as fast).
+   validate FILE --model MODEL`` and a Python process that only ``json.loads`` every line. Each
+   runs once to warm the page and bytecode caches, then ``--runs`` times (default 9) in pairs
+   that alternate which goes first; the medians count, so one run slowed by other work on the
+   machine does not decide. Goal: median json.loads time / median validate time of at least
+   1.0 (the validator is at least as fast). The CPU time of both (user + system) and the load
+   average are printed too: on a busy machine wall times stretch, CPU times much less.
 2. Generates a file of about 1 GB and validates it in a child process, reading the child's peak
    RSS with ``getrusage(RUSAGE_CHILDREN)``. Goal: under 256 MB. The child validates for Claude 3
    Haiku with record limits raised to admit the whole file: with the real ones, reading stops
@@ -20,6 +24,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,28 +113,58 @@ with open(sys.argv[1], "rb") as stream:
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _timed(command: list[str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall time and CPU time (user + system) of a whole process, and its result."""
+    cpu = _children_cpu()
     start = time.perf_counter()
-    subprocess.run(command, check=False, capture_output=True, env=_ENV)  # noqa: S603 - our own interpreter
-    return time.perf_counter() - start
+    result = subprocess.run(command, check=False, capture_output=True, text=True, env=_ENV)  # noqa: S603 - our own interpreter
+    return time.perf_counter() - start, _children_cpu() - cpu, result
 
 
-def time_json_loads(path: Path) -> float:
-    """A whole Python process that only json.loads every line."""
-    return _timed([sys.executable, "-c", _JSON_LOADS_ONLY, str(path)])
+def time_json_loads(path: Path) -> tuple[float, float]:
+    """A whole Python process that only json.loads every line: (wall, CPU) seconds."""
+    wall, cpu, _ = _timed([sys.executable, "-c", _JSON_LOADS_ONLY, str(path)])
+    return wall, cpu
 
 
-def time_validate_command(path: Path, model_id: str) -> float:
-    """A whole ``finetune validate`` process (the installed CLI's entry point), checked to say VALID."""
+def time_validate_command(path: Path, model_id: str) -> tuple[float, float]:
+    """A whole ``finetune validate`` process (the installed CLI's entry point), checked to say VALID:
+    (wall, CPU) seconds."""
     command = [sys.executable, "-m", "finetune.main", "validate", str(path), "--model", model_id]
-    start = time.perf_counter()
-    result = subprocess.run(command, check=False, capture_output=True, text=True, env=_ENV)  # noqa: S603
-    elapsed = time.perf_counter() - start
+    wall, cpu, result = _timed(command)
     if result.returncode != 0:
         raise SystemExit(
             f"finetune validate did not say valid:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         )
-    return elapsed
+    return wall, cpu
+
+
+def alternating_runs(path: Path, model_id: str, runs: int) -> tuple[list[tuple[float, float]], ...]:
+    """``runs`` pairs of (json.loads, validate) timings, alternating which of the two goes first."""
+    loads: list[tuple[float, float]] = []
+    validate: list[tuple[float, float]] = []
+    for run in range(runs):
+        if run % 2:
+            validate.append(time_validate_command(path, model_id))
+            loads.append(time_json_loads(path))
+        else:
+            loads.append(time_json_loads(path))
+            validate.append(time_validate_command(path, model_id))
+    return loads, validate
+
+
+def _median(timings: list[tuple[float, float]], which: int) -> float:
+    return statistics.median(timing[which] for timing in timings)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 #: Records the memory child's model admits, so that it reads the whole 1 GB file.
@@ -167,7 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--records", type=int, default=10_000, help="records in the throughput file")
     parser.add_argument("--big-mb", type=int, default=1_000, help="size of the memory-test file (MB)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed passes; the best one counts")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=9,
+        help="timed pairs per format, alternating which goes first; medians count",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -180,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         parser_name = " + ".join([*paths, "standard library"])
         print(f"Validator parser: {parser_name}")
+        print(f"Machine: {_load()}")
         size = 0
         for model_id in (CLAUDE_3_HAIKU, NOVA_LITE):
             train = Path(tmp) / "train.jsonl"
@@ -187,19 +228,22 @@ def main(argv: list[str] | None = None) -> int:
             size = generate(train, args.records, model_id=model_id)
             time_json_loads(train)  # warm the page cache so both sides read from memory
             time_validate_command(train, model_id)  # and the bytecode cache of the CLI
-            best_json = best_validator = float("inf")
-            for _ in range(args.repeat):
-                best_json = min(best_json, time_json_loads(train))
-                best_validator = min(best_validator, time_validate_command(train, model_id))
-            ratio = best_json / best_validator
+            loads, validate = alternating_runs(train, model_id, args.runs)
+            json_wall, validate_wall = _median(loads, 0), _median(validate, 0)
+            ratio = json_wall / validate_wall
+            pairs = sorted(j[0] / v[0] for j, v in zip(loads, validate, strict=True))
+            cpu_ratio = _median(loads, 1) / _median(validate, 1)
             ok = ratio >= RATIO_GOAL
             failures += not ok
-            print(f"Throughput file: {size / MB:,.1f} MB, {args.records:,} records, valid for {model_id}")
-            mbps_json, mbps_validate = size / MB / best_json, size / MB / best_validator
             verdict = "PASS" if ok else "FAIL"
-            print(f"  json.loads-only process  : {mbps_json:8.1f} MB/s ({best_json:.2f} s)")
-            print(f"  finetune validate process: {mbps_validate:8.1f} MB/s ({best_validator:.2f} s)")
+            mbps_json, mbps_validate = size / MB / json_wall, size / MB / validate_wall
+            print(f"Throughput file: {size / MB:,.1f} MB, {args.records:,} records, valid for {model_id}")
+            print(f"  json.loads-only process  : {mbps_json:8.1f} MB/s (median {json_wall:.2f} s)")
+            print(f"  finetune validate process: {mbps_validate:8.1f} MB/s (median {validate_wall:.2f} s)")
             print(f"  ratio json/validate      : {ratio:8.2f}   goal >= {RATIO_GOAL}  {verdict}")
+            print(f"    median of {args.runs} alternating runs; pairs from {pairs[0]:.2f} to {pairs[-1]:.2f}")
+            print(f"  CPU-time ratio           : {cpu_ratio:8.2f}   (user + system: less sensitive to load)")
+            print(f"  {_load()}")
             train.unlink()
 
         big = Path(tmp) / "big.jsonl"

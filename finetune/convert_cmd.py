@@ -2,7 +2,8 @@
 
 Reads OpenAI chat, prompt/completion, Claude, bedrock-conversation-2024 (Nova, Llama 3.2) JSONL,
 a JSON array of records, or CSV with named columns; writes the format of ``--model`` (or
-``--to``). The rules live in :mod:`bedrock_finetune.formats`; this module reads arguments and
+``--to``). JSONL and CSV are streamed (one record in memory at a time); a JSON array is read
+whole. The rules live in :mod:`bedrock_finetune.formats`; this module reads arguments and
 files and prints the per-line report. OUT is written only when every record converts, so a
 half-converted file never reaches a run.
 """
@@ -41,7 +42,9 @@ def register(subparsers: Any) -> None:
             "Convert OpenAI chat, prompt/completion, Claude, bedrock-conversation-2024 JSONL, a JSON "
             "array of records or CSV with named columns into the format of --model (or --to). Each "
             "line's changes and each line that cannot be converted are reported with its number; OUT "
-            "is written only when every line converts. Exit status: 0 converted, 1 bad lines, 2 usage error."
+            "is written only when every line converts. JSON Lines and CSV are streamed, one record at a "
+            "time, whatever their size; a JSON array is read into memory whole (split a very large one "
+            "into JSON Lines first). Exit status: 0 converted, 1 bad lines, 2 usage error."
         ),
     )
     parser.add_argument("input", metavar="IN", help="dataset file to read")
@@ -58,7 +61,8 @@ def register(subparsers: Any) -> None:
         "--from",
         dest="source_format",
         choices=("jsonl", FORMAT_JSON_ARRAY, FORMAT_CSV),
-        help="input layout (default: detected from the first line)",
+        help="input layout (default: detected from the first line); jsonl and csv are streamed, a "
+        "json-array is read whole",
     )
     parser.add_argument("--system", metavar="TEXT", help="system prompt to put in every record")
     parser.add_argument(
@@ -97,7 +101,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         print(f"finetune convert: {exc} (built-in: {', '.join(BUILTIN_MODELS)})", file=err)
         return 2
     layout = None if args.source_format in (None, "jsonl") else args.source_format
-    records = read_records(source.read_bytes().replace(b"\r\n", b"\n"), layout)
 
     bad = converted = 0
     changes: Counter[str] = Counter()
@@ -106,8 +109,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as sink:
-            for result in convert_records(records, fmt, model, args.system):
+        # Streamed: one record in memory at a time (a JSON array excepted, see read_records).
+        with source.open("rb") as stream, os.fdopen(fd, "w", encoding="utf-8", newline="\n") as sink:
+            for result in convert_records(read_records(stream, layout), fmt, model, args.system):
                 if result.record is None:
                     bad += 1
                     if shown < SHOWN_PROBLEMS:

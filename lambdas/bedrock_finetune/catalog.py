@@ -62,6 +62,7 @@ _SRC_NOVA2_DATA = _UG + "nova-2-sft-data-prep.html"
 _SRC_ON_DEMAND = _UG + "deploy-custom-model-on-demand.html"
 _SRC_PT = _UG + "prov-thru-purchase.html"
 _SRC_HAIKU_CARD = _UG + "model-card-anthropic-claude-3-haiku.html"
+_SRC_LIFECYCLE = _UG + "model-lifecycle.html"
 
 #: Conservative default for the token estimate: fewer characters per token means more tokens,
 #: so a record is more likely to be flagged than to slip through. AWS plans with about 6.
@@ -504,9 +505,21 @@ def _nova_2_lite() -> ModelSpec:
     )
 
 
+#: Llama 3.2's lifecycle: Bedrock's model lifecycle pages (_SRC_LIFECYCLE, and its "Legacy" page
+#: for models launched before September 7, 2026) list no Legacy or end-of-life date for Llama 3.2
+#: in what could be consulted on 2026-11-28, so no notice is recorded and the models count as
+#: Active. When AWS publishes a date, add it under ``lifecycle`` (here, or in ``models``).
+_LLAMA_32_LIFECYCLE_NOTE = (
+    "AWS documents no Legacy or end-of-life date for Llama 3.2 on the Bedrock model lifecycle page "
+    "(checked 2026-11-28); it is treated as Active. Add a lifecycle notice under 'models' when AWS "
+    "publishes one"
+)
+
+
 def _llama(model_id: str, name: str, *, version: str, tokens: int, images: bool = False) -> ModelSpec:
     prompt_completion = version == "3.1"
     hp_source = _SRC_HP_LLAMA31 if prompt_completion else _SRC_HP_LLAMA32
+    lifecycle_notes = () if prompt_completion else (_LLAMA_32_LIFECYCLE_NOTE,)
     return ModelSpec(
         model_id=model_id,
         display_name=name,
@@ -525,18 +538,19 @@ def _llama(model_id: str, name: str, *, version: str, tokens: int, images: bool 
         # _SRC_IMAGE_TEXT: gif, jpeg, png and webp for the 11B and 90B Vision models.
         media=MediaSpec(("gif", "jpeg", "png", "webp"), (), 0, 0) if images else MediaSpec(),
         serving_modes=("provisioned",),
-        sources=(_SRC_REGIONS, _SRC_PREPARE, hp_source, _SRC_PT) + ((_SRC_IMAGE_TEXT,) if images else ()),
+        sources=(_SRC_REGIONS, _SRC_PREPARE, hp_source, _SRC_PT)
+        + ((_SRC_IMAGE_TEXT,) if images else ())
+        + (() if prompt_completion else (_SRC_LIFECYCLE,)),
         notes=(
             "AWS documents the 100-record minimum for training and validation records together; "
             "it is applied to the training file here",
-            "AWS documents no limit on images per record for Llama 3.2 Vision; none is applied",
+            *(
+                ("AWS documents no limit on images per record for Llama 3.2 Vision; none is applied",)
+                if images
+                else ()
+            ),
             _UNDOCUMENTED_BYTES,
-        )
-        if images
-        else (
-            "AWS documents the 100-record minimum for training and validation records together; "
-            "it is applied to the training file here",
-            _UNDOCUMENTED_BYTES,
+            *lifecycle_notes,
         ),
     )
 

@@ -22,9 +22,15 @@ How it works, and why:
   ``content`` (characters are Unicode code points). The default of 3 characters per token is
   deliberately conservative (AWS plans with about 6), so records near the limit are flagged
   rather than rejected by Bedrock hours later.
-* Duplicates and train/validation overlap are found by hashing a canonical form of each
-  error-free record (its ``system`` and its ``(role, content)`` pairs; key order, whitespace and
-  JSON escapes do not matter). Only a 64-bit hash and a line number are kept per record.
+* Duplicates and train/validation overlap are found in two steps. While reading, each
+  error-free record gets a cheap sketch of its canonical form (its ``system`` and its contents
+  in order; key order, whitespace and JSON escapes do not matter): the length of each text and
+  the ends of the last exchange. Only records whose sketches match another's can be
+  duplicates; when there are any, their lines alone are checked again in a second read of the
+  file and compared by a 64-bit hash of the whole canonical form. Hashing every text of every
+  record (hundreds of MB of decoded characters for a large file) was the validator's largest
+  single cost; a file without repeats is read once. Only a sketch and a line number are kept
+  per record.
 * Lists in the report are capped at :data:`MAX_ISSUES_PER_CODE` items per code; the counts are
   always complete.
 """
@@ -187,6 +193,10 @@ STATISTICS_SAMPLE_SIZE = 100_000
 #: is far over every documented record limit and already invalid.
 MAX_TRACKED_RECORDS = 200_000
 
+#: How many characters of the last exchange a record's duplicate sketch holds (records whose
+#: sketches match are compared in full in a second read).
+SKETCH_CHARS = 24
+
 #: Reading a file stops after this many times its maximum records, counted in lines (blank
 #: lines included): a file of a billion blank lines would otherwise outlast the 15-minute
 #: validation Lambda and end the run without a report. A valid file is never that long.
@@ -215,7 +225,9 @@ class DatasetSource(Protocol):
 
     ``open()`` returns an iterable of raw byte chunks with arbitrary boundaries (file reads, an S3
     ``StreamingBody.iter_chunks()``); the validator splits lines itself. It should release its
-    resources when the iteration ends or the iterator is closed.
+    resources when the iteration ends or the iterator is closed. It is called a second time when
+    some records may be duplicates (their lines are checked again), and must then give the same
+    bytes: a local file, or an S3 object read at a pinned version.
     """
 
     @property
@@ -465,9 +477,11 @@ class _Collector:
 
 @dataclass
 class _FileResult:
+    """What checking one file gave: its summary and statistics (a docstring also spares the
+    dataclass decorator building one from the signature, at every start)."""
+
     summary: FileSummary
     statistics: FileStatistics | None
-    hashes: dict[int, int]
     checked: bool
     #: Reading stopped at the line bound (TOO_MANY_LINES): the record count is a lower bound.
     truncated: bool = False
@@ -585,6 +599,38 @@ def _split_lines(chunks: Iterable[bytes], cap: int) -> Iterator[tuple[bytes | No
         yield (None if pending_len > cap else b"".join(pending)), pending_len
 
 
+def _wanted_lines(chunks: Iterable[bytes], wanted: set[int], cap: int) -> Iterator[tuple[int, bytes]]:
+    """``(number, line)`` for each line whose 1-based number is in ``wanted``, split as
+    :func:`_split_lines` splits, without copying the other lines (a second read wants few of
+    them); a wanted line over ``cap`` bytes is skipped. Stops after the last wanted line."""
+    last = max(wanted, default=0)
+    number = 1
+    pending: list[bytes] = []  # the wanted line read so far, when it spans chunks
+    pending_len = 0
+    for chunk in chunks:
+        start = 0
+        while number <= last:
+            end = chunk.find(b"\n", start)
+            if number in wanted:
+                piece = chunk[start:] if end < 0 else chunk[start:end]
+                if pending_len + len(piece) <= cap:
+                    pending.append(piece)
+                pending_len += len(piece)
+                if end >= 0:
+                    if pending_len <= cap:
+                        yield number, b"".join(pending)
+                    pending.clear()
+                    pending_len = 0
+            if end < 0:
+                break
+            number += 1
+            start = end + 1
+        if number > last:
+            return
+    if pending_len and pending_len <= cap:
+        yield number, b"".join(pending)
+
+
 _JSON_TYPE_NAMES: dict[type, str] = {
     type(None): "null",
     bool: "a boolean",
@@ -601,8 +647,18 @@ def _type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def _sketch(canonical: list[Any]) -> int:
+    """A record's duplicate sketch: the length of each part of its canonical form, the first
+    characters of the last prompt and the last characters of the last reply. Equal records have
+    equal sketches; the second read tells records of equal sketches apart. Built-ins only: it
+    runs for every record."""
+    return hash((*map(len, canonical), canonical[-2][:SKETCH_CHARS], canonical[-1][-SKETCH_CHARS:]))
+
+
 @dataclass
 class _MediaCount:
+    """Images and videos in one record."""
+
     images: int = 0
     videos: int = 0
 
@@ -650,7 +706,7 @@ class _FileValidator:
         model: ModelSpec,
         chars_per_token: float,
         out: _Collector,
-        train_hashes: Mapping[int, int] | None,
+        train: _FileValidator | None,
         *,
         bucket: str | None = None,
     ) -> None:
@@ -658,12 +714,20 @@ class _FileValidator:
         self.model = model
         self.chars_per_token = chars_per_token
         self.out = out
-        self.train_hashes = train_hashes
+        #: The training file's validator, when this one checks the validation file (overlap).
+        self.train = train
         self.bucket = bucket
         self.max_tokens = model.limits.max_tokens_per_record
         self.near_tokens = math.ceil(self.max_tokens * NEAR_LIMIT_RATIO)
         self.stats = _Stats()
-        self.hashes: dict[int, int] = {}
+        #: Duplicates, first read: the first line of each sketch, the lines whose sketch was
+        #: already seen, and the lines whose sketch is a training record's.
+        self.first_by_sketch: dict[int, int] = {}
+        self.repeats: list[tuple[int, int]] = []
+        self.overlaps: list[tuple[int, int]] = []
+        #: The second read: the full canonical hash by line (None during the first read).
+        self.full_hashes: dict[int, int] | None = None
+        self.source: DatasetSource | None = None
         self.reserved = model.reserved_strings
         # One regex pass over the raw bytes rules out nearly every line; it costs less than
         # searching each decoded string for each reserved string.
@@ -694,7 +758,7 @@ class _FileValidator:
             # Streaming many gigabytes only to say "too large" could outlast a Lambda; the file
             # must shrink first, and its lines are checked after that.
             self._too_large(declared, max_bytes, checked=False)
-            return _FileResult(FileSummary(source.uri, 0, declared), None, {}, checked=False)
+            return _FileResult(FileSummary(source.uri, 0, declared), None, checked=False)
         records = 0
         read = _ByteCounter(source.open())
         cap = max_line_bytes(self.model, self.chars_per_token)
@@ -729,12 +793,9 @@ class _FileValidator:
             self._too_large(read.count, max_bytes, checked=True)
         self._check_format(source.uri, records)
         size = declared if truncated and declared is not None else read.count
+        self.source = source
         return _FileResult(
-            FileSummary(source.uri, records, size),
-            self.stats.result(),
-            self.hashes,
-            checked=True,
-            truncated=truncated,
+            FileSummary(source.uri, records, size), self.stats.result(), checked=True, truncated=truncated
         )
 
     # ---- line checks -----------------------------------------------------------------------
@@ -927,7 +988,7 @@ class _FileValidator:
             self._check_tokens(tokens, number)
         self.stats.add(messages, tokens)
         if self.out.total_errors == errors_before:
-            self._track(hash(tuple(canonical)), number)
+            self._track(canonical, number)
 
     def _holds_reserved(self, texts: list[str]) -> bool:
         """Whether any of the texts holds a reserved string: a search for a single character
@@ -1040,7 +1101,7 @@ class _FileValidator:
         if self.out.total_errors == errors_before:
             # Only error-free records take part in duplicate and overlap detection. Their roles
             # alternate from "user", so system and contents are the whole canonical form.
-            self._track(hash(tuple(contents)), number)
+            self._track(contents, number)
 
     # ---- bedrock-conversation-2024 (Nova, Llama 3.2) ------------------------------------------
 
@@ -1123,7 +1184,7 @@ class _FileValidator:
         if media.videos and self.first_video is None:
             self.first_video = number
         if self.out.total_errors == errors_before:
-            self._track(hash(tuple(canonical)), number)
+            self._track(canonical, number)
 
     def _converse_message(self, message: object, index: int, number: int) -> str | None:
         """Type, keys and role of a message off the common path; its role if valid."""
@@ -1330,7 +1391,7 @@ class _FileValidator:
             self._check_tokens(tokens, number)
         self.stats.add(2, tokens)
         if self.out.total_errors == errors_before:
-            self._track(hash(tuple(texts)), number)
+            self._track(texts, number)
 
     def _check_reserved_in(self, texts: list[tuple[str, str]], number: int) -> None:
         """The exact check on decoded texts: :meth:`_holds_reserved` rules out nearly every record
@@ -1447,25 +1508,69 @@ class _FileValidator:
                 "shortening it",
             )
 
-    def _track(self, digest: int, number: int) -> None:
-        first = self.hashes.get(digest)
+    def _track(self, canonical: list[Any], number: int) -> None:
+        """Remember an error-free record for duplicate and overlap detection (see the module's
+        docstring): its sketch in the first read, its full hash in the second."""
+        if self.full_hashes is not None:
+            self.full_hashes[number] = hash(tuple(canonical))
+            return
+        sketch = _sketch(canonical)
+        first = self.first_by_sketch.get(sketch)
         if first is not None:
-            self._add(
-                Code.DUPLICATE_RECORD,
-                number,
-                f"the same record as line {first}; remove the duplicate (repeats over-weight an example)",
-            )
-        elif len(self.hashes) < MAX_TRACKED_RECORDS:
-            self.hashes[digest] = number
-        if self.train_hashes is not None:
-            train_line = self.train_hashes.get(digest)
-            if train_line is not None:
+            self.repeats.append((number, sketch))
+        elif len(self.first_by_sketch) < MAX_TRACKED_RECORDS:
+            self.first_by_sketch[sketch] = number
+        if self.train is not None and sketch in self.train.first_by_sketch:
+            self.overlaps.append((number, sketch))
+
+    def find_duplicates(
+        self, overlap_sketches: set[int], train_records: Mapping[int, int] | None
+    ) -> dict[int, int]:
+        """The second step of duplicate detection: read again the lines whose sketch another
+        line shares (and, for the training file, those whose sketch a validation line shares;
+        ``overlap_sketches``), compare them by their full hash and report DUPLICATE_RECORD and,
+        for the validation file, VALIDATION_OVERLAP against ``train_records``. Returns the first
+        line of each full hash read (what a validation line is compared with)."""
+        sketches = {sketch for _, sketch in self.repeats} | overlap_sketches
+        wanted = {line for line, _ in self.repeats} | {line for line, _ in self.overlaps}
+        wanted.update(line for sketch, line in self.first_by_sketch.items() if sketch in sketches)
+        if not wanted or self.source is None:
+            return {}
+        full = self._full_hashes(self.source, wanted)
+        overlapping = {line for line, _ in self.overlaps}
+        first_by_hash: dict[int, int] = {}
+        for number in sorted(full):
+            digest = full[number]
+            first = first_by_hash.setdefault(digest, number)
+            if first != number:
+                self._add(
+                    Code.DUPLICATE_RECORD,
+                    number,
+                    f"the same record as line {first}; remove the duplicate (repeats over-weight an example)",
+                )
+            if train_records is not None and number in overlapping and digest in train_records:
                 self._add(
                     Code.VALIDATION_OVERLAP,
                     number,
-                    f"identical to training line {train_line}; remove it from one of the files so "
-                    "the validation loss measures unseen data",
+                    f"identical to training line {train_records[digest]}; remove it from one of the "
+                    "files so the validation loss measures unseen data",
                 )
+        return first_by_hash
+
+    def _full_hashes(self, source: DatasetSource, wanted: set[int]) -> dict[int, int]:
+        """Read ``source`` again and check the ``wanted`` lines as the first read did, on a
+        validator of their own (nothing is reported twice), keeping each one's full hash."""
+        again = _FileValidator(
+            self.role, self.model, self.chars_per_token, _Collector(), None, bucket=self.bucket
+        )
+        again.full_hashes = {}
+        read = _ByteCounter(source.open())
+        try:
+            for number, line in _wanted_lines(read, wanted, max_line_bytes(self.model, self.chars_per_token)):
+                again._check_line(line, number)
+        finally:
+            read.close()
+        return again.full_hashes
 
     def _check_message(self, message: object, index: int, number: int) -> str | None:
         """Report every problem with one message; return its role if it is a valid one."""
@@ -1588,10 +1693,15 @@ def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI shar
         )
     elif validation is not None:
         validation_check = _FileValidator(
-            "validation", model, chars_per_token, out, train_result.hashes, bucket=bucket
+            "validation", model, chars_per_token, out, train_check, bucket=bucket
         )
         validation_result = validation_check.run(validation, limits.max_validation_bytes)
         checks.append(validation_check)
+    train_records = train_check.find_duplicates({sketch for c in checks for _, sketch in c.overlaps}, None)
+    for check in checks[1:]:
+        check.find_duplicates(set(), train_records)
+    # The second step's warnings go where the first read would have put them: by file and line.
+    out.warnings.sort(key=_reading_order)
     _check_mixed_media(checks, out)
     _check_record_counts(train_result, validation_result, model, out)
 
@@ -1629,6 +1739,17 @@ def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI shar
         train_statistics=train_result.statistics,
         validation_statistics=validation_result.statistics if validation_result else None,
     )
+
+
+_FILE_ORDER = {"train": 0, "validation": 1, "hyperparameters": 2}
+_LINE_WARNING_ORDER = {Code.NEAR_TOKEN_LIMIT: 0, Code.DUPLICATE_RECORD: 1, Code.VALIDATION_OVERLAP: 2}
+
+
+def _reading_order(issue: Issue) -> tuple[int, float, int]:
+    """Warnings in the order of reading: by file, then line (file-level last), then as one
+    record's checks run (tokens, then duplicates, then overlap)."""
+    line = math.inf if issue.line is None else issue.line
+    return _FILE_ORDER[issue.file], line, _LINE_WARNING_ORDER.get(issue.code, 3)
 
 
 def _check_mixed_media(checks: list[_FileValidator], out: _Collector) -> None:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import GenericAlias
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from bedrock_finetune.catalog import (
     FORMAT_CLAUDE,
@@ -163,7 +164,8 @@ def typed_record_decoders() -> dict[str, Callable[[bytes], Any]]:
     * ``prompt-completion``: string ``prompt`` and ``completion``.
 
     Everything else a record must satisfy (alternation, non-empty texts, limits) is left to the
-    caller, as is every report: these shapes only pick the lines that take the fast path.
+    caller, as is every report: these shapes only pick the lines that take the fast path. The
+    decoded objects hold no reference cycles, so the garbage collector need not track them.
     """
     import msgspec  # noqa: PLC0415 - optional: the caller falls back without it
 
@@ -171,7 +173,7 @@ def typed_record_decoders() -> dict[str, Callable[[bytes], Any]]:
         return GenericAlias(list, (item,))
 
     role = Literal["user", "assistant"]
-    options: dict[str, Any] = {"forbid_unknown_fields": True}
+    options: dict[str, Any] = {"forbid_unknown_fields": True, "gc": False}
     claude_message = msgspec.defstruct("ClaudeMessage", [("role", role), ("content", str)], **options)
     claude = msgspec.defstruct(
         "ClaudeRecord", [("messages", list_of(claude_message)), ("system", str, "")], **options
@@ -383,21 +385,29 @@ class LineResult:
     source_format: str | None = None
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_records(
-    data: bytes, source_format: str | None = None
+    source: BinaryIO | bytes, source_format: str | None = None
 ) -> Iterator[tuple[int, object | None, str | None]]:
     """``(line, parsed record or None, error or None)`` for each record of a file in any input format.
 
-    ``source_format`` forces CSV or a JSON array; by default they are detected from the first line.
+    ``source`` is a binary stream (or the file's bytes). ``source_format`` forces CSV or a JSON
+    array; by default they are detected from the first line. JSON Lines and CSV are streamed:
+    one line (one CSV row) is held at a time, whatever the size of the file. A JSON array is read
+    whole, as the standard library parses a JSON document only once it is complete.
     """
-    text_start = data.lstrip(b"\xef\xbb\xbf")
-    first_line = text_start.split(b"\n", 1)[0]
+    stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    first_line = stream.readline()
+    if first_line.startswith(_BOM):
+        first_line = first_line[len(_BOM) :]
     if source_format == FORMAT_JSON_ARRAY or (source_format is None and looks_like_json_array(first_line)):
-        yield from _json_array_records(text_start)
+        yield from _json_array_records(first_line + stream.read())
     elif source_format == FORMAT_CSV or (source_format is None and looks_like_csv_header(first_line)):
-        yield from _csv_records(text_start)
+        yield from _csv_records(itertools.chain((first_line,), stream))
     else:
-        for number, raw in enumerate(text_start.split(b"\n"), start=1):
+        for number, raw in enumerate(itertools.chain((first_line,), stream), start=1):
             if not raw.strip():
                 continue
             try:
@@ -425,36 +435,58 @@ def _pick(columns: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return next((columns[n] for n in names if n in columns), None)
 
 
-def _csv_records(data: bytes) -> Iterator[tuple[int, object | None, str | None]]:
+class _NotUtf8(Exception):
+    """A line of a CSV file that is not UTF-8 (its 1-based number)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """Each line as text, with a Windows line end made ``\\n``; :class:`_NotUtf8` when it is not UTF-8."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield (raw[:-2] + b"\n" if raw.endswith(b"\r\n") else raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotUtf8(number) from None
+
+
+#: The dialect of a CSV file is guessed from its first characters.
+_CSV_SAMPLE_CHARS = 4096
+
+
+def _csv_records(lines: Iterable[bytes]) -> Iterator[tuple[int, object | None, str | None]]:
+    text = _decoded(lines)
+    head: list[str] = []
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        yield 1, None, "not UTF-8 text"
-        return
-    sample = text[:4096]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-    prompt_col = _pick(columns, CSV_PROMPT_COLUMNS)
-    completion_col = _pick(columns, CSV_COMPLETION_COLUMNS)
-    system_col = _pick(columns, CSV_SYSTEM_COLUMNS)
-    if prompt_col is None or completion_col is None:
-        yield (
-            1,
-            None,
-            f"the CSV header {list(reader.fieldnames or [])} needs a prompt column (one of "
-            f"{', '.join(CSV_PROMPT_COLUMNS)}) and a completion column (one of "
-            f"{', '.join(CSV_COMPLETION_COLUMNS)})",
-        )
-        return
-    for row in reader:
-        record = {"prompt": row.get(prompt_col), "completion": row.get(completion_col)}
-        if system_col is not None and (row.get(system_col) or "").strip():
-            record["system"] = row[system_col]
-        yield reader.line_num, record, None
+        while sum(map(len, head)) < _CSV_SAMPLE_CHARS and (line := next(text, None)) is not None:
+            head.append(line)
+        try:
+            dialect: Any = csv.Sniffer().sniff("".join(head)[:_CSV_SAMPLE_CHARS], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.DictReader(itertools.chain(head, text), dialect=dialect)
+        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+        prompt_col = _pick(columns, CSV_PROMPT_COLUMNS)
+        completion_col = _pick(columns, CSV_COMPLETION_COLUMNS)
+        system_col = _pick(columns, CSV_SYSTEM_COLUMNS)
+        if prompt_col is None or completion_col is None:
+            yield (
+                1,
+                None,
+                f"the CSV header {list(reader.fieldnames or [])} needs a prompt column (one of "
+                f"{', '.join(CSV_PROMPT_COLUMNS)}) and a completion column (one of "
+                f"{', '.join(CSV_COMPLETION_COLUMNS)})",
+            )
+            return
+        for row in reader:
+            record = {"prompt": row.get(prompt_col), "completion": row.get(completion_col)}
+            if system_col is not None and (row.get(system_col) or "").strip():
+                record["system"] = row[system_col]
+            yield reader.line_num, record, None
+    except _NotUtf8 as exc:
+        yield exc.line, None, "not UTF-8 text; save the file as UTF-8 (the rest of it was not read)"
 
 
 def convert_records(

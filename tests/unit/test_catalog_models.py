@@ -65,6 +65,16 @@ def test_claude_3_haiku_is_unchanged_and_past_end_of_life_in_us_west_2():
     assert notice is not None and notice.status == "EOL" and notice.date == "2026-09-10"
 
 
+@pytest.mark.parametrize("model_id", sorted(m for m in EXPECTED if m.startswith("meta.llama3-2")))
+def test_llama_32_has_no_documented_lifecycle_date_and_says_so(model_id):
+    # AWS's lifecycle page gives no Legacy or end-of-life date for Llama 3.2: it stays Active,
+    # and the entry says so and where to add a date when one is published
+    llama = BUILTIN_MODELS[model_id]
+    assert llama.lifecycle == () and llama.lifecycle_in("us-west-2") is None
+    assert any("no Legacy or end-of-life date" in note and "Active" in note for note in llama.notes)
+    assert any(source.endswith("/model-lifecycle.html") for source in llama.sources)
+
+
 def test_nova_2_takes_no_validation_file_and_reasoning_content():
     nova2 = BUILTIN_MODELS[NOVA_2_LITE]
     assert not nova2.takes_validation_file and nova2.reasoning_content

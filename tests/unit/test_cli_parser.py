@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import finetune.local
 from finetune.main import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _commands() -> set[str]:
@@ -51,3 +56,28 @@ def test_the_emulation_package_refuses_to_import_without_its_dependencies(monkey
     with pytest.raises(ModuleNotFoundError, match=r"requirements-dev\.txt") as raised:
         __import__("finetune.local.cli")
     assert raised.value.name == "moto"
+
+
+def test_validate_imports_no_aws_sdk_powertools_or_cdk(tmp_path):
+    # Given a fresh process in the repository (its cdk.json is read) validating a small file
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "\n".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+            )
+            for i in range(40)
+        )
+    )
+    code = (
+        "import sys\nfrom finetune.main import main\n"
+        f"status = main(['validate', {str(train)!r}])\nprint(status, ' '.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    status, modules = result.stdout.splitlines()[-1].split(" ", 1)
+    # Then it validated, without loading what the pipeline's Lambdas or the CDK app need
+    assert status == "0" and "stacks.config" in modules.split()
+    heavy = ("boto3", "botocore", "aws_lambda_powertools", "aws_cdk", "constructs", "jsii", "moto")
+    assert not [m for m in modules.split() if m.split(".")[0] in heavy]

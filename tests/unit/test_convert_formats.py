@@ -4,6 +4,7 @@ and the typed (msgspec), fast (orjson) and full (standard library) paths agree."
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import sys
 
@@ -14,10 +15,17 @@ from hypothesis import strategies as st
 import bedrock_finetune.dataset as dataset_module
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU, LLAMA_31_8B, NOVA_LITE, NOVA_MICRO
 from bedrock_finetune.dataset import validate_run
-from bedrock_finetune.formats import FORMAT_CLAUDE, FORMAT_CONVERSE, FORMAT_PROMPT_COMPLETION, convert_record
+from bedrock_finetune.formats import (
+    FORMAT_CLAUDE,
+    FORMAT_CONVERSE,
+    FORMAT_PROMPT_COMPLETION,
+    convert_record,
+    read_records,
+)
 from finetune.main import main
 from tests.unit.dataset_builders import MemorySource, conversation, small_model
 
+HAIKU_SPEC = BUILTIN_MODELS[CLAUDE_3_HAIKU]
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -140,6 +148,66 @@ def test_an_unknown_model_is_a_usage_error(tmp_path, capsys):
     source.write_text('{"prompt": "q", "completion": "a"}\n')
     assert main(["convert", str(source), str(tmp_path / "o.jsonl"), "--model", "acme.model"]) == 2
     assert "not in the model catalog" in capsys.readouterr().err
+
+
+class CountingReader(io.RawIOBase):
+    """A file whose reads are counted, to see how much of it a reader has consumed."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._data.readinto(buffer)
+        self.consumed += count
+        return count
+
+
+BUFFER = 64 * 1024
+
+
+def _prompt_rows(count: int) -> list[dict]:
+    return [{"prompt": f"question {i} " + "x" * 200, "completion": f"answer {i}"} for i in range(count)]
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "csv"])
+def test_jsonl_and_csv_are_streamed_one_record_at_a_time(layout):
+    # Given a file of about 5 MB
+    rows = _prompt_rows(20_000)
+    if layout == "jsonl":
+        data = "\n".join(json.dumps(row) for row in rows).encode()
+    else:
+        data = ("prompt,completion\n" + "\n".join(f"{r['prompt']},{r['completion']}" for r in rows)).encode()
+    raw = CountingReader(data)
+    # When the first record is read
+    records = read_records(io.BufferedReader(raw, buffer_size=BUFFER))
+    assert next(records) == (1 + (layout == "csv"), rows[0], None)
+    # Then only the first buffer of the file has been read, and the rest follows record by record
+    assert raw.consumed <= BUFFER < len(data) // 50
+    assert sum(1 for _ in records) == len(rows) - 1
+    assert raw.consumed == len(data)
+
+
+def test_a_json_array_is_read_whole_as_the_help_says(capsys):
+    data = json.dumps(_prompt_rows(1_000)).encode()
+    raw = CountingReader(data)
+    records = read_records(io.BufferedReader(raw, buffer_size=BUFFER))
+    assert next(records) == (1, _prompt_rows(1)[0], None)
+    assert raw.consumed == len(data)
+    main(["convert", "--help"])
+    assert "a JSON array is read into memory whole" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_csv_line_that_is_not_utf8_is_reported_by_its_line(tmp_path, capsys):
+    source = tmp_path / "data.csv"
+    source.write_bytes(b"prompt,completion\nq1,a1\nq2,caf\xe9\nq3,a3\n")
+    target = tmp_path / "train.jsonl"
+    assert main(["convert", str(source), str(target), "--model", CLAUDE_3_HAIKU]) == 1
+    assert f"{source}:3: not UTF-8 text" in capsys.readouterr().err
+    assert not target.exists()
 
 
 # ---- properties ------------------------------------------------------------------------------------
@@ -383,6 +451,64 @@ def test_the_paths_agree_on_records_near_the_common_shape(data, model_id):
     validation = data.draw(st.none() | shaped_files(builtin.data_format))
     typed, fast, full = _reports_by_path(train, model, validation)
     assert typed == fast == full
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), model_id=st.sampled_from([CLAUDE_3_HAIKU, NOVA_LITE, LLAMA_31_8B]))
+def test_duplicates_found_from_sketches_are_those_a_full_comparison_finds(data, model_id):
+    # Duplicates and overlap are first narrowed by cheap sketches, then compared in full in a
+    # second read. With a sketch that every record shares, every record is compared in full (one
+    # hash of its whole canonical form each, the plain algorithm): the reports must not differ.
+    builtin = BUILTIN_MODELS[model_id]
+    model = type(builtin)(**{**builtin.__dict__, "limits": small_model(min_train_records=1).limits})
+    train = data.draw(shaped_files(builtin.data_format))
+    validation = data.draw(st.none() | shaped_files(builtin.data_format))
+    sketched = _reports_by_path(train, model, validation)[0]
+    saved = dataset_module._sketch
+    try:
+        dataset_module._sketch = lambda canonical: 0
+        compared_in_full = _reports_by_path(train, model, validation)[0]
+    finally:
+        dataset_module._sketch = saved
+    assert sketched == compared_in_full
+
+
+def _expected_repeats(files: list[bytes], report: dict) -> set[tuple[str, str, int]]:
+    """DUPLICATE_RECORD and VALIDATION_OVERLAP as defined for Claude records, computed plainly:
+    among the lines without errors, a record is its system prompt and its contents in order."""
+    errors = {(e["file"], e["line"]) for e in report["errors"]}
+    expected: set[tuple[str, str, int]] = set()
+    first_train: dict[tuple, int] = {}
+    for role, data in zip(("train", "validation"), files, strict=False):
+        first: dict[tuple, int] = {}
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            if (role, number) in errors:
+                continue
+            record = json.loads(line)
+            key = (record.get("system", ""), *(m["content"] for m in record["messages"]))
+            if first.setdefault(key, number) != number:
+                expected.add(("DUPLICATE_RECORD", role, number))
+            if role == "validation" and key in first_train:
+                expected.add(("VALIDATION_OVERLAP", role, number))
+        if role == "train":
+            first_train = first
+    return expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_duplicates_and_overlap_are_what_a_plain_comparison_finds(data):
+    model = type(HAIKU_SPEC)(**{**HAIKU_SPEC.__dict__, "limits": small_model(min_train_records=1).limits})
+    train = data.draw(shaped_files(FORMAT_CLAUDE))
+    validation = data.draw(st.none() | shaped_files(FORMAT_CLAUDE))
+    report = _reports_by_path(train, model, validation)[0]
+    files = [train] if validation is None else [train, validation]
+    repeats = {
+        (w["code"], w["file"], w["line"])
+        for w in report["warnings"]
+        if w["code"] in ("DUPLICATE_RECORD", "VALIDATION_OVERLAP")
+    }
+    assert repeats == _expected_repeats(files, report)
 
 
 def test_the_validator_works_without_orjson(monkeypatch, tmp_path):

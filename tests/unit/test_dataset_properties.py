@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bedrock_finetune.dataset import ERROR_CODES, WARNING_CODES, HyperparametersSource, validate_run
+from bedrock_finetune.dataset import (
+    ERROR_CODES,
+    WARNING_CODES,
+    HyperparametersSource,
+    _split_lines,
+    _wanted_lines,
+    validate_run,
+)
 from tests.unit.dataset_builders import HAIKU, MemorySource
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,3 +83,23 @@ def test_arbitrary_record_like_objects_always_give_a_report(values, chunk):
 def test_arbitrary_hyperparameters_always_give_a_report(raw):
     train = MemorySource(b'{"messages": []}')
     check_report(validate_run(train, None, HyperparametersSource("hp.json", raw), HAIKU))
+
+
+@st.composite
+def chunked(draw, data: bytes) -> list[bytes]:
+    """``data`` cut at arbitrary places."""
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=8)))
+    bounds = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@SETTINGS
+@given(data=st.data(), raw=st.lists(st.binary(max_size=12), max_size=12), cap=st.integers(1, 16))
+def test_the_second_read_finds_the_same_lines_as_the_first(data, raw, cap):
+    # The second read of duplicate detection walks to the lines it wants without copying the
+    # others: whatever the chunking, it yields exactly what the first read's splitter yields.
+    blob = b"\n".join(line.replace(b"\n", b"") for line in raw) + data.draw(st.sampled_from([b"", b"\n"]))
+    lines = list(enumerate(_split_lines([blob], cap), start=1))
+    wanted = data.draw(st.sets(st.integers(1, len(lines) + 2)))
+    expected = [(number, line) for number, (line, _) in lines if number in wanted and line is not None]
+    assert list(_wanted_lines(data.draw(chunked(blob)), wanted, cap)) == expected

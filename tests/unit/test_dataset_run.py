@@ -21,6 +21,7 @@ from tests.unit.dataset_builders import (
     conversation,
     dumps,
     found,
+    small_model,
     valid_lines,
     validate,
     with_line,
@@ -305,6 +306,68 @@ def test_validation_overlap_is_reported_at_the_validation_line(tmp_path):
     report = validate(tmp_path, train, validation=validation)
     assert found(report) == {("VALIDATION_OVERLAP", "validation", 4)}
     assert "training line 8" in report.warnings[0].message
+
+
+class CountedSource(MemorySource):
+    """A source that counts how many times it is read."""
+
+    def __init__(self, data: bytes, uri: str = "memory.jsonl") -> None:
+        super().__init__(data, uri=uri)
+        self.reads = 0
+
+    def open(self):
+        self.reads += 1
+        return super().open()
+
+
+def long_record(i: int, text: str) -> str:
+    """A record whose user text is long (longer than a sketch keeps whole)."""
+    return dumps({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": f"a{i}"}]})
+
+
+def test_a_file_without_repeated_records_is_read_once_and_one_with_them_twice():
+    # Given a file of distinct records, and the same file with one record repeated
+    lines = valid_lines(40)
+    distinct, repeated = (
+        CountedSource("\n".join(lines).encode()),
+        CountedSource("\n".join([*lines, lines[4]]).encode()),
+    )
+    # When both are validated
+    assert not validate_run(distinct, None, None, HAIKU).warnings
+    report = validate_run(repeated, None, None, HAIKU)
+    # Then the first is read once, the second a second time to compare the candidates in full
+    assert (distinct.reads, repeated.reads) == (1, 2)
+    assert found(report) == {("DUPLICATE_RECORD", "train", 41)}
+
+
+def test_long_texts_of_the_same_length_are_compared_in_full():
+    # Given long texts that differ only in their middle, and one true copy
+    base = "x" * 100 + "{}" + "y" * 100
+    lines = [*valid_lines(40), long_record(0, base.format("ab")), long_record(0, base.format("cd"))]
+    lines.append(long_record(0, base.format("ab")))
+    report = validate_run(MemorySource("\n".join(lines).encode()), None, None, HAIKU)
+    # Then only the copy is a duplicate, of the record it copies
+    assert found(report) == {("DUPLICATE_RECORD", "train", 43)}
+    assert "line 41" in report.warnings[0].message
+
+
+def test_warnings_keep_the_order_of_reading(tmp_path):
+    # Given duplicates and records near the token limit on interleaved lines, in both files
+    model = small_model(max_tokens_per_record=30)
+    near = dumps(conversation(0, system="s" * 60))  # 82 characters: 28 tokens of 30
+    lines = [*valid_lines(40), near, valid_lines(1)[0], near, valid_lines(1, start=3)[0]]
+    report = validate(tmp_path, lines, validation=[valid_lines(1, start=3)[0], near], model=model)
+    # Then the warnings are listed by file, then line, then as one record's checks run
+    assert [(w.code, w.file, w.line) for w in report.warnings] == [
+        ("NEAR_TOKEN_LIMIT", "train", 41),
+        ("DUPLICATE_RECORD", "train", 42),
+        ("NEAR_TOKEN_LIMIT", "train", 43),
+        ("DUPLICATE_RECORD", "train", 43),
+        ("DUPLICATE_RECORD", "train", 44),
+        ("VALIDATION_OVERLAP", "validation", 1),
+        ("NEAR_TOKEN_LIMIT", "validation", 2),
+        ("VALIDATION_OVERLAP", "validation", 2),
+    ]
 
 
 def test_early_stopping_without_validation(tmp_path):
