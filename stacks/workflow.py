@@ -118,6 +118,12 @@ def lambda_task(
         result_path=result_path,
         task_timeout=sfn.Timeout.duration(timeout),
     )
+    return with_standard_retries(task)
+
+
+def with_standard_retries(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+    """Lambda service errors, then transient AWS errors, each retried with exponential back-off and
+    full jitter; everything else fails at once (the caller's Catch decides)."""
     task.add_retry(
         errors=LAMBDA_SERVICE_ERRORS,
         interval=Duration.seconds(2),
@@ -512,21 +518,7 @@ class FineTuningWorkflow(Construct):
             result_path="$.approval",
             task_timeout=sfn.Timeout.duration(timing.approval_timeout),
         )
-        request.add_retry(
-            errors=LAMBDA_SERVICE_ERRORS,
-            interval=Duration.seconds(2),
-            max_attempts=6,
-            backoff_rate=2,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
-        request.add_retry(
-            errors=list(TRANSIENT_ERRORS),
-            interval=Duration.seconds(20),
-            max_attempts=6,
-            backoff_rate=2,
-            max_delay=Duration.minutes(5),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        with_standard_retries(request)
         self._not_served = sfn.Pass(self, "Not served")
         request.add_catch(
             sfn.Pass(

@@ -45,7 +45,9 @@ def acknowledge_records(ctx: TaskContext, role: iam.IRole) -> None:
         )
 
 
-def _line_records(ctx: TaskContext) -> list[iam.PolicyStatement]:
+def read_line_records(ctx: TaskContext) -> list[iam.PolicyStatement]:
+    """Read the line records (``line.json``, ``approval.json``) and list ``reports/``: a missing
+    record answers 404, not 403, only with ListBucket on the prefix."""
     bucket = ctx.data.bucket
     return [
         iam.PolicyStatement(
@@ -56,13 +58,19 @@ def _line_records(ctx: TaskContext) -> list[iam.PolicyStatement]:
                 bucket.arn_for_objects("reports/*/approval.json"),
             ],
         ),
-        # Reading a missing record answers 404 (not 403) only with ListBucket on the prefix.
         iam.PolicyStatement(
             sid="KnowWhenARecordIsMissing",
             actions=["s3:ListBucket"],
             resources=[bucket.bucket_arn],
             conditions={"StringLike": {"s3:prefix": ["reports/*"]}},
         ),
+    ]
+
+
+def _line_records(ctx: TaskContext) -> list[iam.PolicyStatement]:
+    bucket = ctx.data.bucket
+    return [
+        *read_line_records(ctx),
         write_reports(bucket, sid="WriteLineRecords"),
         bucket_key_via_s3(
             Stack.of(bucket), ctx.runtime.key, ("kms:Decrypt", "kms:GenerateDataKey"), sid="UseBucketKeyViaS3"

@@ -16,7 +16,7 @@ from bedrock_finetune.settings import InventorySettings, ServingSettings
 from stacks.permissions import bucket_key_via_s3, kms_via, spend_on_this_stacks_models, tag_on_create
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
-from stacks.tasks.line_record import acknowledge_records
+from stacks.tasks.line_record import acknowledge_records, read_line_records
 
 
 def serving_settings(ctx: TaskContext) -> ServingSettings:
@@ -125,22 +125,8 @@ class ServingInventory(PipelineFunction):
             environment=settings.to_env(),
             dead_letter_queue=dead_letters,
         )
-        bucket = ctx.data.bucket
         self.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadLineRecords",
-                actions=["s3:GetObject"],
-                resources=[
-                    bucket.arn_for_objects("reports/*/line.json"),
-                    bucket.arn_for_objects("reports/*/approval.json"),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="ListReports",
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["reports/*"]}},
-            ),
+            *read_line_records(ctx),
             bucket_key_via_s3(self, ctx.runtime.key, ("kms:Decrypt",), sid="ReadBucketKeyViaS3"),
         )
         dead_letters.grant_send_messages(self.role)
