@@ -24,9 +24,11 @@ from bedrock_finetune.catalog import (
     resolve_model,
 )
 from bedrock_finetune.quality_gate import QualityGate
+from bedrock_finetune.quota_wait import cap_for, extra_history_events
 
 Commitment = Literal["OneMonth", "SixMonths"]
 RemovalPolicyName = Literal["retain", "destroy"]
+QuotaPolicyName = Literal["wait", "fail"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -62,6 +64,10 @@ class PipelineConfig:
     throughput_poll_seconds: int
     settle_seconds: int
     max_job_hours: int
+    max_concurrent_jobs: int | None
+    max_queue_hours: int
+    deployment_quota_policy: QuotaPolicyName
+    max_deployment_wait_hours: int
     notification_emails: tuple[str, ...]
     kms_key_arn: str | None
     removal_policy: RemovalPolicyName
@@ -91,6 +97,22 @@ class PipelineConfig:
         """The whole execution's timeout: the job's maximum plus a margin for validation,
         provisioning (Provisioned Throughput can take tens of minutes) and notification."""
         return self.max_job_hours + EXECUTION_MARGIN_HOURS
+
+    @property
+    def queue_wait_cap_seconds(self) -> int:
+        """The longest wait between two checks for a training slot (quota_wait.cap_for)."""
+        return cap_for(self.job_poll_seconds)
+
+    @property
+    def queue_lease_seconds(self) -> int:
+        """How long a ticket stays valid unrenewed: a run renews it at each check for a slot (at most
+        the cap apart), and first joins before settling and validation (up to 15 minutes)."""
+        return 2 * self.queue_wait_cap_seconds + self.settle_seconds + 1800
+
+    @property
+    def deployment_wait_cap_seconds(self) -> int:
+        """The longest wait between two tries of a deployment refused for a quota."""
+        return cap_for(self.throughput_poll_seconds)
 
     @property
     def key_outlives_stack(self) -> bool:
@@ -185,6 +207,74 @@ def _check_history_limit(*, job_poll_seconds: int, throughput_poll_seconds: int,
     )
 
 
+def waiting_history_events(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_queue_hours: int,
+    max_deployment_wait_hours: int | None,
+) -> int:
+    """The most history events the waiting loops add on top of :func:`polling_history_events`.
+
+    A run waiting for a training slot loops "Take a training slot" (Task, 5 events) -> "Training slot
+    taken?" (Choice, 2) -> "Waiting for a training slot" (Wait, 2), and after Bedrock refuses its job
+    for a quota also "Start customization job" (Task, 5): at most 14 events a round, the waits
+    following quota_wait's schedule (2, 4, 8 minutes..., then every max(10 min, job_poll_seconds)) for
+    up to ``max_queue_hours``. A deployment that waits for its quota (``max_deployment_wait_hours``,
+    None under the fail policy) loops the same way. The waits are part of the execution timeout, time
+    in which the run does not poll, so they add only what they use beyond polling in the same time
+    (quota_wait.extra_history_events). Defaults: 5 events (the first 2-minute wait costs 14 events
+    where a 120 s throughput poll would have cost 9).
+    """
+    poll = min(job_poll_seconds, throughput_poll_seconds)
+    events = extra_history_events(
+        limit_seconds=max_queue_hours * 3600, cap=cap_for(job_poll_seconds), poll_seconds=poll,
+        events_per_poll=EVENTS_PER_POLL,
+    )  # fmt: skip
+    if max_deployment_wait_hours:
+        events += extra_history_events(
+            limit_seconds=max_deployment_wait_hours * 3600, cap=cap_for(throughput_poll_seconds),
+            poll_seconds=poll, events_per_poll=EVENTS_PER_POLL,
+        )  # fmt: skip
+    return events
+
+
+def _check_waiting_history(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_job_hours: int,
+    max_queue_hours: int,
+    max_deployment_wait_hours: int | None,
+) -> None:
+    """Reject waits for a slot or a quota that, with the polling, could outgrow the execution history."""
+    polling = polling_history_events(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+    )
+    waiting = waiting_history_events(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_queue_hours=max_queue_hours,
+        max_deployment_wait_hours=max_deployment_wait_hours,
+    )
+    if polling + waiting <= POLLING_EVENT_BUDGET:
+        return
+    deployment = (
+        f" and max_deployment_wait_hours = {max_deployment_wait_hours}" if max_deployment_wait_hours else ""
+    )
+    raise ConfigError(
+        f"max_queue_hours = {max_queue_hours}{deployment}: waiting for a training slot (or a quota) checks "
+        f"again at least every {cap_for(job_poll_seconds)} s, which with the polling adds up to "
+        f"{polling + waiting:,} history events ({polling:,} polling, {waiting:,} waiting), over the "
+        f"{POLLING_EVENT_BUDGET:,} the pipeline allows (Step Functions fails an execution at "
+        f"{HISTORY_EVENT_LIMIT:,}). Lower max_queue_hours"
+        f"{' or max_deployment_wait_hours' if deployment else ''}, or lengthen job_poll_seconds and "
+        "throughput_poll_seconds."
+    )
+
+
 #: What the failure chain's clean-up loop may use at most (each attempt: Wait, Task, Choice), out of
 #: the events :data:`POLLING_EVENT_BUDGET` leaves.
 CLEANUP_EVENT_BUDGET = 2_000
@@ -237,6 +327,26 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         72,
         "Maximum customization job duration in hours (1-720); sets the execution timeout. With the poll "
         "intervals, limited by the 25,000-event execution history (see polling_history_events).",
+    ),
+    "max_concurrent_jobs": (
+        None,
+        "Customization jobs the pipeline runs at once (1-100); other runs wait in the training queue. "
+        "By default the account's Bedrock quota, read by the deploy-time preflight; a value above the "
+        "quota is lowered to it.",
+    ),
+    "max_queue_hours": (
+        24,
+        "How long a run may wait for a training slot before it fails (1-720, below max_job_hours: the "
+        "wait counts in the execution timeout). Nothing is bought for a run that gives up.",
+    ),
+    "deployment_quota_policy": (
+        "fail",
+        "When Bedrock refuses a model deployment for a quota (deployments per account): fail at once, or "
+        "wait (with back-off, up to max_deployment_wait_hours).",
+    ),
+    "max_deployment_wait_hours": (
+        6,
+        "With deployment_quota_policy = wait: how long a run waits for a deployment quota (1-72).",
     ),
     "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
     "kms_key_arn": (None, "Existing KMS key ARN to use; by default the app creates a key with rotation."),
@@ -378,6 +488,28 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         throughput_poll_seconds=throughput_poll_seconds,
         max_job_hours=max_job_hours,
     )
+    max_concurrent_jobs = r.optional_integer("max_concurrent_jobs", 1, 100)
+    max_queue_hours = r.integer("max_queue_hours", 1, 720)
+    if max_queue_hours >= max_job_hours:
+        raise ConfigError(
+            f"max_queue_hours = {max_queue_hours}: must be below max_job_hours = {max_job_hours}. The "
+            f"execution times out {max_job_hours + EXECUTION_MARGIN_HOURS} h after the upload, the wait "
+            f"for a training slot included, so a run that waited that long would have no time left to train: "
+            f"set max_queue_hours to at most {max_job_hours - 1}."
+        )
+    deployment_quota_policy = r.string("deployment_quota_policy")
+    if deployment_quota_policy not in ("wait", "fail"):
+        raise ConfigError(
+            f"deployment_quota_policy = {deployment_quota_policy!r}: allowed values are wait, fail"
+        )
+    max_deployment_wait_hours = r.integer("max_deployment_wait_hours", 1, 72)
+    _check_waiting_history(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+        max_queue_hours=max_queue_hours,
+        max_deployment_wait_hours=max_deployment_wait_hours if deployment_quota_policy == "wait" else None,
+    )
 
     return PipelineConfig(
         stack_name=stack_name,
@@ -395,6 +527,10 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
         max_job_hours=max_job_hours,
+        max_concurrent_jobs=max_concurrent_jobs,
+        max_queue_hours=max_queue_hours,
+        deployment_quota_policy=deployment_quota_policy,  # type: ignore[arg-type]
+        max_deployment_wait_hours=max_deployment_wait_hours,
         notification_emails=tuple(emails),
         kms_key_arn=kms_key_arn,
         removal_policy=removal,  # type: ignore[arg-type]
@@ -480,6 +616,11 @@ class _Reader:
             raise self._fail(key, f"a number from {low:g} to {high:g}")
         self._bounded(key, float(value), low, high, "a number")
         return float(value)
+
+    def optional_integer(self, key: str, low: int, high: int) -> int | None:
+        if self._raw[key] in (None, "", "none", "null"):
+            return None
+        return self.integer(key, low, high)
 
     def optional_number(self, key: str, low: float, high: float) -> float | None:
         if self._raw[key] in (None, "", "none", "null"):

@@ -31,6 +31,8 @@ from stacks.tasks import (
     Notify,
     StartCustomizationJob,
     TaskContext,
+    TrainingQueue,
+    TrainingQueueTable,
     ValidateDataset,
 )
 from stacks.trigger import UploadTrigger, dead_letter_queue
@@ -69,9 +71,15 @@ class FineTuningPipelineStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        queue = TrainingQueueTable(self, "TrainingQueueTable", key=key, removal_policy=removal)
         ctx = TaskContext(
-            runtime=runtime, config=config, data=data, arns=BedrockArns(self, config.base_model_id)
+            runtime=runtime,
+            config=config,
+            data=data,
+            arns=BedrockArns(self, config.base_model_id),
+            queue=queue,
         )
+        training_queue = TrainingQueue(self, ctx=ctx, topic=notifications.topic)
         validate = ValidateDataset(self, ctx=ctx)
         data.protect_frozen(reader=service_role.role, writer=validate.role)
         functions = WorkflowFunctions(
@@ -83,9 +91,10 @@ class FineTuningPipelineStack(Stack):
             get_provisioned_throughput=GetProvisionedThroughput(self, ctx=ctx).function,
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
+            training_queue=training_queue.function,
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
-        BedrockGuards(
+        guards = BedrockGuards(
             self,
             "Guards",
             config=config,
@@ -94,6 +103,8 @@ class FineTuningPipelineStack(Stack):
             topic=notifications.topic,
             billing_functions=(functions.start_customization_job, functions.create_provisioned_throughput),
         )
+        if guards.preflight is not None:
+            training_queue.limit_from(guards.preflight)  # the account's quota, read at deploy time
         workflow = FineTuningWorkflow(
             self,
             "Workflow",
@@ -125,4 +136,10 @@ class FineTuningPipelineStack(Stack):
         CfnOutput(self, "TopicArn", value=notifications.topic.topic_arn, description="Run notifications")
         CfnOutput(
             self, "ServiceRoleArn", value=service_role.role.role_arn, description="Role Bedrock assumes"
+        )
+        CfnOutput(
+            self,
+            "TrainingQueueTableName",
+            value=queue.table.table_name,
+            description="The training queue (finetune runs lists it)",
         )

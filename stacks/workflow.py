@@ -1,7 +1,9 @@
 """The fine-tuning state machine (Standard workflow), in the CDK chain syntax.
 
-Happy path: Identify run -> Let uploads settle -> Validate dataset -> Start customization job ->
-(Wait for job -> Get customization job)* -> Collect training results -> Quality gate ->
+Happy path: Identify run -> Join the training queue -> Let uploads settle -> Validate dataset ->
+(Take a training slot -> Waiting for a training slot)* -> Start customization job ->
+(Wait for job -> Get customization job)* -> Release training slot -> Collect training results ->
+Quality gate ->
 Create provisioned throughput -> (Wait for throughput -> Get provisioned throughput)* ->
 Notify success -> Model in service.
 
@@ -32,6 +34,7 @@ from stacks.nag import (
     logical_ref,
 )
 from stacks.permissions import describe_role
+from stacks.queue_states import Catch, TrainingQueueStates
 
 #: Lambda service-side errors worth retrying (the function never ran, or was throttled).
 LAMBDA_SERVICE_ERRORS = [
@@ -55,6 +58,7 @@ class WorkflowFunctions:
     get_provisioned_throughput: lambda_.IFunction
     clean_up_failed_run: lambda_.IFunction
     notify: lambda_.IFunction
+    training_queue: lambda_.IFunction
 
     def all(self) -> tuple[lambda_.IFunction, ...]:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
@@ -205,10 +209,18 @@ class FineTuningWorkflow(Construct):
             )
 
         def pipeline_task(
-            step: str, function: lambda_.IFunction, fields: dict[str, object], **options: Any
+            step: str,
+            function: lambda_.IFunction,
+            fields: dict[str, object],
+            *,
+            catches: tuple[Catch, ...] = (),
+            **options: Any,
         ) -> tasks.LambdaInvoke:
-            """A task whose every error (after its retries) is recorded as ``step`` failing."""
+            """A task whose every error (after its retries, and ``catches`` first) is recorded as ``step``
+            failing."""
             task = lambda_task(self, step, function, fields, **options)
+            for errors, handler, path in catches:
+                task.add_catch(handler, errors=errors, result_path=path)
             task.add_catch(
                 record_failure(step).next(failure_chain), errors=["States.ALL"], result_path="$.caught"
             )
@@ -223,6 +235,9 @@ class FineTuningWorkflow(Construct):
             )
 
         # ---- happy path ----
+        queue = TrainingQueueStates(
+            self, functions.training_queue, pipeline_task=pipeline_task, lambda_task=lambda_task
+        )
         identify_run = sfn.Pass(
             self,
             "Identify run",
@@ -253,7 +268,7 @@ class FineTuningWorkflow(Construct):
                     sfn.Condition.number_equals("$.run.depth", 3),
                     sfn.Condition.string_matches("$.run.key", f"{DATASETS_PREFIX}*/{TRAIN_FILE}"),
                 ),
-                settle,
+                queue.join,
             )
             .otherwise(
                 sfn.Pass(
@@ -285,6 +300,7 @@ class FineTuningWorkflow(Construct):
                 "validation": sfn.JsonPath.object_at("$.validation"),
             },
             result_path="$.job",
+            catches=(queue.on_bedrock_quota(),),
         )
         wait_for_job = sfn.Wait(
             self, "Wait for job", time=sfn.WaitTime.duration(Duration.seconds(timing.job_poll_seconds))
@@ -340,7 +356,7 @@ class FineTuningWorkflow(Construct):
 
         job_status = (
             sfn.Choice(self, "Job status?")
-            .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)
+            .when(sfn.Condition.string_equals("$.job.status", "Completed"), queue.release_then(collect))
             .when(
                 sfn.Condition.string_equals("$.job.status", "Failed"),
                 status_failure(
@@ -401,7 +417,10 @@ class FineTuningWorkflow(Construct):
         create_throughput.next(wait_for_throughput)
         wait_for_throughput.next(get_throughput).next(throughput_status)
         definition = identify_run.next(is_a_run)
-        settle.next(validate).next(start_job).next(wait_for_job)
+        queue.join.next(settle)
+        settle.next(validate).next(queue.take)
+        queue.then(start_job)
+        start_job.next(wait_for_job)
 
         self.state_machine = sfn.StateMachine(
             self,

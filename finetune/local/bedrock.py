@@ -105,6 +105,20 @@ def configure(scenario: Scenario) -> None:
     )
 
 
+def _check_job_quota(state: BedrockState, job_name: str) -> None:
+    """The scenario's quota of concurrent jobs: a job counts until it has ended (Stopping included)."""
+    quota = _settings.scenario.job_quota
+    if quota is None or sum(1 for job in state.jobs.values() if not job.ended) < quota:
+        return
+    state.quota_refusals.append((_now(), job_name))
+    raise BedrockError(
+        "ServiceQuotaExceededException",
+        f"The number of concurrent model customization jobs in this account would exceed its quota of "
+        f"{quota} (emulated, scenario {_settings.scenario.name}).",
+        400,
+    )
+
+
 def _maybe_throttle(operation: str) -> None:
     """Answer as the scenario says: throttle the first calls, fail the operations it names."""
     for failing, code, message, status in _settings.scenario.errors:
@@ -148,6 +162,11 @@ class EmulatedJob(ManagedState):
     def reported_status(self) -> str:
         """The status the last describe answered (what List and the summary show; no poll)."""
         return self._reported
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job has ended (Completed, Failed or Stopped); ``end_time`` says when."""
+        return self._finished
 
     def describe(self, backend_state: BedrockState) -> dict[str, Any]:
         """GetModelCustomizationJob: advance the status by one poll and report it."""
@@ -300,6 +319,8 @@ class BedrockState:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Throughputs deleted so far, by ARN (no longer answered by any operation).
     deleted_throughputs: dict[str, EmulatedThroughput] = field(default_factory=dict)
+    #: CreateModelCustomizationJob calls refused for the concurrent-jobs quota: (when, job name).
+    quota_refusals: list[tuple[datetime, str]] = field(default_factory=list)
 
     def job(self, identifier: str) -> EmulatedJob:
         for job in self.jobs.values():
@@ -496,6 +517,7 @@ def create_model_customization_job(self: BedrockResponse) -> Any:
             raise BedrockError("ValidationException", f"A job named {p['jobName']} already exists.", 400)
         if job.params["customModelName"] == p["customModelName"]:
             raise BedrockError("ValidationException", f"A model named {p['customModelName']} already exists.")
+    _check_job_quota(state, p["jobName"])
     tags = _tag_dict(p.get("jobTags") or [])
     _tag_dict(p.get("customModelTags") or [])
     job = EmulatedJob(p, account, region, _settings.scenario)

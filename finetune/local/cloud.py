@@ -36,7 +36,7 @@ import re
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -56,6 +56,7 @@ from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
 from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
+from finetune.local.quotas import preflight_answers
 from finetune.local.scenarios import Scenario
 from finetune.local.sns import PublishFailures
 from finetune.local.template import Synthesized
@@ -135,11 +136,27 @@ def _references(node: Any, logical_id: str) -> bool:
     return False
 
 
-def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], list[str]]:
+def _substitute(node: Any, logical_id: str, attributes: Mapping[str, str]) -> Any:
+    """``node`` with each ``Fn::GetAtt`` of ``logical_id`` that ``attributes`` answers replaced by it."""
+    if isinstance(node, dict):
+        att = node.get("Fn::GetAtt")
+        if isinstance(att, list) and len(att) == 2 and att[0] == logical_id and att[1] in attributes:
+            return attributes[att[1]]
+        return {k: _substitute(v, logical_id, attributes) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, logical_id, attributes) for v in node]
+    return node
+
+
+def template_for_moto(
+    synth: Synthesized, answer: Callable[[str, Mapping[str, Any]], Mapping[str, str]] | None = None
+) -> tuple[dict[str, Any], list[str], list[str]]:
     """The template with the moto adaptations above.
 
     Returns it with the buckets whose events go to EventBridge and the custom resource types
-    that are not run (neither by moto nor by the emulated Provider framework).
+    that are not run (neither by moto nor by the emulated Provider framework). ``answer`` gives, for
+    such a resource (its type and properties), the attributes it would answer: other resources' uses
+    of them get those values (the training queue's limit from the preflight).
     """
     template = copy.deepcopy(synth.template)
     resources = template["Resources"]
@@ -159,6 +176,10 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
                 event_buckets.append(props["BucketName"]["Ref"])
         elif resource["Type"] not in RUN_BY_PROVIDER:
             skipped.append(resource["Type"])
+            attributes = answer(resource["Type"], props) if answer else {}
+            if attributes:
+                for other_id in [k for k in resources if k != logical_id]:
+                    resources[other_id] = _substitute(resources[other_id], logical_id, attributes)
         del resources[logical_id]
         for other in resources.values():
             if "DependsOn" in other:
@@ -393,7 +414,9 @@ class LocalCloud:
         for key in synth.assets:
             s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())
 
-        template, event_buckets, skipped_custom = template_for_moto(synth)
+        template, event_buckets, skipped_custom = template_for_moto(
+            synth, lambda kind, properties: preflight_answers(kind, properties, self.scenario)
+        )
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=synth.stack_name,

@@ -40,6 +40,11 @@ class Scenario:
     #: What the user does: upload a second version of ``train.jsonl`` (its records in reverse
     #: order: different bytes, as valid as the first) while the run waits in "Let uploads settle".
     reupload_during_settle: bool = False
+    #: The account's quota of concurrent customization jobs: CreateModelCustomizationJob answers
+    #: ServiceQuotaExceededException while this many jobs have not ended, and the deploy-time
+    #: preflight (emulated: its answer) reads it as the default of max_concurrent_jobs. ``None``: no
+    #: such quota is listed and none is enforced.
+    job_quota: int | None = None
 
     @property
     def user_acts(self) -> bool:
@@ -111,6 +116,12 @@ SCENARIOS: dict[str, Scenario] = {
             "A second version of train.jsonl (its records reversed) is uploaded while the run waits in "
             "Let uploads settle; it starts a second run, followed to its end too.",
             reupload_during_settle=True,
+        ),
+        Scenario(
+            "quota-2",
+            "The account may run 2 customization jobs at once (its Service Quotas value, which the "
+            "preflight reads); each job takes 3 polls. Upload several runs: the third waits for a slot.",
+            job_quota=2,
         ),
         Scenario(
             "notify-transient-failure",

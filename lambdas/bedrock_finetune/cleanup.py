@@ -10,12 +10,16 @@ command to delete it by hand:
 
 Only what this execution created is touched: a duplicate execution that reused another execution's
 job or throughput (same upload, same deterministic names) leaves them to the execution that made them.
+
+The run's place in the training queue goes too (``slot``): a run that was only waiting leaves the
+line at once; a run holding a slot gives it back once its job has ended (Bedrock counts a stopping job
+against its quota until it is Stopped), so a job it just stopped keeps the clean-up going one more round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -26,6 +30,15 @@ from bedrock_finetune.naming import RunNames
 _STOPPABLE = frozenset({"InProgress"})
 #: Throughput states in which Bedrock refuses deletion for now (ConflictException), but not for long.
 _SETTLING = frozenset({"Creating", "Updating"})
+
+
+class Slot(Protocol):
+    """The run's place in the training queue (``training_queue.RunSlot``)."""
+
+    def give_back(self, job_status: str | None) -> tuple[str | None, str | None]:
+        """Leave the queue or give the slot back, unless ``job_status`` says the job still runs:
+        ``(what was done, what has to wait)``."""
+        ...
 
 
 def delete_command(arn: str, region: str | None = None) -> str:
@@ -74,8 +87,10 @@ def clean_up_run(
     previous: Mapping[str, Any] | None = None,
     max_attempts: int = 1,
     min_attempts: int = 1,
+    slot: Slot | None = None,
 ) -> dict[str, Any]:
-    """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput.
+    """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput; give the
+    run's training slot back (``slot``) once its job has ended.
 
     ``execution_arn``: only resources tagged as created by this execution are touched. ``previous``: the
     result of the attempt before (its ``attempt`` number and what it did, which this result keeps);
@@ -98,22 +113,8 @@ def clean_up_run(
     }
     settling = False
 
-    job = find_job(bedrock, names.job_name)
-    if job is not None and job.get("status") in _STOPPABLE:
-        foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
-        if foreign:
-            done.append(f"job {foreign}")
-        else:
-            try:
-                bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
-            except ClientError as exc:
-                # Conflict: it is already stopping or finished; nothing left to do.
-                if _code(exc) != "ConflictException":
-                    raise classify(exc, "StopModelCustomizationJob") from exc
-            except BotoCoreError as exc:
-                raise classify(exc, "StopModelCustomizationJob") from exc
-            result["jobStopped"] = True
-            done.append(f"stopped customization job {job['jobArn']}")
+    stopped, job_status = _stop_job(bedrock, names, execution_arn, done)
+    result["jobStopped"] = result["jobStopped"] or stopped
 
     pt = find_throughput(bedrock, names.provisioned_model_name)
     if pt is not None:
@@ -139,6 +140,12 @@ def clean_up_run(
                 )
                 pending.append(f"provisioned throughput {arn} is {outcome} and cannot be deleted yet")
 
+    if slot is not None:
+        gave, kept = slot.give_back(job_status)
+        done.extend([gave] if gave else [])
+        pending.extend([kept] if kept else [])
+        settling = settling or bool(kept)
+
     # What earlier attempts did stays in the record; what is still settling is this attempt's news.
     actions = [*previous.get("actions", []), *done]
     result.update(
@@ -151,6 +158,32 @@ def clean_up_run(
         or "nothing to clean up (no running job, no throughput)",
     )
     return result
+
+
+def _stop_job(
+    bedrock: Any, names: RunNames, execution_arn: str | None, done: list[str]
+) -> tuple[bool, str | None]:
+    """Stop the run's job if it runs and is this execution's: ``(stopped now, its status after)``;
+    the status is None when there is no job or it is another execution's."""
+    job = find_job(bedrock, names.job_name)
+    if job is None:
+        return False, None
+    if job.get("status") not in _STOPPABLE:
+        return False, str(job.get("status"))
+    foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
+    if foreign:
+        done.append(f"job {foreign}")
+        return False, None
+    try:
+        bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
+    except ClientError as exc:
+        # Conflict: it is already stopping or finished; nothing left to do.
+        if _code(exc) != "ConflictException":
+            raise classify(exc, "StopModelCustomizationJob") from exc
+    except BotoCoreError as exc:
+        raise classify(exc, "StopModelCustomizationJob") from exc
+    done.append(f"stopped customization job {job['jobArn']}")
+    return True, "Stopping"
 
 
 def _delete_throughput(bedrock: Any, arn: str, status: str) -> str | None:

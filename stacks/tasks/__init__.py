@@ -9,6 +9,7 @@ from stacks.tasks.get_customization_job import GetCustomizationJob
 from stacks.tasks.get_provisioned_throughput import GetProvisionedThroughput
 from stacks.tasks.notify import Notify
 from stacks.tasks.start_customization_job import StartCustomizationJob
+from stacks.tasks.training_queue import TrainingQueue, TrainingQueueTable
 from stacks.tasks.validate_dataset import ValidateDataset
 
 __all__ = [
@@ -21,5 +22,7 @@ __all__ = [
     "Notify",
     "StartCustomizationJob",
     "TaskContext",
+    "TrainingQueue",
+    "TrainingQueueTable",
     "ValidateDataset",
 ]
