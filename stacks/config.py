@@ -24,7 +24,7 @@ from bedrock_finetune.catalog import (
     resolve_model,
 )
 from bedrock_finetune.quality_gate import QualityGate
-from bedrock_finetune.quota_wait import cap_for, extra_history_events
+from bedrock_finetune.quota_wait import cap_for, extra_history_events, longest_queue_wait
 
 Commitment = Literal["OneMonth", "SixMonths"]
 RemovalPolicyName = Literal["retain", "destroy"]
@@ -105,9 +105,10 @@ class PipelineConfig:
 
     @property
     def queue_lease_seconds(self) -> int:
-        """How long a ticket stays valid unrenewed: a run renews it at each check for a slot (at most
-        the cap apart), and first joins before settling and validation (up to 15 minutes)."""
-        return 2 * self.queue_wait_cap_seconds + self.settle_seconds + 1800
+        """How long a ticket stays valid unrenewed: a run renews it when it looks at the queue (at most
+        quota_wait.longest_queue_wait apart), and first joins before settling and validation (up to
+        15 minutes)."""
+        return 2 * longest_queue_wait(self.queue_wait_cap_seconds) + self.settle_seconds + 1800
 
     @property
     def deployment_wait_cap_seconds(self) -> int:

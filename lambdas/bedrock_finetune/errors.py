@@ -199,8 +199,8 @@ _CONFLICT = Rule(
 )
 _CONDITION = Rule(
     Outcome.FAIL,
-    "A conditional write of the training queue's table was refused in a way its code does not expect "
-    "(the queue code handles the refusals it expects itself); see the message.",
+    "A write to the training queue's table was refused in a way its code does not expect (the queue "
+    "handles a lost race itself); see the message.",
 )
 _KEY_UNUSABLE = Rule(
     Outcome.FAIL,
@@ -273,8 +273,7 @@ ERROR_CODES: Mapping[str, Rule] = _table(
     (
         _RACED,
         (
-            "TransactionConflictException",  # DynamoDB: another transaction on the same item
-            "TransactionInProgressException",
+            "TransactionConflictException",  # DynamoDB: a transaction held the same item
             "ReplicatedWriteConflictException",
         ),
     ),
@@ -351,8 +350,6 @@ ERROR_CODES: Mapping[str, Rule] = _table(
         _CONDITION,
         (
             "ConditionalCheckFailedException",  # DynamoDB
-            "TransactionCanceledException",
-            "IdempotentParameterMismatchException",
             "ItemCollectionSizeLimitExceededException",
         ),
     ),

@@ -26,6 +26,9 @@ from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired
 FIRST_WAIT_SECONDS = 120
 #: The cap is never below this: a queue checked more often costs history events and saves little.
 MIN_CAP_SECONDS = 600
+#: A run far back in the training queue checks less often: once per round of slots ahead of it, at
+#: most this many caps apart (1 hour with the defaults). Its place only moves when slots free up.
+MAX_WAIT_CAPS = 6
 #: At most this many history events per round of a waiting loop (see the module docstring).
 EVENTS_PER_WAIT_ROUND = 14
 
@@ -39,6 +42,11 @@ def cap_for(poll_seconds: int) -> int:
     checks about as often as jobs are polled, and never more often than every 10 minutes once it has
     waited a while."""
     return max(MIN_CAP_SECONDS, poll_seconds)
+
+
+def longest_queue_wait(cap: int) -> int:
+    """The longest a run waits between two looks at the training queue."""
+    return MAX_WAIT_CAPS * cap
 
 
 def wait_seconds(attempt: int, cap: int) -> int:

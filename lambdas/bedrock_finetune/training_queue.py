@@ -1,28 +1,36 @@
 """The training queue: at most ``max_concurrent_jobs`` customization jobs at once, slots in upload order.
 
-A distributed semaphore on one DynamoDB table with conditional writes, as in the AWS Step Functions
+A distributed semaphore in DynamoDB, changed only by conditional writes, as in the AWS Step Functions
 concurrency-control sample ("Controlling concurrency in distributed systems using AWS Step Functions",
 https://aws.amazon.com/blogs/compute/controlling-concurrency-in-distributed-systems-using-aws-step-functions/,
-code in aws-samples/aws-stepfunctions-examples, sam/app-control-concurrency-with-dynamodb), with a
-ticket per run so that slots go to the oldest uploads first, and leases so that a crash leaks nothing.
+code in aws-samples/aws-stepfunctions-examples, sam/app-control-concurrency-with-dynamodb): one lock
+item holds the count and the holders. Here it also holds a ticket per waiting run, so that slots go to
+the oldest uploads first, and a lease per ticket, so that a crash leaks nothing.
 
-The table (partition key ``pk``, sort key ``sk``)::
+The item (partition key ``pk`` = sort key ``sk`` = "queue")::
 
-    pk = "slots",  sk = "slots"            held: slots in use; limit: the limit the last grant applied
-    pk = "ticket", sk = <execution ARN>    one per run in the queue: order (upload time in ms and the
-                                           execution name), run, jobName, state (waiting | holding),
-                                           joinedAt, waitingSince, grantedAt, leaseExpiresAt
+    version   N   bumped by every change; a change is written only if the version is still the one
+                  it was computed from (optimistic locking,
+                  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/DynamoDBMapper.OptimisticLocking.html)
+    held      N   slots in use (the holding tickets), for people reading the table
+    limit     N   the limit the last Take applied
+    tickets   S   JSON: execution ARN -> {order (upload time in ms and execution name), run, jobName,
+                  state (waiting | holding), joinedAt, waitingSince, grantedAt, leaseExpiresAt}
+
+One item makes every change atomic without transactions (the count and the tickets move together) and
+every look at the queue one read. It holds about a thousand tickets (DynamoDB's 400 KB item limit);
+a change that keeps losing races to others is a transient error the state machine retries.
 
 - **Join** (right after the upload is recognised as a run): the run's ticket, ordered by its
   execution's start time, i.e. by upload.
 - **Take** (after validation, then after each wait): the run gets a slot when it is among the oldest
-  ``free`` tickets without one. The grant is one transaction: ``held < limit`` on the slots item and
-  ``state = waiting`` on the ticket, so two runs racing for the last slot cannot both win.
+  ``free`` tickets without one, ``free`` being the limit less the holding tickets in the same version.
+  Two runs racing for the last slot both compute from the same version; only the first write lands,
+  and the other, computing again from the new version, finds no slot.
 - **Release** when the job has ended (Completed: its own state; Failed, Stopped or any failure: the
-  clean-up; abort and timeout: the clean-up of ended executions): the ticket goes and ``held``
-  drops by one, in one transaction conditioned on the ticket still holding, so a slot is given back
-  once however many clean-ups try.
-- **Leases**: every Take renews its own ticket. A ticket whose lease expired is checked by the next run
+  clean-up; abort and timeout: the clean-up of ended executions): the ticket goes, so the slot is
+  given back once however many clean-ups try.
+- **Leases**: a Take renews its own ticket. A ticket whose lease expired is checked by the next run
   that looks: a waiting ticket is dropped (a live run re-joins at its original place on its next
   Take); a holding one is given back only when Bedrock says its job has ended or never started, and
   renewed while the job still runs.
@@ -32,28 +40,28 @@ Plain functions over a boto3 ``dynamodb`` client (and ``bedrock``, ``sns`` where
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bedrock_finetune.bedrock_jobs import classify, find_job
-from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired
+from bedrock_finetune.errors import AwsTransientError, BedrockQuotaExceeded, QuotaWaitExpired
 from bedrock_finetune.notifications import Links, Notice, error_message, publish
-from bedrock_finetune.quota_wait import wait_seconds
+from bedrock_finetune.quota_wait import MAX_WAIT_CAPS, wait_seconds
 from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.settings import TrainingQueueSettings
 
 WAITING, HOLDING = "waiting", "holding"
 #: Job statuses in which a job still counts against Bedrock's concurrent-jobs quota.
 JOB_RUNNING = frozenset({"InProgress", "Stopping"})
-_SLOTS_KEY = {"pk": {"S": "slots"}, "sk": {"S": "slots"}}
-_TICKETS = "ticket"
-#: Conditional-write refusals: someone else changed the item first.
-_REFUSED = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
+_KEY = {"pk": {"S": "queue"}, "sk": {"S": "queue"}}
+#: How many times a change is computed again after losing a race before it gives up (transiently).
+CHANGE_ATTEMPTS = 8
 
 
 def upload_order(started_at: str | float, execution_name: str) -> str:
@@ -84,253 +92,131 @@ class Ticket:
     waiting_since: float | None = None
     granted_at: float | None = None
 
-    def item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": {"S": _TICKETS},
-            "sk": {"S": self.execution_arn},
-            "order": {"S": self.order},
-            "run": {"S": self.run},
-            "jobName": {"S": self.job_name},
-            "state": {"S": self.state},
-            "joinedAt": {"N": _num(self.joined_at)},
-            "leaseExpiresAt": {"N": _num(self.lease_expires_at)},
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "run": self.run,
+            "jobName": self.job_name,
+            "state": self.state,
+            "joinedAt": self.joined_at,
+            "leaseExpiresAt": self.lease_expires_at,
+            "waitingSince": self.waiting_since,
+            "grantedAt": self.granted_at,
         }
-        if self.waiting_since is not None:
-            item["waitingSince"] = {"N": _num(self.waiting_since)}
-        if self.granted_at is not None:
-            item["grantedAt"] = {"N": _num(self.granted_at)}
-        return item
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> Ticket:
-        def number(name: str) -> float | None:
-            return float(item[name]["N"]) if name in item else None
-
+    def from_json(cls, execution_arn: str, data: Mapping[str, Any]) -> Ticket:
         return cls(
-            execution_arn=item["sk"]["S"],
-            order=item["order"]["S"],
-            run=item["run"]["S"],
-            job_name=item["jobName"]["S"],
-            state=item["state"]["S"],
-            joined_at=float(item["joinedAt"]["N"]),
-            lease_expires_at=float(item["leaseExpiresAt"]["N"]),
-            waiting_since=number("waitingSince"),
-            granted_at=number("grantedAt"),
+            execution_arn=execution_arn,
+            order=str(data["order"]),
+            run=str(data["run"]),
+            job_name=str(data["jobName"]),
+            state=str(data["state"]),
+            joined_at=float(data["joinedAt"]),
+            lease_expires_at=float(data["leaseExpiresAt"]),
+            waiting_since=data.get("waitingSince"),
+            granted_at=data.get("grantedAt"),
         )
 
-    def _key(self) -> dict[str, Any]:
-        return {"pk": {"S": _TICKETS}, "sk": {"S": self.execution_arn}}
+
+@dataclass(frozen=True)
+class QueueState:
+    """One version of the queue: every ticket, oldest upload first."""
+
+    version: int = 0
+    tickets: tuple[Ticket, ...] = ()
+    limit: int | None = None
+
+    @property
+    def held(self) -> int:
+        return sum(1 for t in self.tickets if t.state == HOLDING)
+
+    def ticket(self, execution_arn: str) -> Ticket | None:
+        return next((t for t in self.tickets if t.execution_arn == execution_arn), None)
+
+    def with_ticket(self, ticket: Ticket) -> tuple[Ticket, ...]:
+        """The tickets with ``ticket`` added, or in place of the execution's old one."""
+        others = [t for t in self.tickets if t.execution_arn != ticket.execution_arn]
+        return tuple(sorted([*others, ticket], key=lambda t: t.order))
+
+    def without(self, execution_arn: str) -> tuple[Ticket, ...]:
+        return tuple(t for t in self.tickets if t.execution_arn != execution_arn)
 
 
-def _num(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".")
+@dataclass(frozen=True)
+class Change:
+    """What a step decided: the tickets to write (None: nothing changes), and what to answer."""
 
-
-def _refused(exc: ClientError) -> bool:
-    return str(exc.response.get("Error", {}).get("Code", "")) in _REFUSED
+    tickets: tuple[Ticket, ...] | None
+    outcome: Any = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
 class QueueTable:
-    """The queue's table. Every read is strongly consistent; every change is a conditional write."""
+    """The queue's table: one item, read strongly consistent, written only if its version is unchanged."""
 
     dynamodb: Any
     name: str
+    #: Called between reading a version and writing the change made from it (tests make races there).
+    before_write: Callable[[], None] | None = field(default=None, compare=False)
 
-    def tickets(self) -> list[Ticket]:
-        """Every ticket, oldest upload first."""
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": _TICKETS}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.dynamodb.query(**params)
-            items.extend(page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
-                break
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted((Ticket.from_item(i) for i in items), key=lambda t: t.order)
-
-    def ticket(self, execution_arn: str) -> Ticket | None:
-        item = self.dynamodb.get_item(
-            TableName=self.name, Key={"pk": {"S": _TICKETS}, "sk": {"S": execution_arn}}, ConsistentRead=True
-        ).get("Item")
-        return Ticket.from_item(item) if item else None
-
-    def slots(self) -> tuple[int, int | None]:
-        """``(slots in use, the limit the last grant applied or None)``."""
-        item = self.dynamodb.get_item(TableName=self.name, Key=_SLOTS_KEY, ConsistentRead=True).get("Item")
+    def read(self) -> QueueState:
+        item = self.dynamodb.get_item(TableName=self.name, Key=_KEY, ConsistentRead=True).get("Item")
         if not item:
-            return 0, None
-        limit = int(item["limit"]["N"]) if "limit" in item else None
-        return int(item.get("held", {}).get("N", "0")), limit
-
-    def join(self, ticket: Ticket) -> Ticket:
-        """Put the ticket unless the execution has one already; returns the one stored."""
-        try:
-            self.dynamodb.put_item(
-                TableName=self.name, Item=ticket.item(), ConditionExpression="attribute_not_exists(sk)"
-            )
-        except ClientError as exc:
-            if not _refused(exc):
-                raise
-            return self.ticket(ticket.execution_arn) or ticket
-        return ticket
-
-    def renew(self, ticket: Ticket, until: float, *, waiting_since: float | None = None) -> bool:
-        """Extend the ticket's lease (and note when it started waiting); False when it is gone or
-        changed state meanwhile."""
-        names = {"#state": "state", "#lease": "leaseExpiresAt"}
-        values: dict[str, Any] = {":until": {"N": _num(until)}, ":state": {"S": ticket.state}}
-        update = "SET #lease = :until"
-        if waiting_since is not None:
-            update += ", waitingSince = if_not_exists(waitingSince, :since)"
-            values[":since"] = {"N": _num(waiting_since)}
-        return self._conditional(
-            self.dynamodb.update_item,
-            TableName=self.name,
-            Key=ticket._key(),
-            UpdateExpression=update,
-            ConditionExpression="attribute_exists(sk) AND #state = :state",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
+            return QueueState()
+        tickets = json.loads(item["tickets"]["S"])
+        return QueueState(
+            version=int(item["version"]["N"]),
+            tickets=tuple(
+                sorted((Ticket.from_json(arn, t) for arn, t in tickets.items()), key=lambda t: t.order)
+            ),
+            limit=int(item["limit"]["N"]) if "limit" in item else None,
         )
 
-    def extend_if_unchanged(self, ticket: Ticket, until: float) -> bool:
-        """Extend an expired lease that nobody renewed meanwhile (a holder whose job still runs)."""
-        return self._conditional(
-            self.dynamodb.update_item,
-            TableName=self.name,
-            Key=ticket._key(),
-            UpdateExpression="SET #lease = :until",
-            ConditionExpression="#lease = :seen",
-            ExpressionAttributeNames={"#lease": "leaseExpiresAt"},
-            ExpressionAttributeValues={
-                ":until": {"N": _num(until)},
-                ":seen": {"N": _num(ticket.lease_expires_at)},
-            },
-        )
-
-    def grant(self, ticket: Ticket, *, limit: int, now: float, until: float) -> bool:
-        """Give the ticket a slot if fewer than ``limit`` are held: both writes or neither."""
-        return self._conditional(
-            self.dynamodb.transact_write_items,
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": self.name,
-                        "Key": _SLOTS_KEY,
-                        "UpdateExpression": "SET held = if_not_exists(held, :zero) + :one, #limit = :limit",
-                        "ConditionExpression": "attribute_not_exists(held) OR held < :limit",
-                        "ExpressionAttributeNames": {"#limit": "limit"},
-                        "ExpressionAttributeValues": {
-                            ":zero": {"N": "0"},
-                            ":one": {"N": "1"},
-                            ":limit": {"N": str(limit)},
-                        },
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.name,
-                        "Key": ticket._key(),
-                        "UpdateExpression": "SET #state = :holding, grantedAt = :now, #lease = :until",
-                        "ConditionExpression": "#state = :waiting",
-                        "ExpressionAttributeNames": {"#state": "state", "#lease": "leaseExpiresAt"},
-                        "ExpressionAttributeValues": {
-                            ":holding": {"S": HOLDING},
-                            ":waiting": {"S": WAITING},
-                            ":now": {"N": _num(now)},
-                            ":until": {"N": _num(until)},
-                        },
-                    }
-                },
-            ],
-        )
-
-    def release(self, ticket: Ticket, *, only_if_lease_unchanged: bool = False) -> bool:
-        """Give a holding ticket's slot back and remove the ticket, in one transaction; False when it
-        was already given back (or, with ``only_if_lease_unchanged``, renewed meanwhile)."""
-        condition = "#state = :holding"
-        values: dict[str, Any] = {":holding": {"S": HOLDING}}
-        if only_if_lease_unchanged:
-            condition += " AND #lease = :seen"
-            values[":seen"] = {"N": _num(ticket.lease_expires_at)}
-        released = self._conditional(
-            self.dynamodb.transact_write_items,
-            TransactItems=[
-                {
-                    "Delete": {
-                        "TableName": self.name,
-                        "Key": ticket._key(),
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": {"#state": "state", "#lease": "leaseExpiresAt"},
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.name,
-                        "Key": _SLOTS_KEY,
-                        "UpdateExpression": "SET held = held - :one",
-                        "ConditionExpression": "held > :zero",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
-                    }
-                },
-            ],
-        )
-        if released or only_if_lease_unchanged:
-            return released
-        # Refused: the ticket is gone (given back already), or the count is already 0 (a count that
-        # disagrees with a holding ticket can only come from a hand edit): then the ticket goes alone.
-        current = self.ticket(ticket.execution_arn)
-        if current is None or current.state != HOLDING or self.slots()[0] > 0:
-            return False
-        return self.drop(current, state=HOLDING)
-
-    def drop(self, ticket: Ticket, *, state: str = WAITING, only_if_lease_unchanged: bool = False) -> bool:
-        """Remove a ticket without a slot (or, with ``state=HOLDING``, one whose slot is not counted)."""
-        condition = "#state = :state"
-        values: dict[str, Any] = {":state": {"S": state}}
-        if only_if_lease_unchanged:
-            condition += " AND #lease = :seen"
-            values[":seen"] = {"N": _num(ticket.lease_expires_at)}
-        return self._conditional(
-            self.dynamodb.delete_item,
-            TableName=self.name,
-            Key=ticket._key(),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#state": "state", "#lease": "leaseExpiresAt"},
-            ExpressionAttributeValues=values,
-        )
-
-    @staticmethod
-    def _conditional(call: Any, **params: Any) -> bool:
-        if "ExpressionAttributeNames" in params:
-            # DynamoDB rejects names an expression does not use.
-            used = " ".join(
-                str(v) for k, v in params.items() if k.endswith("Expression") and isinstance(v, str)
-            )
-            params["ExpressionAttributeNames"] = {
-                k: v for k, v in params["ExpressionAttributeNames"].items() if k in used
+    def write(self, seen: QueueState, tickets: Sequence[Ticket], *, limit: int | None = None) -> bool:
+        """Write ``tickets`` as the next version after ``seen``; False when someone wrote first."""
+        limit = limit if limit is not None else seen.limit
+        item: dict[str, Any] = {
+            **_KEY,
+            "version": {"N": str(seen.version + 1)},
+            "held": {"N": str(sum(1 for t in tickets if t.state == HOLDING))},
+            "tickets": {"S": json.dumps({t.execution_arn: t.to_json() for t in tickets}, sort_keys=True)},
+        }
+        if limit is not None:
+            item["limit"] = {"N": str(limit)}
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if seen.version == 0
+            else {
+                "ConditionExpression": "version = :seen",
+                "ExpressionAttributeValues": {":seen": {"N": str(seen.version)}},
             }
-        for item in params.get("TransactItems", []):
-            for action in item.values():
-                used = " ".join(str(v) for k, v in action.items() if k.endswith("Expression"))
-                if "ExpressionAttributeNames" in action:
-                    action["ExpressionAttributeNames"] = {
-                        k: v for k, v in action["ExpressionAttributeNames"].items() if k in used
-                    }
+        )
         try:
-            call(**params)
+            self.dynamodb.put_item(TableName=self.name, Item=item, **condition)
         except ClientError as exc:
-            if _refused(exc):
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def change(self, step: Callable[[QueueState], Change], *, read: QueueState | None = None) -> Any:
+        """Apply ``step`` to the current version (``read``, when just read) and write its tickets, again
+        from the new version whenever another writer got there first; returns the step's outcome."""
+        for attempt in range(CHANGE_ATTEMPTS):
+            seen = read if read is not None and attempt == 0 else self.read()
+            decided = step(seen)
+            if decided.tickets is None:
+                return decided.outcome
+            if self.before_write is not None:
+                self.before_write()
+            if self.write(seen, decided.tickets, limit=decided.limit):
+                return decided.outcome
+        raise AwsTransientError(
+            f"The training queue's table changed under {CHANGE_ATTEMPTS} attempts in a row to update it; "
+            "retried with back-off."
+        )
 
 
 # ---- what the CLI and the notices show ----
@@ -434,10 +320,8 @@ def view_of(tickets: Sequence[Ticket], in_use: int, limit: int | None) -> QueueV
 def list_queue(dynamodb: Any, table_name: str) -> QueueView:
     """The training queue now (for ``finetune runs`` and ``finetune status``): who trains, who waits
     and in which order. ``table_name`` is the stack output ``TrainingQueueTableName``."""
-    table = QueueTable(dynamodb, table_name)
-    tickets = table.tickets()
-    in_use, limit = table.slots()
-    return view_of(tickets, in_use, limit)
+    state = QueueTable(dynamodb, table_name).read()
+    return view_of(state.tickets, state.held, state.limit)
 
 
 # ---- the use cases of the TrainingQueue task ----
@@ -455,25 +339,40 @@ def join_queue(
 ) -> dict[str, Any]:
     """ "Join the training queue": the run's ticket, in upload order. Returns the ``$.queue`` state."""
     now = time.time() if now is None else now
-    ticket = table.join(
-        Ticket(
-            execution_arn=execution_arn,
-            order=upload_order(started_at, execution_name),
-            run=run.run,
-            job_name=run.names.job_name,
-            state=WAITING,
-            joined_at=now,
-            lease_expires_at=now + settings.lease_seconds,
-        )
+    ticket = Ticket(
+        execution_arn=execution_arn,
+        order=upload_order(started_at, execution_name),
+        run=run.run,
+        job_name=run.names.job_name,
+        state=WAITING,
+        joined_at=now,
+        lease_expires_at=now + settings.lease_seconds,
     )
+
+    def step(state: QueueState) -> Change:
+        existing = state.ticket(execution_arn)
+        return Change(None, existing) if existing else Change(state.with_ticket(ticket), ticket)
+
+    stored: Ticket = table.change(step)
     return {
-        "order": ticket.order,
-        "joinedAt": ticket.joined_at,
+        "order": stored.order,
+        "joinedAt": stored.joined_at,
         "attempt": 0,
         "waitSeconds": 0,
         "waitedSeconds": 0,
         "bedrockRefusals": 0,
     }
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What one Take decided, from the version it wrote (or found unchanged)."""
+
+    granted: bool
+    view: QueueView
+    place: int
+    #: It holds a slot, but Bedrock refused its job for a quota: it waits with its slot.
+    refused: bool = False
 
 
 def take_slot(
@@ -499,42 +398,57 @@ def take_slot(
     now = time.time() if now is None else now
     waited = int(previous.get("waitedSeconds") or 0) + int(previous.get("waitSeconds") or 0)
     # What carries over from round to round; the rest describes one round only.
-    state: dict[str, Any] = {k: previous[k] for k in _KEPT if k in previous}
-    state.update(waitedSeconds=waited, waitSeconds=0)
-    until = now + settings.lease_seconds
-    ticket = table.ticket(execution_arn)
-    if ticket is None:
-        # Joined, then dropped after a lease expired (or never joined): back in line at its own place.
-        order = str(previous.get("order") or upload_order(now * 1000, execution_arn.rsplit(":", 1)[-1]))
-        ticket = table.join(
-            Ticket(execution_arn, order, run.run, run.names.job_name, WAITING, now, until, waiting_since=now)
-        )
+    carried: dict[str, Any] = {k: previous[k] for k in _KEPT if k in previous}
+    carried.update(waitedSeconds=waited, waitSeconds=0)
     refusal = previous.get("refusal")
-    if refusal:
-        said = error_message(str(refusal.get("Cause", "")))
-        return _bedrock_refused(
-            table, bedrock, sns, settings, ticket=ticket, run=run, state=state, said=said, now=now
+    said = error_message(str(refusal.get("Cause", ""))) if refusal else ""
+    running = running_jobs(bedrock) if refusal else []
+    if refusal and not running:
+        raise BedrockQuotaExceeded(
+            f"{said} No customization job is running in this account, so this quota is not the one on "
+            "concurrent jobs and waiting would not help; check Service Quotas for Amazon Bedrock."
         )
-    if ticket.state == HOLDING:
-        table.renew(ticket, until)
-        return {**state, "status": "granted"}
+    # Bedrock's word on every other holder whose lease has lapsed, asked before the change is made.
+    current = table.read()
+    lapsed = {
+        t.execution_arn: _job_status(bedrock, t.job_name)
+        for t in current.tickets
+        if t.state == HOLDING and t.execution_arn != execution_arn and t.lease_expires_at <= now
+    }
+    order = str(previous.get("order") or upload_order(now * 1000, execution_arn.rsplit(":", 1)[-1]))
+    fresh = Ticket(execution_arn, order, run.run, run.names.job_name, WAITING, now, now, waiting_since=now)
 
-    table.renew(ticket, until, waiting_since=now)
-    tickets = table.tickets()
-    if reclaim_expired(
-        table, bedrock, tickets, now=now, lease_seconds=settings.lease_seconds, me=execution_arn
-    ):
-        tickets = table.tickets()
-    in_use, _ = table.slots()
-    line = [t for t in tickets if t.state == WAITING]
-    place = next((i for i, t in enumerate(line) if t.execution_arn == execution_arn), len(line))
-    free = settings.max_concurrent_jobs - in_use
-    if place < free and table.grant(ticket, limit=settings.max_concurrent_jobs, now=now, until=until):
-        return {**state, "status": "granted", "position": 0, "grantedAt": now}
+    def step(state: QueueState) -> Change:
+        tickets = _reclaimed(state.tickets, lapsed, now=now, lease=settings.lease_seconds, me=execution_arn)
+        mine = state.ticket(execution_arn) or fresh
+        renewed = _renewed(mine, now, settings.lease_seconds)
+        others = [t for t in tickets if t.execution_arn != execution_arn]
+        held = sum(1 for t in others if t.state == HOLDING)
+        line = sorted([*[t for t in others if t.state == WAITING], renewed], key=lambda t: t.order)
+        place = line.index(renewed)
+        refused = bool(refusal) and mine.state == HOLDING
+        granted = mine.state == HOLDING and not refused
+        if mine.state == WAITING and place < settings.max_concurrent_jobs - held:
+            renewed = replace(renewed, state=HOLDING, granted_at=now)
+            granted = True
+        after = tuple(sorted([*others, renewed], key=lambda t: t.order))
+        view = view_of(after, sum(1 for t in after if t.state == HOLDING), None)
+        limit = settings.max_concurrent_jobs if granted else None
+        return Change(None if after == state.tickets else after, _Round(granted, view, place, refused), limit)
 
-    view = view_of(table.tickets(), *table.slots())
+    decided: _Round = table.change(step, read=current)
+    counts = {"inLine": len(decided.view.in_line), "inUse": decided.view.in_use}
+    if decided.refused:
+        return _bedrock_refused(
+            sns, settings, run=run, carried=carried, said=said, running=running, waited=waited, counts=counts
+        )
+    if decided.granted:
+        granted_at = next(e.granted_at for e in decided.view.entries if e.execution_arn == execution_arn)
+        return {**carried, "status": "granted", "position": 0, "grantedAt": granted_at, **counts}
+
+    view = decided.view
     entry = view.entry(execution_arn)
-    position = entry.position if entry and entry.position else place + 1
+    position = entry.position if entry and entry.position else decided.place + 1
     if waited >= settings.max_queue_seconds:
         raise QuotaWaitExpired(_gave_up(view, execution_arn, waited, settings))
     attempt = int(previous.get("attempt") or 0)
@@ -543,13 +457,17 @@ def take_slot(
             sns, settings.topic_arn, waiting_notice(view, run, execution_arn, settings), "waiting", run.run
         )
     return {
-        **state,
+        **carried,
         "status": "waiting",
         "reason": "queue",
         "position": position,
         "ahead": [e.run for e in view.ahead_of(execution_arn)],
         "attempt": attempt + 1,
-        "waitSeconds": min(wait_seconds(attempt, settings.wait_cap_seconds), _left(settings, waited)),
+        "waitSeconds": min(
+            queue_wait_seconds(attempt, position, settings.max_concurrent_jobs, settings.wait_cap_seconds),
+            _left(settings, waited),
+        ),
+        **counts,
     }
 
 
@@ -557,45 +475,82 @@ def take_slot(
 _KEPT = ("order", "joinedAt", "attempt", "bedrockRefusals", "grantedAt")
 
 
+def _renewed(ticket: Ticket, now: float, lease_seconds: int) -> Ticket:
+    """The ticket with its lease renewed when less than half of it is left (a write is not free), and
+    with the time it started waiting."""
+    lease = ticket.lease_expires_at
+    if lease - now < lease_seconds / 2:
+        lease = now + lease_seconds
+    since = ticket.waiting_since if ticket.waiting_since is not None or ticket.state == HOLDING else now
+    return replace(ticket, lease_expires_at=lease, waiting_since=since)
+
+
+def _reclaimed(
+    tickets: Sequence[Ticket], lapsed: Mapping[str, str | None], *, now: float, lease: int, me: str
+) -> list[Ticket]:
+    """The tickets once the lapsed ones of others are dealt with: a waiting one goes (its run, if alive,
+    comes back at its own place); a holding one goes when Bedrock said its job has ended or never
+    started, and is renewed while the job runs (it really holds a slot of the account)."""
+    kept: list[Ticket] = []
+    for ticket in tickets:
+        if ticket.execution_arn == me or ticket.lease_expires_at > now:
+            kept.append(ticket)
+        elif ticket.state == HOLDING and ticket.execution_arn not in lapsed:
+            kept.append(ticket)  # it lapsed after Bedrock was asked: the next Take looks at it
+        elif ticket.state == HOLDING and lapsed[ticket.execution_arn] in JOB_RUNNING:
+            kept.append(replace(ticket, lease_expires_at=now + lease))
+    return kept
+
+
+def _job_status(bedrock: Any, job_name: str) -> str | None:
+    job = find_job(bedrock, job_name)
+    return str(job.get("status")) if job else None
+
+
+def queue_wait_seconds(attempt: int, position: int, limit: int, cap: int) -> int:
+    """How long a run without a slot waits before it asks again: the back-off of quota_wait (2, 4,
+    8 minutes..., up to the cap), and at least one cap per full round of ``limit`` runs ahead of it
+    (a run at place 7 with 2 slots waits for at least 3 rounds of jobs to end), at most
+    :data:`~bedrock_finetune.quota_wait.MAX_WAIT_CAPS` caps."""
+    rounds_ahead = (position - 1) // max(1, limit)
+    return max(wait_seconds(attempt, cap), min(rounds_ahead, MAX_WAIT_CAPS) * cap)
+
+
 def _left(settings: TrainingQueueSettings, waited: int) -> int:
     return max(1, settings.max_queue_seconds - waited)
 
 
 def _bedrock_refused(
-    table: QueueTable,
-    bedrock: Any,
     sns: Any,
     settings: TrainingQueueSettings,
     *,
-    ticket: Ticket,
     run: RunRef,
-    state: dict[str, Any],
+    carried: dict[str, Any],
     said: str,
-    now: float,
+    running: Sequence[str],
+    waited: int,
+    counts: dict[str, int],
 ) -> dict[str, Any]:
-    running = running_jobs(bedrock)
-    if not running:
-        raise BedrockQuotaExceeded(
-            f"{said} No customization job is running in this account, so this quota is not the one on "
-            "concurrent jobs and waiting would not help; check Service Quotas for Amazon Bedrock."
-        )
-    waited = int(state["waitedSeconds"])
+    """The run holds a slot but Bedrock refused its job: wait with back-off, told once."""
     if waited >= settings.max_queue_seconds:
-        view = view_of(table.tickets(), *table.slots())
-        raise QuotaWaitExpired(_gave_up(view, ticket.execution_arn, waited, settings, bedrock_said=said))
-    table.renew(ticket, now + settings.lease_seconds)
-    refusals = int(state.get("bedrockRefusals") or 0)
+        raise QuotaWaitExpired(
+            f"Waited {_hours(waited)} for a training slot and gave up (max_queue_hours = "
+            f"{_hours(settings.max_queue_seconds)}): Bedrock kept refusing its job for a quota ({said}). "
+            "Nothing was trained or bought. Upload train.jsonl again to queue again."
+        )
+    refusals = int(carried.get("bedrockRefusals") or 0)
     if refusals == 0:
         publish(
             sns, settings.topic_arn, bedrock_full_notice(run, said, running, settings), "waiting", run.run
         )
     return {
-        **state,
+        **carried,
         "status": "waiting",
         "reason": "bedrock-quota",
         "bedrockRefusals": refusals + 1,
         "runningJobs": len(running),
         "waitSeconds": min(wait_seconds(refusals, settings.wait_cap_seconds), _left(settings, waited)),
+        **counts,
     }
 
 
@@ -614,44 +569,23 @@ def running_jobs(bedrock: Any) -> list[str]:
         params["nextToken"] = page["nextToken"]
 
 
-def reclaim_expired(
-    table: QueueTable, bedrock: Any, tickets: Iterable[Ticket], *, now: float, lease_seconds: int, me: str
-) -> list[str]:
-    """Check the other tickets whose lease expired: drop a waiting one; give a holding one's slot back
-    when Bedrock says its job has ended or does not exist, renew it while the job still runs.
-    Returns what was reclaimed."""
-    reclaimed: list[str] = []
-    for ticket in tickets:
-        if ticket.execution_arn == me or ticket.lease_expires_at > now:
-            continue
-        if ticket.state == WAITING:
-            if table.drop(ticket, only_if_lease_unchanged=True):
-                reclaimed.append(f"{ticket.run}: its ticket, not renewed since its lease expired")
-            continue
-        job = find_job(bedrock, ticket.job_name)
-        status = str(job.get("status")) if job else None
-        if status in JOB_RUNNING:
-            table.extend_if_unchanged(ticket, now + lease_seconds)
-        elif table.release(ticket, only_if_lease_unchanged=True):
-            reclaimed.append(
-                f"{ticket.run}: its slot, whose lease expired with its job {status or 'never started'}"
-            )
-    return reclaimed
-
-
 def release_slot(table: QueueTable, execution_arn: str) -> dict[str, Any]:
     """ "Release training slot", once the job has completed: the slot goes to the next run in line."""
-    ticket = table.ticket(execution_arn)
-    if ticket is None:
-        return {"released": False, "summary": "no ticket: the slot was given back already"}
-    if ticket.state == WAITING:
-        table.drop(ticket)
-        return {"released": False, "summary": "left the training queue (it held no slot)"}
-    released = table.release(ticket)
-    return {
-        "released": released,
-        "summary": "gave back its training slot" if released else "the slot was given back already",
-    }
+
+    def step(state: QueueState) -> Change:
+        mine = state.ticket(execution_arn)
+        if mine is None:
+            return Change(None, {"released": False, "summary": "no ticket: the slot was given back already"})
+        if mine.state == WAITING:
+            return Change(
+                state.without(execution_arn), {"released": False, "summary": "left the training queue"}
+            )
+        return Change(
+            state.without(execution_arn), {"released": True, "summary": "gave back its training slot"}
+        )
+
+    result: dict[str, Any] = table.change(step)
+    return result
 
 
 @dataclass(frozen=True)
@@ -664,17 +598,27 @@ class RunSlot:
     def give_back(self, job_status: str | None) -> tuple[str | None, str | None]:
         """Leave the queue, or give the slot back unless the run's own job still runs (Bedrock counts
         a job against the quota until it has ended): ``(what was done, what has to wait)``."""
-        ticket = self.table.ticket(self.execution_arn)
-        if ticket is None:
-            return None, None
-        if ticket.state == WAITING:
-            self.table.drop(ticket)
-            return "left the training queue", None
-        if job_status in JOB_RUNNING:
-            return None, f"its training slot is kept until its job ({job_status}) has ended"
-        if self.table.release(ticket):
-            return "gave back its training slot", None
-        return None, None
+        arn = self.execution_arn
+
+        def step(state: QueueState) -> Change:
+            mine = state.ticket(arn)
+            if mine is None:
+                return Change(None, (None, None))
+            if mine.state == WAITING:
+                return Change(state.without(arn), ("left the training queue", None))
+            if job_status in JOB_RUNNING:
+                return Change(
+                    None, (None, f"its training slot is kept until its job ({job_status}) has ended")
+                )
+            return Change(state.without(arn), ("gave back its training slot", None))
+
+        done: tuple[str | None, str | None] = self.table.change(step)
+        return done
+
+
+def run_slot(dynamodb: Any, table_name: str | None, execution_arn: str) -> RunSlot | None:
+    """The execution's place in the queue for a clean-up (None when the stack has no queue table)."""
+    return RunSlot(QueueTable(dynamodb, table_name), execution_arn) if table_name else None
 
 
 # ---- notices ----
@@ -770,8 +714,3 @@ def _gave_up(
         "trained or bought. Upload train.jsonl again to queue again, or ask the platform team to raise "
         "max_concurrent_jobs (or the account's Bedrock quota) or max_queue_hours."
     )
-
-
-def run_slot(dynamodb: Any, table_name: str | None, execution_arn: str) -> RunSlot | None:
-    """The execution's place in the queue for a clean-up (None when the stack has no queue table)."""
-    return RunSlot(QueueTable(dynamodb, table_name), execution_arn) if table_name else None

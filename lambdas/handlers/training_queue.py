@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.settings import TrainingQueueSettings
-from bedrock_finetune.training_queue import QueueTable, join_queue, list_queue, release_slot, take_slot
+from bedrock_finetune.training_queue import QueueTable, join_queue, release_slot, take_slot
 from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
@@ -42,8 +42,8 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
         )  # fmt: skip
     else:
         result = release_slot(table, execution_arn)
-    queue = list_queue(table.dynamodb, table.name)
-    metrics.add_metric(name="QueueLength", unit=MetricUnit.Count, value=len(queue.in_line))
-    metrics.add_metric(name="TrainingSlotsInUse", unit=MetricUnit.Count, value=queue.in_use)
-    logger.info(f"training queue: {action}", extra={**result, "queueLength": len(queue.in_line)})
+    if "inLine" in result:  # what a Take saw: the queue's length and the slots in use
+        metrics.add_metric(name="QueueLength", unit=MetricUnit.Count, value=result["inLine"])
+        metrics.add_metric(name="TrainingSlotsInUse", unit=MetricUnit.Count, value=result["inUse"])
+    logger.info(f"training queue: {action}", extra=result)
     return result

@@ -23,15 +23,14 @@ from stacks.permissions import kms_via, publish_statements
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 
-#: What a clean-up needs to give a slot back: read the ticket, delete it and count the slot down (one
-#: transaction of a Delete and an Update).
-GIVE_BACK_ACTIONS = ("dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem")
-#: What the queue's own function needs besides: list the tickets, put one.
-QUEUE_ACTIONS = (*GIVE_BACK_ACTIONS, "dynamodb:PutItem", "dynamodb:Query")
+#: The queue is one item, read and then written only if its version is unchanged: what the queue's
+#: function and the clean-ups (which give a slot back) need, and all they need.
+QUEUE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 
 class TrainingQueueTable(Construct):
-    """The queue's table: one slots item and one ticket per run (see bedrock_finetune.training_queue)."""
+    """The queue's table: one item, the slots in use and a ticket per run (see
+    bedrock_finetune.training_queue)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, key: kms.IKey, removal_policy: RemovalPolicy
@@ -76,7 +75,7 @@ class TrainingQueueTable(Construct):
 
 def give_back_statements(scope: Construct, queue: TrainingQueueTable | None) -> list[iam.PolicyStatement]:
     """A clean-up's grant on the queue: give the run's slot back (nothing without a queue)."""
-    return [] if queue is None else queue.statements(scope, GIVE_BACK_ACTIONS, sid="GiveBackTrainingSlot")
+    return [] if queue is None else queue.statements(scope, QUEUE_ACTIONS, sid="GiveBackTrainingSlot")
 
 
 class TrainingQueue(PipelineFunction):

@@ -23,6 +23,7 @@ from bedrock_finetune.training_queue import (
     RunSlot,
     join_queue,
     list_queue,
+    queue_wait_seconds,
     release_slot,
     take_slot,
     upload_order,
@@ -95,7 +96,10 @@ class World:
         return [json.loads(m["Body"]) for m in messages]
 
     def held(self) -> int:
-        return self.table.slots()[0]
+        return self.table.read().held
+
+    def ticket(self, name: str) -> Any:
+        return self.table.read().ticket(execution(name))
 
 
 def create_table(name: str = "queue") -> str:
@@ -147,7 +151,7 @@ def test_slots_go_to_the_oldest_uploads_even_when_a_younger_run_asks_first(world
     c = world.take("c", queue["c"])
     # Then c waits: the two slots belong to a and b, which were uploaded first
     assert (c["status"], c["position"], c["ahead"]) == ("waiting", 3, ["a", "b"])
-    assert c["waitSeconds"] == 120
+    assert c["waitSeconds"] == 600  # a whole round of slots is ahead of it: no point asking in 2 minutes
     # And a and b get them when they ask
     assert world.take("a", queue["a"])["status"] == "granted"
     assert world.take("b", queue["b"])["status"] == "granted"
@@ -157,7 +161,7 @@ def test_slots_go_to_the_oldest_uploads_even_when_a_younger_run_asks_first(world
     # Then c, next in line, gets it on its next try, after the back-off doubled
     again = world.take("c", c)
     assert again["status"] == "granted"
-    assert again["waitedSeconds"] == 120
+    assert again["waitedSeconds"] == 600
     assert [(e.run, e.state) for e in list_queue(world.table.dynamodb, "queue").entries] == [
         ("b", "training"),
         ("c", "training"),
@@ -165,23 +169,35 @@ def test_slots_go_to_the_oldest_uploads_even_when_a_younger_run_asks_first(world
 
 
 def test_two_runs_racing_for_the_last_slot_cannot_both_get_it(world: World) -> None:
-    # Given one slot left, and two runs that both read the queue before either wrote
-    world.join("a", uploaded_ms=1000)
-    world.join("b", uploaded_ms=2000)
-    world.join("c", uploaded_ms=3000)
-    assert world.table.grant(world.table.ticket(execution("a")), limit=2, now=T0, until=T0 + LEASE)
-    b, c = world.table.ticket(execution("b")), world.table.ticket(execution("c"))
-    # When both try the conditional write
-    first = world.table.grant(b, limit=2, now=T0, until=T0 + LEASE)
-    second = world.table.grant(c, limit=2, now=T0, until=T0 + LEASE)
-    # Then the count's condition lets exactly one through, and the loser's ticket still waits
-    assert (first, second) == (True, False)
+    # Given a holds one of the two slots, and c (uploaded at 3 s) asks for the other
+    world.take("a", world.join("a", uploaded_ms=1000))
+    world.bedrock.job_of("a", "InProgress")
+    c_queue = world.join("c", uploaded_ms=3000)
+    # When b (uploaded at 2 s, ahead of c) joins and takes the slot between c's read and c's write
+    raced: list[dict[str, Any]] = []
+
+    def b_gets_there_first() -> None:
+        if not raced:
+            raced.append(world.take("b", world.join("b", uploaded_ms=2000)))
+
+    racing = dataclasses.replace(
+        world, table=dataclasses.replace(world.table, before_write=b_gets_there_first)
+    )
+    c = racing.take("c", c_queue)
+    # Then only one write of the two computed from the same version lands: b holds the last slot,
+    # and c, computing again from the new version, waits (nobody ahead of it, no slot free)
+    assert raced[0]["status"] == "granted"
+    assert (c["status"], c["ahead"], c["inUse"]) == ("waiting", [], 2)
     assert world.held() == 2
-    assert world.table.ticket(execution("c")).state == WAITING
-    # And a ticket cannot be granted twice either (its own condition: it must be waiting)
-    release_slot(world.table, execution("a"))
-    assert world.table.grant(b, limit=2, now=T0, until=T0 + LEASE) is False
-    assert world.held() == 1
+    assert world.ticket("c").state == WAITING
+
+
+def test_a_write_computed_from_an_old_version_is_refused(world: World) -> None:
+    world.join("a", uploaded_ms=1000)
+    seen = world.table.read()
+    assert world.table.write(seen, seen.tickets)  # someone else writes first
+    assert world.table.write(seen, ()) is False  # the stale write does not land
+    assert world.ticket("a") is not None
 
 
 def test_a_slot_is_given_back_once_however_many_clean_ups_try(world: World) -> None:
@@ -193,7 +209,7 @@ def test_a_slot_is_given_back_once_however_many_clean_ups_try(world: World) -> N
     assert release_slot(world.table, execution("a"))["released"] is True
     assert slot.give_back("Completed") == (None, None)
     assert release_slot(world.table, execution("a"))["released"] is False
-    # Then it was counted down once
+    # Then it was given back once
     assert world.held() == 0
 
 
@@ -252,7 +268,7 @@ def test_bedrocks_job_quota_makes_the_run_wait_with_back_off_keeping_its_slot(wo
     assert (first["status"], first["reason"], first["waitSeconds"], first["runningJobs"]) == (
         "waiting", "bedrock-quota", 120, 1,
     )  # fmt: skip
-    assert world.table.ticket(execution("a")).state == HOLDING
+    assert world.ticket("a").state == HOLDING
     second = world.take("a", {**world.take("a", first), "refusal": refused["refusal"]})
     assert second["waitSeconds"] == 240
     [notice] = world.notices()
@@ -283,8 +299,8 @@ def test_a_lapsed_lease_is_checked_against_the_jobs_real_status(world: World) ->
     result = world.take("c", waiting, now=later)
     # Then a's slot is reclaimed (its job has ended) and goes to c; b's is kept, its lease renewed
     assert result["status"] == "granted"
-    assert world.table.ticket(execution("a")) is None
-    assert world.table.ticket(execution("b")).lease_expires_at == later + LEASE
+    assert world.ticket("a") is None
+    assert world.ticket("b").lease_expires_at == later + LEASE
     assert world.held() == 2
 
 
@@ -295,7 +311,7 @@ def test_a_holder_that_never_started_its_job_is_reclaimed(world: World) -> None:
     waiting = world.take("c", world.join("c", uploaded_ms=3000))
     # a crashed between its slot and its job: Bedrock has no job of it
     assert world.take("c", waiting, now=T0 + LEASE + 1)["status"] == "granted"
-    assert world.table.ticket(execution("a")) is None
+    assert world.ticket("a") is None
 
 
 def test_a_lapsed_waiting_ticket_is_dropped_and_its_run_comes_back_to_its_own_place(world: World) -> None:
@@ -368,6 +384,7 @@ def test_the_queue_as_the_cli_lists_it(world: World) -> None:
     world.take("a", {})
     world.take("c", world.join("c", uploaded_ms=3000))
     document = list_queue(world.table.dynamodb, "queue").to_dict()
+    # (a was given its slot without a join: a run whose ticket went comes back at its own place)
     assert (document["slots"], document["inUse"], document["length"]) == (2, 1, 2)
     assert [(e["run"], e["state"], e["position"]) for e in document["entries"]] == [
         ("a", "training", None),
@@ -390,3 +407,18 @@ def test_the_handler_joins_takes_and_releases(world: World, monkeypatch: pytest.
     assert taken["status"] == "granted"
     released = handler({**payload, "action": "release"}, FakeLambdaContext())
     assert released == {"released": True, "summary": "gave back its training slot"}
+
+
+@pytest.mark.parametrize(
+    ("attempt", "position", "wait"),
+    [
+        (0, 1, 120),  # next in line: the back-off, 2 minutes first
+        (2, 2, 480),
+        (5, 1, 600),  # the cap
+        (0, 3, 600),  # a whole round of 2 slots ahead: at least one cap
+        (0, 7, 1800),  # 3 rounds ahead
+        (0, 40, 3600),  # far back: at most 6 caps
+    ],
+)
+def test_a_run_further_back_asks_less_often(attempt: int, position: int, wait: int) -> None:
+    assert queue_wait_seconds(attempt, position, 2, 600) == wait

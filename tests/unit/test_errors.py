@@ -58,7 +58,7 @@ RETRIED = {
     "ExpiredToken", "ExpiredTokenException", "RequestExpired",
     # DynamoDB throttling and transaction conflicts (the training queue's table)
     "ProvisionedThroughputExceededException", "TransactionConflictException",
-    "TransactionInProgressException", "ReplicatedWriteConflictException",
+    "ReplicatedWriteConflictException",
 }  # fmt: skip
 FAILED = {
     # access and credentials
@@ -82,8 +82,7 @@ FAILED = {
     "InvalidCiphertextException", "InvalidGrantTokenException", "EndpointDisabled",
     "PlatformApplicationDisabled",
     # DynamoDB conditions the queue code does not expect (it handles the ones it expects)
-    "ConditionalCheckFailedException", "TransactionCanceledException",
-    "IdempotentParameterMismatchException", "ItemCollectionSizeLimitExceededException",
+    "ConditionalCheckFailedException", "ItemCollectionSizeLimitExceededException",
 }  # fmt: skip
 QUOTA = {"ServiceQuotaExceededException"}
 
@@ -109,7 +108,7 @@ CALLED_OPERATIONS = {
     "stepfunctions": ["DescribeExecution"],
     "service-quotas": ["ListServiceQuotas", "ListAWSDefaultServiceQuotas"],
     "cloudformation": ["DescribeStacks"],
-    "dynamodb": ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "TransactWriteItems"],
+    "dynamodb": ["GetItem", "PutItem"],
 }
 
 
