@@ -52,6 +52,7 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from finetune.local import bedrock
+from finetune.local.clients import reused_clients
 from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
@@ -272,6 +273,7 @@ class LocalCloud:
             self.router.installed(),
             self.clock.installed(),
             bedrock.installed(),
+            reused_clients(),
             self.publish_failures.installed(),
             _stops_stay_stopped(),
         ):

@@ -120,8 +120,10 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "quota-2",
             "The account may run 2 customization jobs at once (its Service Quotas value, which the "
-            "preflight reads); each job takes 3 polls. Upload several runs: the third waits for a slot.",
+            "preflight reads); jobs and throughput take 2 polls. Upload several runs: the third waits for "
+            "a slot.",
             job_quota=2,
+            polls_per_status=2,
         ),
         Scenario(
             "notify-transient-failure",
