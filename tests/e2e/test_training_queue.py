@@ -140,3 +140,91 @@ def _queue_table(cloud: LocalCloud, deployment: Deployment) -> str:
     """The queue's table, found as the CLI finds it: the stack output."""
     stack = cloud.client("cloudformation").describe_stacks(StackName=deployment.stack_id)["Stacks"][0]
     return next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "TrainingQueueTableName")
+
+
+def test_a_job_bedrock_refuses_for_its_quota_waits_with_a_notice_instead_of_failing(
+    synthesized: Synthesized, tmp_path: Path
+) -> None:
+    # Given an account of 2 concurrent jobs where another tool already runs one
+    cloud = LocalCloud(synthesized, scenario("quota-2"), clock=Clock(scale=SCALE))
+    folders = [write_run(tmp_path / name) for name in ("first", "second")]
+    with cloud.in_process() as deployment:
+        bedrock_client, sfn = cloud.client("bedrock"), cloud.client("stepfunctions")
+        bedrock_client.create_model_customization_job(
+            jobName="other-tools-job",
+            customModelName="other-tools-model",
+            roleArn="arn:aws:iam::123456789012:role/OtherTool",
+            baseModelIdentifier="anthropic.claude-3-haiku-20240307-v1:0:200k",
+            trainingDataConfig={"s3Uri": "s3://other-bucket/train.jsonl"},
+            outputDataConfig={"s3Uri": "s3://other-bucket/out/"},
+        )
+        # When two runs are uploaded: the queue lets both start (2 slots), Bedrock has room for one
+        with cloud.router.held():
+            for folder in folders:
+                cloud.client("s3").put_object(
+                    Bucket=deployment.bucket,
+                    Key=f"datasets/{folder.name}/train.jsonl",
+                    Body=(folder / "train.jsonl").read_bytes(),
+                )
+        executions = [d.execution_arn for d in cloud.router.deliveries if d.execution_arn]
+        _until(
+            lambda: all(sfn.describe_execution(executionArn=a)["status"] != "RUNNING" for a in executions),
+            "both runs to end",
+        )
+        statuses = [sfn.describe_execution(executionArn=a)["status"] for a in executions]
+        notices = deployment.notifications()
+        refusals = quota_refusals(deployment.account, deployment.region)
+        history = job_history(deployment.account, deployment.region)
+        waited = [arn for arn in executions if _entered(cloud, arn, WAITING_STATE)]
+
+    # Then both succeed: the refused one waited with its slot (back-off), and started once a job ended
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
+    assert len(refusals) >= 1
+    assert len(waited) == 1
+    [told] = [n for n in notices if "Bedrock's job quota is full" in n["subject"]]
+    assert (
+        "ServiceQuotaExceededException: The number of concurrent model customization jobs" in told["message"]
+    )
+    # And Bedrock never ran more than its quota, the other tool's job included
+    assert most_at_once(history) == QUOTA
+
+
+def test_local_server_honours_the_job_quota(synthesized: Synthesized, tmp_path: Path) -> None:
+    import socket
+
+    import boto3
+
+    from finetune.local.server import serving
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    folders = [write_run(tmp_path / f"server-{i}") for i in range(4)]
+    # Given the emulation served over HTTP with an account quota of 2 concurrent jobs
+    with serving(port, scenario("quota-2"), synthesized, time_scale=SCALE) as (_, deployment):
+        clients = {
+            name: boto3.client(name, endpoint_url=f"http://127.0.0.1:{port}", region_name=deployment.region,
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            for name in ("s3", "stepfunctions")
+        }  # fmt: skip
+        # When four runs are uploaded with the AWS CLI's calls
+        for folder in folders:
+            clients["s3"].put_object(
+                Bucket=deployment.bucket,
+                Key=f"datasets/{folder.name}/train.jsonl",
+                Body=(folder / "train.jsonl").read_bytes(),
+            )
+        sfn = clients["stepfunctions"]
+
+        def ended() -> list[str] | None:
+            runs = sfn.list_executions(stateMachineArn=deployment.state_machine_arn)["executions"]
+            done = [e["status"] for e in runs if e["status"] != "RUNNING"]
+            return done if len(done) == len(folders) else None
+
+        statuses = _until(ended, "the four runs to end")
+        history = job_history(deployment.account, deployment.region)
+    # Then all four train, never more than two at once
+    assert statuses == ["SUCCEEDED"] * 4
+    assert len(history) == 4
+    assert most_at_once(history) == QUOTA
+    assert quota_refusals(deployment.account, deployment.region) == []
