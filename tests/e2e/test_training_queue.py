@@ -19,7 +19,7 @@ from bedrock_finetune.training_queue import list_queue
 from finetune.local import bedrock
 from finetune.local.cloud import Deployment, LocalCloud
 from finetune.local.quotas import JobRecord, job_history, most_at_once, quota_refusals
-from finetune.local.scenarios import scenario
+from finetune.local.scenarios import Scenario, scenario
 from finetune.local.template import Synthesized
 from finetune.local.timing import Clock
 from tests.e2e.conftest import write_run
@@ -228,3 +228,45 @@ def test_local_server_honours_the_job_quota(synthesized: Synthesized, tmp_path: 
     assert len(history) == 4
     assert most_at_once(history) == QUOTA
     assert quota_refusals(deployment.account, deployment.region) == []
+
+
+def test_a_run_that_waits_longer_than_max_queue_hours_fails_saying_why_and_buys_nothing(
+    synthesized: Synthesized, tmp_path: Path
+) -> None:
+    # Given an account of one concurrent job, taken by a run whose job trains for days
+    long_jobs = Scenario(
+        "quota-1-long", "One job at a time; jobs train on.", job_quota=1, polls_per_status=10**6
+    )
+    cloud = LocalCloud(synthesized, long_jobs, clock=Clock(scale=SCALE / 10))
+    folders = [write_run(tmp_path / name) for name in ("trains-for-days", "waits")]
+    with cloud.in_process() as deployment:
+        sfn = cloud.client("stepfunctions")
+        with cloud.router.held():
+            for folder in folders:
+                cloud.client("s3").put_object(
+                    Bucket=deployment.bucket,
+                    Key=f"datasets/{folder.name}/train.jsonl",
+                    Body=(folder / "train.jsonl").read_bytes(),
+                )
+        first, second = [d.execution_arn for d in cloud.router.deliveries if d.execution_arn]
+        # When the second run has waited max_queue_hours (24 h of waits) for the slot
+        _until(
+            lambda: sfn.describe_execution(executionArn=second)["status"] != "RUNNING",
+            "the second run to end",
+        )
+        ended = sfn.describe_execution(executionArn=second)
+        notices = [
+            n for n in deployment.notifications() if n["attributes"].get("run", {}).get("Value") == "waits"
+        ]
+        history = job_history(deployment.account, deployment.region)
+        assert sfn.describe_execution(executionArn=first)["status"] == "RUNNING"  # still training
+    # Then it fails with the reason, after the notice that it started waiting, and nothing was bought
+    assert ended["status"] == "FAILED"
+    assert ended["error"] == "QuotaWaitExpired"
+    assert "Waited 24 h for a training slot and gave up (max_queue_hours = 24 h)" in ended["cause"]
+    assert "Nothing was trained or bought" in ended["cause"]
+    waiting, gave_up = (n["subject"] for n in notices)
+    # (position 2 when it first asked while the other run was still being validated, then 1)
+    assert waiting.startswith("[fine-tuning] waits: waiting for a training slot (position ")
+    assert gave_up == "[fine-tuning] waits: Take a training slot gave up waiting"
+    assert [r.run for r in history] == ["trains-for-days"]
