@@ -172,10 +172,12 @@ def polling_history_events(*, job_poll_seconds: int, throughput_poll_seconds: in
     Defaults: T = 74 h = 266,400 s, intervals 600 s and 120 s: 9 * 2,220 = 19,980 events.
     ``job_poll_seconds=60`` with ``max_job_hours=72``: 9 * 4,440 = 39,960, well over the limit.
 
-    The rest of a run adds about 45 events (execution started and ended; Identify run, Let uploads
-    settle, Validate dataset, Start customization job, Collect training results, Quality gate met?,
+    The rest of a run adds about 60 events (execution started and ended; Identify run, Join the
+    training queue, Let uploads settle, Validate dataset, Take a training slot, Training slot taken?,
+    Start customization job, Release training slot, Collect training results, Quality gate met?,
     Create provisioned throughput; then a failure's Pass, Clean up failed run, Clean-up failed,
-    Notify failure and Run failed), which :data:`POLLING_EVENT_BUDGET` leaves room for.
+    Notify failure and Run failed), which :data:`POLLING_EVENT_BUDGET` leaves room for; the waits
+    for a training slot are counted by :func:`waiting_history_events`.
     """
     timeout_seconds = (max_job_hours + EXECUTION_MARGIN_HOURS) * 3600
     return EVENTS_PER_POLL * math.ceil(timeout_seconds / min(job_poll_seconds, throughput_poll_seconds))

@@ -422,3 +422,41 @@ def test_the_handler_joins_takes_and_releases(world: World, monkeypatch: pytest.
 )
 def test_a_run_further_back_asks_less_often(attempt: int, position: int, wait: int) -> None:
     assert queue_wait_seconds(attempt, position, 2, 600) == wait
+
+
+def test_an_aborted_run_that_was_waiting_leaves_the_line_in_the_ended_execution_clean_up(
+    world: World,
+) -> None:
+    from bedrock_finetune.ended_execution import clean_up_ended_execution
+    from bedrock_finetune.settings import CleanUpSettings
+
+    # Given run-1 waits for a slot (no job yet) when its execution is aborted
+    world.join("run-1", uploaded_ms=1000)
+    detail = {"executionArn": execution("run-1"), "status": "ABORTED"}
+    # When the clean-up of ended executions runs for it
+    result = clean_up_ended_execution(
+        StoppableBedrock({}), lambda _: [], CleanUpSettings(max_attempts=3), run=run_ref("run-1"),
+        detail=detail, previous={}, slot=RunSlot(world.table, execution("run-1")),
+    )  # fmt: skip
+    # Then its ticket is gone, and the notice's summary says so
+    assert "left the training queue" in result["summary"]
+    assert world.ticket("run-1") is None
+
+
+def test_a_slot_its_own_failure_chain_could_not_give_back_is_given_back_quietly(world: World) -> None:
+    from bedrock_finetune.ended_execution import clean_up_ended_execution
+    from bedrock_finetune.settings import CleanUpSettings
+
+    # Given run-1 holds a slot, its job failed, and its failure chain's clean-up failed too
+    world.take("run-1", world.join("run-1", uploaded_ms=1000))
+    bedrock = StoppableBedrock({run_ref("run-1").names.job_name: "Failed"})
+    fail_state = [{"type": "FailStateEntered"}]
+    # When the clean-up of ended executions sees the FAILED execution that ended in its Fail state
+    result = clean_up_ended_execution(
+        bedrock, lambda _: fail_state, CleanUpSettings(max_attempts=3), run=run_ref("run-1"),
+        detail={"executionArn": execution("run-1"), "status": "FAILED"}, previous={},
+        slot=RunSlot(world.table, execution("run-1")),
+    )  # fmt: skip
+    # Then it says nothing (the chain reported), but the slot is back
+    assert result["handled"] is True
+    assert world.held() == 0
