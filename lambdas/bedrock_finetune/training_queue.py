@@ -692,21 +692,12 @@ def bedrock_full_notice(
     )
 
 
-def _gave_up(
-    view: QueueView,
-    execution_arn: str,
-    waited: int,
-    settings: TrainingQueueSettings,
-    *,
-    bedrock_said: str | None = None,
-) -> str:
+def _gave_up(view: QueueView, execution_arn: str, waited: int, settings: TrainingQueueSettings) -> str:
+    """The cause of a run that waited max_queue_hours without a slot: how long, where it stood."""
     ahead = view.ahead_of(execution_arn)
     entry = view.entry(execution_arn)
-    where = (
-        f"Bedrock kept refusing its job for a quota ({bedrock_said})"
-        if bedrock_said
-        else f"it was still number {entry.position if entry else '?'} in line"
-        + (f", behind {', '.join(e.run for e in ahead)}" if ahead else "")
+    where = f"it was still number {entry.position if entry else '?'} in line" + (
+        f", behind {', '.join(e.run for e in ahead)}" if ahead else ""
     )
     return (
         f"Waited {_hours(waited)} for a training slot and gave up (max_queue_hours = "

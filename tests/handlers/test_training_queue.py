@@ -460,3 +460,15 @@ def test_a_slot_its_own_failure_chain_could_not_give_back_is_given_back_quietly(
     # Then it says nothing (the chain reported), but the slot is back
     assert result["handled"] is True
     assert world.held() == 0
+
+
+def test_a_run_bedrock_keeps_refusing_gives_up_after_max_queue_hours(world: World) -> None:
+    granted = world.take("a", world.join("a", uploaded_ms=1000))
+    world.bedrock.statuses["other-tools-job"] = "InProgress"
+    cause = json.dumps({"errorMessage": "ServiceQuotaExceededException: too many jobs"})
+    late = {**granted, "waitedSeconds": 3000, "waitSeconds": 600}
+    with pytest.raises(QuotaWaitExpired) as gave_up:
+        world.take("a", {**late, "refusal": {"Error": "BedrockQuotaExceeded", "Cause": cause}})
+    assert "Bedrock kept refusing its job for a quota (ServiceQuotaExceededException: too many jobs)" in str(
+        gave_up.value
+    )
