@@ -324,6 +324,7 @@ class BedrockGuards(Construct):
                 commitment=config.commitment,
                 topic_arn=self._topic.topic_arn,
                 stack_name=Aws.STACK_NAME,
+                max_concurrent_jobs=config.max_concurrent_jobs,
             ).to_properties(),
         )
         resource.node.add_dependency(self._topic, quotas)

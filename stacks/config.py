@@ -25,6 +25,7 @@ from bedrock_finetune.catalog import (
 )
 from bedrock_finetune.pricing import PriceError, PriceOverrides, parse_price_overrides
 from bedrock_finetune.quality_gate import QualityGate
+from bedrock_finetune.quota_wait import cap_for, extra_history_events, longest_queue_wait
 
 Commitment = Literal["OneMonth", "SixMonths"]
 #: How a line's model is served: a custom model deployment (per token), Provisioned Throughput
@@ -36,6 +37,7 @@ ApprovalPolicy = Literal["provisioned", "always", "never"]
 SERVING_CHOICES = ("auto", "on_demand", "provisioned", "none")
 APPROVAL_CHOICES = ("provisioned", "always", "never")
 RemovalPolicyName = Literal["retain", "destroy"]
+QuotaPolicyName = Literal["wait", "fail"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -78,6 +80,10 @@ class PipelineConfig:
     throughput_poll_seconds: int
     settle_seconds: int
     max_job_hours: int
+    max_concurrent_jobs: int | None
+    max_queue_hours: int
+    deployment_quota_policy: QuotaPolicyName
+    max_deployment_wait_hours: int
     notification_emails: tuple[str, ...]
     ops_topic_arn: str | None
     kms_key_arn: str | None
@@ -116,6 +122,23 @@ class PipelineConfig:
         for validation, serving (Provisioned Throughput can take tens of minutes) and notification."""
         approval = self.approval_timeout_hours if self.approval_possible else 0
         return self.max_job_hours + approval + EXECUTION_MARGIN_HOURS
+
+    @property
+    def queue_wait_cap_seconds(self) -> int:
+        """The longest wait between two checks for a training slot (quota_wait.cap_for)."""
+        return cap_for(self.job_poll_seconds)
+
+    @property
+    def queue_lease_seconds(self) -> int:
+        """How long a ticket stays valid unrenewed: a run renews it when it looks at the queue (at most
+        quota_wait.longest_queue_wait apart), and first joins before settling and validation (up to
+        15 minutes)."""
+        return 2 * longest_queue_wait(self.queue_wait_cap_seconds) + self.settle_seconds + 1800
+
+    @property
+    def deployment_wait_cap_seconds(self) -> int:
+        """The longest wait between two tries of a deployment refused for a quota."""
+        return cap_for(self.throughput_poll_seconds)
 
     @property
     def key_outlives_stack(self) -> bool:
@@ -181,11 +204,13 @@ def polling_history_events(
     Defaults: T = 72 + 72 + 2 = 146 h at 600 s (7,884 events) and 6 h at 120 s (1,620): 9,504.
     ``job_poll_seconds=60`` with the same T: 78,840, far over the limit.
 
-    The rest of a run adds about 60 events (execution started and ended; Identify run, Let uploads
-    settle, Validate dataset, Start customization job, Collect training results, Quality gate met?,
+    The rest of a run adds about 70 events (execution started and ended; Identify run, Join the
+    training queue, Let uploads settle, Validate dataset, Take a training slot, Training slot taken?,
+    Start customization job, Release training slot, Collect training results, Quality gate met?,
     Plan serving, Approval needed?, Request approval, Serve model, Record served version, Notify;
     or a failure's Pass, Clean up failed run, Notify failure and Run failed), which
-    :data:`POLLING_EVENT_BUDGET` leaves room for.
+    :data:`POLLING_EVENT_BUDGET` leaves room for; the waits for a training slot are counted by
+    :func:`waiting_history_events`.
     """
     timeout_seconds = (max_job_hours + approval_timeout_hours + EXECUTION_MARGIN_HOURS) * 3600
     job_polls = math.ceil(timeout_seconds / job_poll_seconds)
@@ -230,6 +255,79 @@ def _check_history_limit(
         f"With these waits, the smallest allowed job_poll_seconds is {smallest_interval}; with "
         f"job_poll_seconds = {job_poll_seconds}, the largest allowed max_job_hours is "
         f"{max(largest_hours, 0)}."
+    )
+
+
+def waiting_history_events(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_queue_hours: int,
+    max_deployment_wait_hours: int | None,
+) -> int:
+    """The most history events the waiting loops add on top of :func:`polling_history_events`.
+
+    A run waiting for a training slot loops "Take a training slot" (Task, 5 events) -> "Training slot
+    taken?" (Choice, 2) -> "Waiting for a training slot" (Wait, 2), and after Bedrock refuses its job
+    for a quota also "Start customization job" (Task, 5): at most 14 events a round, the waits
+    following quota_wait's schedule (2, 4, 8 minutes..., then every max(10 min, job_poll_seconds)) for
+    up to ``max_queue_hours``. A deployment that waits for its quota (``max_deployment_wait_hours``,
+    None under the fail policy) loops the same way. The waits are part of the execution timeout T,
+    time in which the run does not poll its job; :func:`polling_history_events` lets the job loop
+    (every ``job_poll_seconds``) take all of T and bounds the endpoint loop by its own
+    ``endpoint_wait_hours``, so a wait adds only what it uses beyond job polling in the same time
+    (quota_wait.extra_history_events with ``job_poll_seconds``). Defaults: 743 events for a 24 h wait
+    (a 600 s round costs 14 events where a 600 s job poll costs 9; the first, shorter waits cost more).
+    """
+    events = extra_history_events(
+        limit_seconds=max_queue_hours * 3600, cap=cap_for(job_poll_seconds), poll_seconds=job_poll_seconds,
+        events_per_poll=EVENTS_PER_POLL,
+    )  # fmt: skip
+    if max_deployment_wait_hours:
+        events += extra_history_events(
+            limit_seconds=max_deployment_wait_hours * 3600, cap=cap_for(throughput_poll_seconds),
+            poll_seconds=job_poll_seconds, events_per_poll=EVENTS_PER_POLL,
+        )  # fmt: skip
+    return events
+
+
+def _check_waiting_history(
+    *,
+    job_poll_seconds: int,
+    throughput_poll_seconds: int,
+    max_job_hours: int,
+    max_queue_hours: int,
+    max_deployment_wait_hours: int | None,
+    approval_timeout_hours: int = 0,
+    endpoint_wait_hours: int = 6,
+) -> None:
+    """Reject waits for a slot or a quota that, with the polling, could outgrow the execution history."""
+    polling = polling_history_events(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+        approval_timeout_hours=approval_timeout_hours,
+        endpoint_wait_hours=endpoint_wait_hours,
+    )
+    waiting = waiting_history_events(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_queue_hours=max_queue_hours,
+        max_deployment_wait_hours=max_deployment_wait_hours,
+    )
+    if polling + waiting <= POLLING_EVENT_BUDGET:
+        return
+    deployment = (
+        f" and max_deployment_wait_hours = {max_deployment_wait_hours}" if max_deployment_wait_hours else ""
+    )
+    raise ConfigError(
+        f"max_queue_hours = {max_queue_hours}{deployment}: waiting for a training slot (or a quota) checks "
+        f"again at least every {cap_for(job_poll_seconds)} s, which with the polling adds up to "
+        f"{polling + waiting:,} history events ({polling:,} polling, {waiting:,} waiting), over the "
+        f"{POLLING_EVENT_BUDGET:,} the pipeline allows (Step Functions fails an execution at "
+        f"{HISTORY_EVENT_LIMIT:,}). Lower max_queue_hours"
+        f"{' or max_deployment_wait_hours' if deployment else ''}, or lengthen job_poll_seconds and "
+        "throughput_poll_seconds."
     )
 
 
@@ -310,6 +408,26 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         72,
         "Maximum customization job duration in hours (1-720); sets the execution timeout. With the poll "
         "intervals, limited by the 25,000-event execution history (see polling_history_events).",
+    ),
+    "max_concurrent_jobs": (
+        None,
+        "Customization jobs the pipeline runs at once (1-100); other runs wait in the training queue. "
+        "By default the account's Bedrock quota, read by the deploy-time preflight; a value above the "
+        "quota is lowered to it.",
+    ),
+    "max_queue_hours": (
+        24,
+        "How long a run may wait for a training slot before it fails (1-720, below max_job_hours: the "
+        "wait counts in the execution timeout). Nothing is bought for a run that gives up.",
+    ),
+    "deployment_quota_policy": (
+        "fail",
+        "When Bedrock refuses a model deployment for a quota (deployments per account): fail at once, or "
+        "wait (with back-off, up to max_deployment_wait_hours).",
+    ),
+    "max_deployment_wait_hours": (
+        6,
+        "With deployment_quota_policy = wait: how long a run waits for a deployment quota (1-72).",
     ),
     "notification_emails": ([], "E-mail addresses subscribed to the notification topic."),
     "ops_topic_arn": (
@@ -496,6 +614,31 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         approval_timeout_hours=approval_hours,
         endpoint_wait_hours=endpoint_wait_hours,
     )
+    max_concurrent_jobs = r.optional_integer("max_concurrent_jobs", 1, 100)
+    max_queue_hours = r.integer("max_queue_hours", 1, 720)
+    if max_queue_hours >= max_job_hours:
+        raise ConfigError(
+            f"max_queue_hours = {max_queue_hours}: must be below max_job_hours = {max_job_hours}. The "
+            f"execution times out {max_job_hours + approval_hours + EXECUTION_MARGIN_HOURS} h after the "
+            "upload, the wait "
+            f"for a training slot included, so a run that waited that long would have no time left to train: "
+            f"set max_queue_hours to at most {max_job_hours - 1}."
+        )
+    deployment_quota_policy = r.string("deployment_quota_policy")
+    if deployment_quota_policy not in ("wait", "fail"):
+        raise ConfigError(
+            f"deployment_quota_policy = {deployment_quota_policy!r}: allowed values are wait, fail"
+        )
+    max_deployment_wait_hours = r.integer("max_deployment_wait_hours", 1, 72)
+    _check_waiting_history(
+        job_poll_seconds=job_poll_seconds,
+        throughput_poll_seconds=throughput_poll_seconds,
+        max_job_hours=max_job_hours,
+        max_queue_hours=max_queue_hours,
+        max_deployment_wait_hours=max_deployment_wait_hours if deployment_quota_policy == "wait" else None,
+        approval_timeout_hours=approval_hours,
+        endpoint_wait_hours=endpoint_wait_hours,
+    )
 
     return PipelineConfig(
         stack_name=stack_name,
@@ -519,6 +662,10 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         cleanup_retry_seconds=r.integer("cleanup_retry_seconds", 60, 3600),
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
         max_job_hours=max_job_hours,
+        max_concurrent_jobs=max_concurrent_jobs,
+        max_queue_hours=max_queue_hours,
+        deployment_quota_policy=deployment_quota_policy,  # type: ignore[arg-type]
+        max_deployment_wait_hours=max_deployment_wait_hours,
         notification_emails=tuple(emails),
         ops_topic_arn=ops_topic_arn,
         kms_key_arn=kms_key_arn,

@@ -30,7 +30,10 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "logs:PutResourcePolicy": "CloudWatch Logs vended delivery for the state machine's execution logs",
     "logs:DescribeResourcePolicies": "CloudWatch Logs vended delivery for the state machine's execution logs",
     "logs:DescribeLogGroups": "CloudWatch Logs vended delivery for the state machine's execution logs",
-    "bedrock:ListModelCustomizationJobs": "Teardown finds the stack's running jobs (filtered by tag in code)",
+    "bedrock:ListModelCustomizationJobs": (
+        "Teardown finds the stack's running jobs (filtered by tag in code); the training queue counts "
+        "the account's running jobs when Bedrock refuses one for a quota"
+    ),
     "bedrock:ListProvisionedModelThroughputs": "Teardown finds the stack's throughput (filtered by tag)",
     "bedrock:ListCustomModels": "Teardown finds the stack's custom models (filtered by tag in code)",
     "bedrock:ListCustomModelDeployments": "Teardown finds the stack's deployments (filtered by tag in code)",

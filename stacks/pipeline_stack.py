@@ -37,6 +37,8 @@ from stacks.tasks import (
     ServingInventory,
     StartCustomizationJob,
     TaskContext,
+    TrainingQueue,
+    TrainingQueueTable,
     ValidateDataset,
 )
 from stacks.trigger import UploadTrigger, dead_letter_queue
@@ -75,9 +77,15 @@ class FineTuningPipelineStack(Stack):
             log_retention=retention,
             removal_policy=removal,
         )
+        queue = TrainingQueueTable(self, "TrainingQueueTable", key=key, removal_policy=removal)
         ctx = TaskContext(
-            runtime=runtime, config=config, data=data, arns=BedrockArns(self, config.base_model_id)
+            runtime=runtime,
+            config=config,
+            data=data,
+            arns=BedrockArns(self, config.base_model_id),
+            queue=queue,
         )
+        training_queue = TrainingQueue(self, ctx=ctx, topic=notifications.topic)
         validate = ValidateDataset(self, ctx=ctx)
         data.protect_frozen(reader=service_role.role, writer=validate.role)
         lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
@@ -94,6 +102,7 @@ class FineTuningPipelineStack(Stack):
             record_line_version=lines.record.function,
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
+            training_queue=training_queue.function,
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
         guards = BedrockGuards(
@@ -105,6 +114,8 @@ class FineTuningPipelineStack(Stack):
             topic=notifications.topic,
             billing_functions=(functions.start_customization_job, functions.serve_model),
         )
+        if guards.preflight is not None:
+            training_queue.limit_from(guards.preflight)  # the account's quota, read at deploy time
         workflow = FineTuningWorkflow(
             self,
             "Workflow",
@@ -180,3 +191,9 @@ class FineTuningPipelineStack(Stack):
         CfnOutput(self, "ValidateFunctionName", value=validate.function.function_name)
         log_groups = [c.log_group_name for c in self.node.find_all() if isinstance(c, logs.LogGroup)]
         CfnOutput(self, "LogGroupNames", value=Fn.join(",", log_groups), description="Comma-separated")
+        CfnOutput(
+            self,
+            "TrainingQueueTableName",
+            value=queue.table.table_name,
+            description="The training queue (finetune runs lists it)",
+        )

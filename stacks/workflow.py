@@ -1,8 +1,9 @@
 """The fine-tuning state machine (Standard workflow), in the CDK chain syntax.
 
-Happy path: Identify run -> Let uploads settle -> Validate dataset -> Start customization job ->
-(Wait for job -> Get customization job)* -> Collect training results -> Quality gate met? ->
-Plan serving -> Approval needed? -> [Request approval] -> Serve model ->
+Happy path: Identify run -> Join the training queue -> Let uploads settle -> Validate dataset ->
+(Take a training slot -> Waiting for a training slot)* -> Start customization job ->
+(Wait for job -> Get customization job)* -> Release training slot -> Collect training results ->
+Quality gate met? -> Plan serving -> Approval needed? -> [Request approval] -> Serve model ->
 (Wait for endpoint -> Get endpoint status)* -> Record served version -> Notify success ->
 Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
 Notify success -> Model trained.
@@ -36,6 +37,7 @@ from stacks.nag import (
     logical_ref,
 )
 from stacks.permissions import describe_role
+from stacks.queue_states import Catch, TrainingQueueStates
 
 #: Lambda service-side errors worth retrying (the function never ran, or was throttled).
 LAMBDA_SERVICE_ERRORS = [
@@ -62,6 +64,7 @@ class WorkflowFunctions:
     record_line_version: lambda_.IFunction
     clean_up_failed_run: lambda_.IFunction
     notify: lambda_.IFunction
+    training_queue: lambda_.IFunction
 
     def all(self) -> tuple[lambda_.IFunction, ...]:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
@@ -168,10 +171,18 @@ class FineTuningWorkflow(Construct):
             )
 
         def pipeline_task(
-            step: str, function: lambda_.IFunction, fields: dict[str, object], **options: Any
+            step: str,
+            function: lambda_.IFunction,
+            fields: dict[str, object],
+            *,
+            catches: tuple[Catch, ...] = (),
+            **options: Any,
         ) -> tasks.LambdaInvoke:
-            """A task whose every error (after its retries) is recorded as ``step`` failing."""
+            """A task whose every error (after its retries, and ``catches`` first) is recorded as ``step``
+            failing."""
             task = lambda_task(self, step, function, fields, **options)
+            for errors, handler, path in catches:
+                task.add_catch(handler, errors=errors, result_path=path)
             task.add_catch(
                 record_failure(step).next(failure_chain), errors=["States.ALL"], result_path="$.caught"
             )
@@ -186,6 +197,9 @@ class FineTuningWorkflow(Construct):
             )
 
         # ---- happy path ----
+        queue = TrainingQueueStates(
+            self, functions.training_queue, pipeline_task=pipeline_task, lambda_task=lambda_task
+        )
         identify_run = sfn.Pass(
             self,
             "Identify run",
@@ -216,7 +230,7 @@ class FineTuningWorkflow(Construct):
                     sfn.Condition.number_equals("$.run.depth", 3),
                     sfn.Condition.string_matches("$.run.key", f"{DATASETS_PREFIX}*/{TRAIN_FILE}"),
                 ),
-                settle,
+                queue.join,
             )
             .otherwise(
                 sfn.Pass(
@@ -248,6 +262,7 @@ class FineTuningWorkflow(Construct):
                 "validation": sfn.JsonPath.object_at("$.validation"),
             },
             result_path="$.job",
+            catches=(queue.on_bedrock_quota(),),
         )
         wait_for_job = sfn.Wait(
             self, "Wait for job", time=sfn.WaitTime.duration(Duration.seconds(timing.job_poll_seconds))
@@ -303,8 +318,6 @@ class FineTuningWorkflow(Construct):
                 fields["approvalExpired"] = sfn.JsonPath.string_at("$.notServed.expired")
             return pipeline_task(name, functions.record_line_version, fields, result_path="$.line")
 
-        job_status = self._job_status(collect, wait_for_job, status_failure, failure_chain)
-
         if timing.serving == "none":
             passed: sfn.IChainable = record_version(
                 "Record trained version", served=False, why="serving is none: trained only, not served"
@@ -349,10 +362,12 @@ class FineTuningWorkflow(Construct):
             )
         )
 
-        wait_for_job.next(get_job).next(job_status)
+        wait_for_job.next(get_job).next(
+            self._job_status(queue.release_then(collect), wait_for_job, status_failure, failure_chain)
+        )
         collect.next(quality_gate)
         definition = identify_run.next(is_a_run)
-        settle.next(validate).next(start_job).next(wait_for_job)
+        queue.around(settle.next(validate), start_job.next(wait_for_job))
 
         self.state_machine = sfn.StateMachine(
             self,
@@ -439,7 +454,8 @@ class FineTuningWorkflow(Construct):
         status_failure: Any,
         failure_chain: sfn.IChainable,
     ) -> sfn.Choice:
-        """Job status?: Completed -> collect; Failed or Stopped -> the failure chain; else wait again."""
+        """Job status?: Completed -> ``collect`` (Release training slot first); Failed or Stopped -> the
+        failure chain; else wait again."""
         return (
             sfn.Choice(self, "Job status?")
             .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)

@@ -113,6 +113,20 @@ def configure(scenario: Scenario) -> None:
     )
 
 
+def _check_job_quota(state: BedrockState, job_name: str) -> None:
+    """The scenario's quota of concurrent jobs: a job counts until it has ended (Stopping included)."""
+    quota = _settings.scenario.job_quota
+    if quota is None or sum(1 for job in state.jobs.values() if not job.ended) < quota:
+        return
+    state.quota_refusals.append((_now(), job_name))
+    raise BedrockError(
+        "ServiceQuotaExceededException",
+        f"The number of concurrent model customization jobs in this account would exceed its quota of "
+        f"{quota} (emulated, scenario {_settings.scenario.name}).",
+        400,
+    )
+
+
 def _maybe_throttle(operation: str) -> None:
     """Answer as the scenario says: throttle the first calls, fail the operations it names."""
     for failing, code, message, status in _settings.scenario.errors:
@@ -156,6 +170,11 @@ class EmulatedJob(ManagedState):
     def reported_status(self) -> str:
         """The status the last describe answered (what List and the summary show; no poll)."""
         return self._reported
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job has ended (Completed, Failed or Stopped); ``end_time`` says when."""
+        return self._finished
 
     def describe(self, backend_state: BedrockState) -> dict[str, Any]:
         """GetModelCustomizationJob: advance the status by one poll and report it."""
@@ -399,6 +418,8 @@ class BedrockState:
     deleted_deployments: dict[str, EmulatedDeployment] = field(default_factory=dict)
     #: Every model swap asked for: (endpoint ARN, model ARN), in order.
     updates: list[tuple[str, str]] = field(default_factory=list)
+    #: CreateModelCustomizationJob calls refused for the concurrent-jobs quota: (when, job name).
+    quota_refusals: list[tuple[datetime, str]] = field(default_factory=list)
 
     def deployment(self, identifier: str) -> EmulatedDeployment:
         for deployment in self.deployments.values():
@@ -601,6 +622,7 @@ def create_model_customization_job(self: BedrockResponse) -> Any:
             raise BedrockError("ValidationException", f"A job named {p['jobName']} already exists.", 400)
         if job.params["customModelName"] == p["customModelName"]:
             raise BedrockError("ValidationException", f"A model named {p['customModelName']} already exists.")
+    _check_job_quota(state, p["jobName"])
     tags = _tag_dict(p.get("jobTags") or [])
     _tag_dict(p.get("customModelTags") or [])
     job = EmulatedJob(p, account, region, _settings.scenario)

@@ -39,7 +39,7 @@ import re
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
@@ -57,10 +57,12 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from finetune.local import bedrock
 from finetune.local import logs as cloudwatch_logs
 from finetune.local import runtime as bedrock_runtime
+from finetune.local.clients import reused_clients
 from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
 from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
+from finetune.local.quotas import preflight_answers
 from finetune.local.scenarios import Scenario
 from finetune.local.sns import PublishFailures
 from finetune.local.template import Synthesized
@@ -148,12 +150,35 @@ NOT_DEPLOYED = {
 }
 
 
-def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], list[str]]:
+def _substitute(node: Any, logical_id: str, attributes: Mapping[str, str]) -> Any:
+    """``node`` with each ``Fn::GetAtt`` of ``logical_id`` that ``attributes`` answers replaced by it."""
+    if isinstance(node, dict):
+        att = node.get("Fn::GetAtt")
+        if isinstance(att, list) and len(att) == 2 and att[0] == logical_id and att[1] in attributes:
+            return attributes[att[1]]
+        return {k: _substitute(v, logical_id, attributes) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, logical_id, attributes) for v in node]
+    return node
+
+
+def _use_answers(resources: dict[str, Any], logical_id: str, attributes: Mapping[str, str]) -> None:
+    """Replace the other resources' uses of ``logical_id``'s attributes that ``attributes`` answers."""
+    if attributes:
+        for other_id in [k for k in resources if k != logical_id]:
+            resources[other_id] = _substitute(resources[other_id], logical_id, attributes)
+
+
+def template_for_moto(
+    synth: Synthesized, answer: Callable[[str, Mapping[str, Any]], Mapping[str, str]] | None = None
+) -> tuple[dict[str, Any], list[str], list[str]]:
     """The template with the moto adaptations above.
 
     Returns it with the buckets whose events go to EventBridge and what is neither run nor deployed:
     custom resource types (run neither by moto nor by the emulated Provider framework), alarms and
-    the dashboard.
+    the dashboard. ``answer`` gives, for such a custom resource (its type and properties), the
+    attributes it would answer: other resources' uses of them get those values (the training queue's
+    limit from the preflight).
     """
     template = copy.deepcopy(synth.template)
     resources = template["Resources"]
@@ -175,6 +200,8 @@ def template_for_moto(synth: Synthesized) -> tuple[dict[str, Any], list[str], li
                 event_buckets.append(props["BucketName"]["Ref"])
         elif resource["Type"] not in RUN_BY_PROVIDER:
             skipped.append(f"{resource['Type']} (not run)")
+            if answer is not None:
+                _use_answers(resources, logical_id, answer(resource["Type"], resource.get("Properties", {})))
         del resources[logical_id]
         for other in resources.values():
             if "DependsOn" in other:
@@ -269,6 +296,7 @@ class LocalCloud:
             bedrock.installed(),
             bedrock_runtime.installed(),  # Converse on the emulated endpoints
             cloudwatch_logs.shipped(self.runtime, cloudwatch_logs.LogShipper(self.synth, self.client)),
+            reused_clients(),
             self.publish_failures.installed(),
             _stops_stay_stopped(),
         ):
@@ -411,7 +439,9 @@ class LocalCloud:
         for key in synth.assets:
             s3.put_object(Bucket=synth.bootstrap_bucket, Key=key, Body=_empty_zip())
 
-        template, event_buckets, not_created = template_for_moto(synth)
+        template, event_buckets, not_created = template_for_moto(
+            synth, lambda kind, properties: preflight_answers(kind, properties, self.scenario)
+        )
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=synth.stack_name,

@@ -173,11 +173,32 @@ class EventRouter:
         #: False while the emulation closes: executions it stops then send no event.
         self.send_execution_events = True
         self._lock = threading.Lock()
+        #: S3 events held back while :meth:`held` is open: (account, region, event).
+        self._held: list[tuple[str, str, dict[str, Any]]] | None = None
 
     def send_s3_event(self, account: str, bucket: Any, event_name: str, key: Any) -> None:
         """Replacement for ``moto.s3.notifications._send_event_bridge_message``."""
         event = object_created_event(account, bucket, event_name, key)
+        if self._held is not None:
+            self._held.append((account, bucket.region_name, event))
+            return
         self.put_event(account, bucket.region_name, event)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the S3 events of the uploads made meanwhile, and deliver them in order when it closes.
+
+        On AWS, S3 sends its events to EventBridge asynchronously, after the upload has returned; here
+        delivery is synchronous, and an execution it starts competes with the uploads that follow (one
+        Python process). Holding the events lets a burst of uploads (many runs within one second)
+        complete first, as it would on AWS, each execution then starting in upload order."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for account, region, event in held:
+                self.put_event(account, region, event)
 
     def put_event(self, account: str, region: str, event: dict[str, Any]) -> None:
         """Route ``event`` through the default bus's enabled rules."""

@@ -52,6 +52,11 @@ class Scenario:
     second_version: bool = False
     #: After the run: let the line's time-to-live schedules fire (reminder, then deletion).
     fire_schedules: bool = False
+    #: The account's quota of concurrent customization jobs: CreateModelCustomizationJob answers
+    #: ServiceQuotaExceededException while this many jobs have not ended, and the deploy-time
+    #: preflight (emulated: its answer) reads it as the default of max_concurrent_jobs. ``None``: no
+    #: such quota is listed and none is enforced.
+    job_quota: int | None = None
 
     @property
     def user_acts(self) -> bool:
@@ -166,6 +171,14 @@ SCENARIOS: dict[str, Scenario] = {
             deployment_failure_message=(
                 "Emulated failure (scenario deployment-fails): the deployment could not be created."
             ),
+        ),
+        Scenario(
+            "quota-2",
+            "The account may run 2 customization jobs at once (its Service Quotas value, which the "
+            "preflight reads); jobs and throughput take 2 polls. Upload several runs: the third waits for "
+            "a slot.",
+            job_quota=2,
+            polls_per_status=2,
         ),
         Scenario(
             "notify-transient-failure",

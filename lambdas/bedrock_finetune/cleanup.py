@@ -10,13 +10,17 @@ command to delete it by hand:
 
 Only what this execution created is touched: a duplicate execution that reused another execution's
 job or throughput (same upload, same deterministic names) leaves them to the execution that made them.
+
+The run's place in the training queue goes too (``slot``): a run that was only waiting leaves the
+line at once; a run holding a slot gives it back once its job has ended (Bedrock counts a stopping job
+against its quota until it is Stopped), so a job it just stopped keeps the clean-up going one more round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +31,15 @@ from bedrock_finetune.naming import LineNames, RunNames
 _STOPPABLE = frozenset({"InProgress"})
 #: Throughput states in which Bedrock refuses deletion for now (ConflictException), but not for long.
 _SETTLING = frozenset({"Creating", "Updating"})
+
+
+class Slot(Protocol):
+    """The run's place in the training queue (``training_queue.RunSlot``)."""
+
+    def give_back(self, job_status: str | None) -> tuple[str | None, str | None]:
+        """Leave the queue or give the slot back, unless ``job_status`` says the job still runs:
+        ``(what was done, what has to wait)``."""
+        ...
 
 
 def delete_command(arn: str, region: str | None = None) -> str:
@@ -76,8 +89,10 @@ def clean_up_run(
     previous: Mapping[str, Any] | None = None,
     max_attempts: int = 1,
     min_attempts: int = 1,
+    slot: Slot | None = None,
 ) -> dict[str, Any]:
-    """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput.
+    """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput; give the
+    run's training slot back (``slot``) once its job has ended.
 
     ``line``: the run's model line, whose endpoint (throughput or deployment) is deleted when this
     execution created it (an endpoint an earlier version created keeps serving that version).
@@ -99,7 +114,7 @@ def clean_up_run(
             "throughputKept": None,
         }
     )
-    _stop_job(bedrock, names, execution_arn, work)
+    job_status = _stop_job(bedrock, names, execution_arn, work)
     if line is not None:
         _clean_throughput(bedrock, line.throughput_name, execution_arn, work)
         _clean_deployment(bedrock, line.deployment_name, execution_arn, work)
@@ -110,6 +125,12 @@ def clean_up_run(
         work.still_billing,
         work.settling,
     )
+
+    if slot is not None:
+        gave, kept = slot.give_back(job_status)
+        done.extend([gave] if gave else [])
+        pending.extend([kept] if kept else [])
+        settling = settling or bool(kept)
 
     # What earlier attempts did stays in the record; what is still settling is this attempt's news.
     actions = [*previous.get("actions", []), *done]
@@ -137,14 +158,18 @@ class _Attempt:
     settling: bool = False
 
 
-def _stop_job(bedrock: Any, names: RunNames, execution_arn: str | None, work: _Attempt) -> None:
+def _stop_job(bedrock: Any, names: RunNames, execution_arn: str | None, work: _Attempt) -> str | None:
+    """Stop the run's job if it runs and is this execution's; its status after (None when there is no
+    job or it is another execution's)."""
     job = find_job(bedrock, names.job_name)
-    if job is None or job.get("status") not in _STOPPABLE:
-        return
+    if job is None:
+        return None
+    if job.get("status") not in _STOPPABLE:
+        return str(job.get("status"))
     foreign = _not_ours(bedrock, job["jobArn"], execution_arn)
     if foreign:
         work.done.append(f"job {foreign}")
-        return
+        return None
     try:
         bedrock.stop_model_customization_job(jobIdentifier=names.job_name)
     except ClientError as exc:
@@ -155,6 +180,7 @@ def _stop_job(bedrock: Any, names: RunNames, execution_arn: str | None, work: _A
         raise classify(exc, "StopModelCustomizationJob") from exc
     work.result["jobStopped"] = True
     work.done.append(f"stopped customization job {job['jobArn']}")
+    return "Stopping"
 
 
 def _clean_throughput(bedrock: Any, name: str, execution_arn: str | None, work: _Attempt) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from bedrock_finetune.cleanup import clean_up_run
+from bedrock_finetune.bedrock_jobs import find_job
+from bedrock_finetune.cleanup import Slot, clean_up_run
 from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.settings import CleanUpSettings
 
@@ -36,14 +37,19 @@ def clean_up_ended_execution(
     run: RunRef,
     detail: Mapping[str, Any],
     previous: Mapping[str, Any],
+    slot: Slot | None = None,
 ) -> dict[str, Any]:
     """One clean-up attempt for the ended execution ``detail`` (an EventBridge status-change detail).
 
     Returns :func:`clean_up_run`'s result with the ``failure`` to report, or ``{"handled": true}``
-    when a FAILED execution went through its own failure chain (nothing to do, nothing to say).
+    when a FAILED execution went through its own failure chain (nothing to do, nothing to say; a
+    training slot its chain could not give back is given back here, quietly).
     """
     execution_arn, status = str(detail["executionArn"]), str(detail["status"])
     if status == "FAILED" and ended_in_a_fail_state(last_events(execution_arn)):
+        if slot is not None:
+            job = find_job(bedrock, run.names.job_name)
+            slot.give_back(str(job.get("status")) if job else None)
         return {"handled": True, "summary": "the run's own failure chain cleaned up and reported"}
     result = clean_up_run(
         bedrock,
@@ -53,6 +59,7 @@ def clean_up_ended_execution(
         previous=previous,
         max_attempts=settings.max_attempts,
         min_attempts=MIN_ATTEMPTS,
+        slot=slot,
     )
     result["failure"] = {
         "step": "Execution",

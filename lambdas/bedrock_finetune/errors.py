@@ -67,6 +67,11 @@ class BedrockQuotaExceeded(BedrockPermanentError):
     """A Service Quota is exhausted (for example, no model units for Provisioned Throughput)."""
 
 
+class QuotaWaitExpired(PipelineError):
+    """A run waited as long as allowed for a quota (a training slot, Bedrock's concurrent jobs, a
+    deployment) and gave up; nothing was bought for it."""
+
+
 class AwsTransientError(PipelineError):
     """Another AWS service (S3, SNS, Step Functions, KMS...) throttled or had a server error, or the
     network failed; safe to retry with back-off."""
@@ -90,6 +95,7 @@ PERMANENT_ERRORS: tuple[str, ...] = (
     RunNotFound.__name__,
     BedrockPermanentError.__name__,
     BedrockQuotaExceeded.__name__,
+    QuotaWaitExpired.__name__,
     AwsPermanentError.__name__,
     AwsQuotaExceeded.__name__,
 )
@@ -153,6 +159,10 @@ _RETRIED = "retried with back-off (if it persists, see the AWS Health Dashboard)
 _THROTTLED = Rule(Outcome.RETRY, f"Throttled (over the service's request rate); {_RETRIED}.")
 _SERVER = Rule(Outcome.RETRY, f"The service had an internal error or was unavailable; {_RETRIED}.")
 _TIMEOUT = Rule(Outcome.RETRY, f"The request timed out before the service answered; {_RETRIED}.")
+_RACED = Rule(
+    Outcome.RETRY,
+    f"Another request changed the same item at the same moment (the training queue's table); {_RETRIED}.",
+)
 _EXPIRED = Rule(
     Outcome.RETRY,
     "The request's signature or temporary credentials expired before the service read it; a new "
@@ -187,6 +197,11 @@ _CONFLICT = Rule(
     "Another operation on the same resource is in progress, or the resource is in a state that does "
     "not allow this (a job that is already stopping, a throughput that is still Creating).",
 )
+_CONDITION = Rule(
+    Outcome.FAIL,
+    "A write to the training queue's table was refused in a way its code does not expect (the queue "
+    "handles a lost race itself); see the message.",
+)
 _KEY_UNUSABLE = Rule(
     Outcome.FAIL,
     "The KMS key cannot be used: it is disabled, pending deletion, or not valid for this operation. "
@@ -209,7 +224,8 @@ _QUOTA = Rule(
 )
 
 #: Every AWS error code that can reach the pipeline's calls (Bedrock, S3, SNS, Step Functions,
-#: Service Quotas, CloudFormation, and the STS and KMS codes those pass on), by what to do about it.
+#: Service Quotas, CloudFormation, DynamoDB, and the STS and KMS codes those pass on), by what to do
+#: about it.
 #: Codes that are bare HTTP statuses are what S3 answers to HEAD requests, which have no error body.
 ERROR_CODES: Mapping[str, Rule] = _table(
     (
@@ -224,6 +240,7 @@ ERROR_CODES: Mapping[str, Rule] = _table(
             "RequestThrottledException",
             "RequestLimitExceeded",
             "LimitExceededException",  # KMS request quotas
+            "ProvisionedThroughputExceededException",  # DynamoDB
             "BandwidthLimitExceeded",
             "SlowDown",  # S3 (503)
             "PriorRequestNotComplete",
@@ -253,6 +270,13 @@ ERROR_CODES: Mapping[str, Rule] = _table(
         ),
     ),
     (_TIMEOUT, ("RequestTimeout", "RequestTimeoutException", "RequestAbortedException")),
+    (
+        _RACED,
+        (
+            "TransactionConflictException",  # DynamoDB: a transaction held the same item
+            "ReplicatedWriteConflictException",
+        ),
+    ),
     (_EXPIRED, ("ExpiredToken", "ExpiredTokenException", "RequestExpired")),
     (
         _ACCESS,
@@ -322,6 +346,13 @@ ERROR_CODES: Mapping[str, Rule] = _table(
     ),
     (_ARCHIVED, ("InvalidObjectState", "ObjectNotInActiveTierError")),
     (_CONFLICT, ("ConflictException", "PreconditionFailed", "412")),
+    (
+        _CONDITION,
+        (
+            "ConditionalCheckFailedException",  # DynamoDB
+            "ItemCollectionSizeLimitExceededException",
+        ),
+    ),
     (
         _KEY_UNUSABLE,
         (

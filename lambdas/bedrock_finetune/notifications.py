@@ -21,6 +21,7 @@ _OUTCOMES = {
     "QualityGateNotMet": "not met",
     "ExecutionAborted": "aborted",
     "ExecutionTimedOut": "timed out",
+    "QuotaWaitExpired": "gave up waiting",
 }
 
 

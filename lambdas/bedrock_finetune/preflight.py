@@ -37,6 +37,16 @@ NO_COMMITMENT_QUOTA_NAME = "Model units no-commitment Provisioned Throughputs ac
 #: Commitment quotas are per base model: "Model units per provisioned model for <model name>".
 COMMITMENT_QUOTA_PREFIX = "Model units per provisioned model for "
 
+#: AWS documents no Service Quotas code for concurrent model customization jobs (the Bedrock quotas
+#: page, https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock, lists per-model
+#: record and token quotas). The preflight looks for an Amazon Bedrock quota whose name speaks of
+#: concurrent customization (or fine-tuning) jobs, applied value first, then the AWS default; when it
+#: finds none, the configured ``max_concurrent_jobs`` decides, or this default.
+DEFAULT_MAX_CONCURRENT_JOBS = 2
+#: The custom resource's attribute that carries the training queue's limit.
+JOB_LIMIT_ATTRIBUTE = "MaxConcurrentJobs"
+_JOB_WORDS = ("customization", "fine-tuning", "fine tuning", "finetuning")
+
 #: Lifecycle statuses that mean the model can no longer be used. The botocore model knows only
 #: ACTIVE and LEGACY today; these guard against a status AWS may add for retired models.
 _END_OF_LIFE_STATUSES = frozenset({"END_OF_LIFE", "EOL", "RETIRED", "DEPRECATED"})
@@ -59,6 +69,8 @@ class PreflightSettings:
     hyperparameters: Mapping[str, object]
     model_units: int
     commitment: str | None
+    #: ``max_concurrent_jobs`` as configured (None: the account's quota decides).
+    max_concurrent_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,37 @@ class PreflightResult:
     lifecycle_status: str
     quota: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: How many customization jobs the training queue lets run at once, and where that comes from.
+    max_concurrent_jobs: int = DEFAULT_MAX_CONCURRENT_JOBS
+    jobs_quota: str = "not checked"
+
+
+class QuotaLists:
+    """Amazon Bedrock's quotas, each list read once (applied values, then AWS defaults) and shared
+    by the checks; an error reading a list is raised again to every check that needs it."""
+
+    def __init__(self, quotas: Any) -> None:
+        self._quotas = quotas
+        self._lists: dict[str, list[dict[str, Any]] | Exception] = {}
+
+    def _list(self, operation: str) -> list[dict[str, Any]]:
+        if operation not in self._lists:
+            try:
+                self._lists[operation] = list(_pages(self._quotas, operation))
+            except (ClientError, BotoCoreError) as exc:
+                self._lists[operation] = exc
+        found = self._lists[operation]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def find_all(self, matches: Any) -> list[dict[str, Any]]:
+        """The quotas whose name ``matches``: among the applied values, else among the AWS defaults."""
+        for operation in ("list_service_quotas", "list_aws_default_service_quotas"):
+            found = [q for q in self._list(operation) if matches(str(q.get("QuotaName", "")))]
+            if found:
+                return found
+        return []
 
 
 def model_change(current: ModelSpec) -> str:
@@ -91,16 +134,67 @@ def run_preflight(bedrock: Any, quotas: Any, settings: PreflightSettings, now: d
     check_hyperparameter_defaults(settings)
     details = get_model_details(bedrock, settings)
     warnings = check_model(details, settings, now)
-    quota_summary, quota_warning = check_model_units_quota(quotas, settings, details.get("modelName", ""))
+    lists = QuotaLists(quotas)
+    quota_summary, quota_warning = check_model_units_quota(lists, settings, details.get("modelName", ""))
     if quota_warning:
         warnings.append(quota_warning)
+    jobs, jobs_summary, jobs_warning = check_concurrent_jobs_quota(lists, settings.max_concurrent_jobs)
+    if jobs_warning:
+        warnings.append(jobs_warning)
     return PreflightResult(
         model_arn=str(details.get("modelArn", "")),
         model_name=str(details.get("modelName") or settings.base_model_id),
         lifecycle_status=str((details.get("modelLifecycle") or {}).get("status", "unknown")),
         quota=quota_summary,
         warnings=tuple(warnings),
+        max_concurrent_jobs=jobs,
+        jobs_quota=jobs_summary,
     )
+
+
+def is_concurrent_jobs_quota(name: str) -> bool:
+    """Whether a quota's name speaks of concurrent model customization (fine-tuning) jobs."""
+    lowered = name.lower()
+    return "concurrent" in lowered and "job" in lowered and any(w in lowered for w in _JOB_WORDS)
+
+
+def effective_job_limit(configured: int | None, quota: int | None) -> int:
+    """How many jobs the training queue lets run at once: the configured value, never above the
+    account's quota; the quota alone; or the default when neither is known."""
+    if configured is not None and quota is not None:
+        return max(1, min(configured, quota))
+    if configured is not None:
+        return configured
+    return max(1, quota) if quota is not None else DEFAULT_MAX_CONCURRENT_JOBS
+
+
+def check_concurrent_jobs_quota(quotas: Any, configured: int | None) -> tuple[int, str, str | None]:
+    """The account's quota on concurrent customization jobs, and the limit the training queue applies:
+    ``(limit, summary, warning or None)``. Never fails the deployment, and warns only when the
+    configured ``max_concurrent_jobs`` is above the quota: a quota that is not listed or cannot be read
+    (the model-units check warns about that) leaves the configured value or the default, and a job
+    Bedrock refuses for its quota waits in the queue rather than failing."""
+    lists = quotas if isinstance(quotas, QuotaLists) else QuotaLists(quotas)
+    try:
+        found = lists.find_all(is_concurrent_jobs_quota)
+    except (ClientError, BotoCoreError):
+        return effective_job_limit(configured, None), "not checked", None
+    if not found:
+        return effective_job_limit(configured, None), "not found", None
+    quota = min(found, key=lambda q: float(q.get("Value", 0)))
+    value = int(float(quota.get("Value", 0)))
+    summary = f"{quota.get('QuotaName')} ({quota.get('QuotaCode')}) = {value}"
+    limit = effective_job_limit(configured, value)
+    if configured is not None and configured > value:
+        return (
+            limit,
+            summary,
+            (
+                f"max_concurrent_jobs = {configured} is above the account's quota ({summary}); the training "
+                f"queue lets {limit} run at once."
+            ),
+        )
+    return limit, summary, None
 
 
 def check_hyperparameter_defaults(settings: PreflightSettings) -> None:
@@ -217,10 +311,9 @@ def check_model_units_quota(
         def matches(name: str) -> bool:
             return name.strip().lower() == NO_COMMITMENT_QUOTA_NAME.lower()
 
+    lists = quotas if isinstance(quotas, QuotaLists) else QuotaLists(quotas)
     try:
-        quota = _find_quota(quotas, "list_service_quotas", matches) or _find_quota(
-            quotas, "list_aws_default_service_quotas", matches
-        )
+        quota = next(iter(lists.find_all(matches)), None)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         if code not in _QUOTA_UNREADABLE:
@@ -255,13 +348,6 @@ def check_model_units_quota(
     return summary, None
 
 
-def _find_quota(quotas: Any, operation: str, matches: Any) -> dict[str, Any] | None:
-    for quota in _pages(quotas, operation):
-        if matches(str(quota.get("QuotaName", ""))):
-            return quota
-    return None
-
-
 def _pages(quotas: Any, operation: str) -> Iterator[dict[str, Any]]:
     token: str | None = None
     while True:
@@ -287,6 +373,7 @@ def warnings_message(result: PreflightResult, settings: PreflightSettings, stack
         f"Region: {settings.region}",
         f"Base model: {settings.base_model_id} ({result.model_name}, lifecycle {result.lifecycle_status})",
         f"Model-units quota: {result.quota}",
+        f"Concurrent customization jobs: {result.max_concurrent_jobs} at once (quota: {result.jobs_quota})",
         "",
         "Warnings (the deployment went on):",
         *(f"- {w}" for w in result.warnings),
@@ -303,6 +390,7 @@ def preflight_settings(properties: PreflightProperties) -> PreflightSettings:
         hyperparameters=properties.hyperparameters,
         model_units=properties.model_units,
         commitment=properties.commitment,
+        max_concurrent_jobs=properties.max_concurrent_jobs,
     )
 
 
@@ -325,6 +413,13 @@ _MAX_WARNINGS_CHARS = 2000
 
 
 def custom_resource_data(result: PreflightResult) -> dict[str, str]:
-    """The custom resource's attributes: ``Warnings`` (a stack output), lifecycle and quota."""
+    """The custom resource's attributes: ``Warnings`` (a stack output), lifecycle and quota, and
+    ``MaxConcurrentJobs`` (the training queue's limit, read by its function's environment)."""
     warnings = " | ".join(result.warnings)[:_MAX_WARNINGS_CHARS] or NO_WARNINGS
-    return {"Warnings": warnings, "ModelLifecycle": result.lifecycle_status, "Quota": result.quota}
+    return {
+        "Warnings": warnings,
+        "ModelLifecycle": result.lifecycle_status,
+        "Quota": result.quota,
+        JOB_LIMIT_ATTRIBUTE: str(result.max_concurrent_jobs),
+        "JobsQuota": result.jobs_quota,
+    }

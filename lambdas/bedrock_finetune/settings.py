@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from bedrock_finetune.quality_gate import QualityGate
+from bedrock_finetune.quota_wait import QuotaWaitPolicy
 
 _NAME = "setting_name"
 _FROM_RUNTIME = "from_runtime"
@@ -140,6 +141,15 @@ class Settings:
         return cls.from_env(properties)
 
     @classmethod
+    def variable(cls, field_name: str) -> str:
+        """The variable that carries the field ``field_name`` (for a value only CloudFormation knows,
+        which a construct sets itself)."""
+        for f, _ in _fields(cls):
+            if f.name == field_name:
+                return str(f.metadata[_NAME])
+        raise KeyError(f"{cls.__name__} has no setting {field_name!r}")
+
+    @classmethod
     def names(cls, *, include_runtime: bool = True) -> tuple[str, ...]:
         """Every variable name this type reads (``include_runtime``: also the Lambda runtime's)."""
         return tuple(
@@ -224,10 +234,16 @@ class InventorySettings(ServingSettings, BucketSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ReportingSettings(BucketSettings):
-    """Where notices go and reports are kept, and the function's Region (set by the runtime)."""
+class TopicSettings(Settings):
+    """The notification topic, for every function that publishes a notice."""
 
     topic_arn: str = setting("TOPIC_ARN")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReportingSettings(BucketSettings, TopicSettings):
+    """Where notices go and reports are kept, and the function's Region (set by the runtime)."""
+
     region: str = setting("AWS_REGION", default="", from_runtime=True)
 
 
@@ -260,11 +276,61 @@ class LineSettings(StackReportingSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CleanUpSettings(Settings):
-    """CleanUpFailedRun and CleanUpEndedExecution: how many attempts a settling throughput gets."""
+class QueueTableSettings(Settings):
+    """The training queue's table, for the functions that give a run's slot back or hand it out."""
+
+    queue_table: str | None = setting("QUEUE_TABLE", default=None)
+
+    @property
+    def table_name(self) -> str:
+        if not self.queue_table:
+            raise SettingsError(
+                f"{self.variable('queue_table')} is not set for {self.owner}; redeploy the stack"
+            )
+        return self.queue_table
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CleanUpSettings(QueueTableSettings):
+    """CleanUpFailedRun and CleanUpEndedExecution: how many attempts a settling throughput gets, and
+    the training queue's table (the run's slot is given back there; none: no queue)."""
 
     owner: ClassVar[str] = "the clean-up functions"
     max_attempts: int = setting("CLEAN_UP_MAX_ATTEMPTS")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingQueueSettings(QueueTableSettings, TopicSettings):
+    """TrainingQueue: the table, how many jobs at once, how long a run may wait, where notices go."""
+
+    owner: ClassVar[str] = "TrainingQueue"
+    #: The effective limit: max_concurrent_jobs, or the account's quota read by the preflight.
+    max_concurrent_jobs: int = setting("MAX_CONCURRENT_JOBS")
+    max_queue_seconds: int = setting("MAX_QUEUE_SECONDS")
+    #: The longest wait between two checks for a free slot (see quota_wait.cap_for).
+    wait_cap_seconds: int = setting("QUEUE_WAIT_CAP_SECONDS")
+    #: How long a ticket stays valid without being renewed before another run may check on it.
+    lease_seconds: int = setting("QUEUE_LEASE_SECONDS")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeploymentQuotaSettings(Settings):
+    """For the serving functions: what to do when Bedrock refuses a deployment for a quota
+    (``deployment_quota_policy``, ``max_deployment_wait_hours``); see quota_wait.wait_or_fail."""
+
+    owner: ClassVar[str] = "the serving functions"
+    policy: str = setting("DEPLOYMENT_QUOTA_POLICY")
+    max_wait_seconds: int = setting("DEPLOYMENT_QUOTA_MAX_WAIT_SECONDS")
+    cap_seconds: int = setting("DEPLOYMENT_QUOTA_WAIT_CAP_SECONDS")
+
+    def as_policy(self) -> QuotaWaitPolicy:
+        if self.policy not in ("wait", "fail"):
+            raise SettingsError(f"DEPLOYMENT_QUOTA_POLICY={self.policy!r}: wait or fail; redeploy the stack")
+        return QuotaWaitPolicy(
+            policy="wait" if self.policy == "wait" else "fail",
+            max_wait_seconds=self.max_wait_seconds,
+            cap_seconds=self.cap_seconds,
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -289,6 +355,8 @@ class PreflightProperties(Settings):
     commitment: str | None = setting("Commitment", default=None)
     topic_arn: str = setting("TopicArn")
     stack_name: str = setting("StackName", default="")
+    #: max_concurrent_jobs as configured (None: the account's quota decides).
+    max_concurrent_jobs: int | None = setting("MaxConcurrentJobs", default=None)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

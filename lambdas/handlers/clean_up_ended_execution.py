@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.ended_execution import clean_up_ended_execution
 from bedrock_finetune.settings import CleanUpSettings
+from bedrock_finetune.training_queue import run_slot
 from handlers._events import TaskEvent
 from handlers._runtime import client, logger, metrics, settings, tracer, typed_errors
 
@@ -28,13 +29,15 @@ def _last_events(execution_arn: str) -> list[dict[str, Any]]:
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``detail`` (the status change), ``previous`` attempt. Output: what was done."""
     detail = event.detail
+    cleanup = settings(CleanUpSettings)
     result = clean_up_ended_execution(
         client("bedrock"),
         _last_events,
-        settings(CleanUpSettings),
+        cleanup,
         run=event.run,
         detail=detail,
         previous=event.previous,
+        slot=run_slot(client("dynamodb"), cleanup.queue_table, str(detail["executionArn"])),
     )
     logger.info("clean-up after ended execution", extra={"status": detail.get("status"), **result})
     return result

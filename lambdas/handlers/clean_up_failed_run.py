@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.cleanup import clean_up_run
 from bedrock_finetune.settings import CleanUpSettings
+from bedrock_finetune.training_queue import run_slot
 from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
@@ -20,13 +21,15 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, sett
 @typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``failure``, ``previous`` attempt. Output: what was done, ``retry``, ``summary``."""
+    cleanup = settings(CleanUpSettings)
     result = clean_up_run(
         client("bedrock"),
         event.run.names,
         line=event.run.line,
         execution_arn=event.execution_arn,
         previous=event.previous,
-        max_attempts=settings(CleanUpSettings).max_attempts,
+        max_attempts=cleanup.max_attempts,
+        slot=run_slot(client("dynamodb"), cleanup.queue_table, event.execution_arn),
     )
     logger.info("clean-up", extra=result)
     return result

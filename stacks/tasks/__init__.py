@@ -10,6 +10,7 @@ from stacks.tasks.line_record import LineRecords
 from stacks.tasks.notify import Notify
 from stacks.tasks.serving import GetEndpointStatus, PlanServing, ServeModel, ServingInventory
 from stacks.tasks.start_customization_job import StartCustomizationJob
+from stacks.tasks.training_queue import TrainingQueue, TrainingQueueTable
 from stacks.tasks.validate_dataset import ValidateDataset
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "ServingInventory",
     "StartCustomizationJob",
     "TaskContext",
+    "TrainingQueue",
+    "TrainingQueueTable",
     "ValidateDataset",
 ]

@@ -21,7 +21,6 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from bedrock_finetune.settings import CleanUpSettings
 from stacks.nag import (
     INLINE_POLICY_REASON,
     acknowledge_inline_policy,
@@ -31,8 +30,9 @@ from stacks.nag import (
 )
 from stacks.permissions import describe_role
 from stacks.pipeline_function import PipelineFunction
-from stacks.tasks.clean_up_failed_run import clean_up_statements
+from stacks.tasks.clean_up_failed_run import clean_up_settings, clean_up_statements
 from stacks.tasks.context import TaskContext, acknowledge_bedrock_ids
+from stacks.tasks.training_queue import give_back_statements
 from stacks.workflow import lambda_task
 
 #: The end states the rule reacts to. FAILED executions that went through their own failure chain
@@ -59,7 +59,7 @@ class CleanUpEndedExecution(PipelineFunction):
             runtime=ctx.runtime,
             module="clean_up_ended_execution",
             description="Cleans up after runs that timed out, were aborted or failed outside their chain",
-            environment=CleanUpSettings(max_attempts=ctx.config.cleanup_max_attempts).to_env(),
+            environment=clean_up_settings(ctx).to_env(),
             timeout=Duration.minutes(2),
             invoked_synchronously_by="its clean-up state machine (LambdaInvoke, with retries and catch)",
         )
@@ -70,6 +70,7 @@ class CleanUpEndedExecution(PipelineFunction):
         )
         self.add_to_policy(
             *clean_up_statements(ctx.arns),
+            *give_back_statements(self, ctx.queue),
             iam.PolicyStatement(
                 sid="ReadHowTheExecutionEnded",
                 actions=["states:GetExecutionHistory"],

@@ -15,6 +15,7 @@ from stacks.permissions import (
 )
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
+from stacks.tasks.training_queue import give_back_statements
 
 
 def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
@@ -40,6 +41,14 @@ def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
     ]
 
 
+def clean_up_settings(ctx: TaskContext) -> CleanUpSettings:
+    """How many attempts a settling throughput gets, and where the run's training slot is given back."""
+    return CleanUpSettings(
+        max_attempts=ctx.config.cleanup_max_attempts,
+        queue_table=ctx.queue.table.table_name if ctx.queue is not None else None,
+    )
+
+
 class CleanUpFailedRun(PipelineFunction):
     """The failure chain's clean-up inside the state machine."""
 
@@ -50,11 +59,11 @@ class CleanUpFailedRun(PipelineFunction):
             runtime=ctx.runtime,
             module="clean_up_failed_run",
             description="Stops a failed run's job and deletes the no-commitment throughput it bought",
-            environment=CleanUpSettings(max_attempts=ctx.config.cleanup_max_attempts).to_env(),
+            environment=clean_up_settings(ctx).to_env(),
             timeout=Duration.minutes(2),
             invoked_synchronously_by=STATE_MACHINE,
         )
-        self.add_to_policy(*clean_up_statements(ctx.arns))
+        self.add_to_policy(*clean_up_statements(ctx.arns), *give_back_statements(self, ctx.queue))
         acknowledge_bedrock_ids(
             self.role, "model-customization-job/*", "provisioned-model/*", "custom-model-deployment/*"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aws_cdk import Stack
 from constructs import IConstruct
@@ -12,6 +13,9 @@ from stacks.dataset_bucket import DatasetBucket
 from stacks.nag import acknowledge_wildcard_resource, nag_arn
 from stacks.permissions import BedrockArns
 from stacks.pipeline_function import FunctionRuntime
+
+if TYPE_CHECKING:
+    from stacks.tasks.training_queue import TrainingQueueTable
 
 #: The caller of every state-machine task, for the synchronous-only acknowledgment.
 STATE_MACHINE = "the state machine (LambdaInvoke, with retries and catch)"
@@ -38,6 +42,8 @@ class TaskContext:
     config: PipelineConfig
     data: DatasetBucket
     arns: BedrockArns
+    #: The training queue's table (the queue's function and the clean-ups use it).
+    queue: TrainingQueueTable | None = None
 
 
 def acknowledge_bedrock_ids(role: IConstruct, *resources: str) -> None:

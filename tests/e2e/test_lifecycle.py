@@ -181,7 +181,7 @@ def test_a_model_below_the_quality_gate_gets_no_throughput(gated: Synthesized, r
     with run_in_emulation(gated, run_folder, "ok") as (result, cloud):
         assert result.status == "FAILED"
         assert result.error == "QualityGateNotMet"
-        assert result.states == [*START, *JOB_POLL * 3, "Collect training results", "Quality gate met?",
+        assert result.states == [*START, *JOB_POLL * 3, *TO_THROUGHPUT[:3],
                                  "Quality gate not met", *FAILURE_END]  # fmt: skip
         training = result.final_state["training"]
         assert training["qualityGate"]["passed"] is False

@@ -32,13 +32,17 @@ JOB_ARN = re.compile(
 START = [
     "Identify run",
     "Upload is a run?",
+    "Join the training queue",
     "Let uploads settle",
     "Validate dataset",
+    "Take a training slot",
+    "Training slot taken?",
     "Start customization job",
 ]
 JOB_POLL = ["Wait for job", "Get customization job", "Job status?"]
 THROUGHPUT_POLL = ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]
 TO_THROUGHPUT = [
+    "Release training slot",
     "Collect training results",
     "Quality gate met?",
     "Plan serving",
@@ -148,7 +152,7 @@ def test_invalid_data_fails_at_validation_and_starts_no_job(
     with run_in_emulation(synthesized, invalid_run_folder, "invalid-data") as (result, cloud):
         assert result.status == "FAILED"
         assert result.error == "DatasetInvalid"
-        assert result.states == [*START[:4], "Validate dataset failed", *FAILURE_END]
+        assert result.states == [*START[:5], "Validate dataset failed", *FAILURE_END]
         assert cloud.client("bedrock").list_model_customization_jobs()["modelCustomizationJobSummaries"] == []
         report = _report(cloud, result.deployment.bucket, result.run)
         assert report["valid"] is False

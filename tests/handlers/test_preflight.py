@@ -155,6 +155,7 @@ def test_create_passes_quietly_when_the_model_is_active_and_units_are_available(
     clients = world["clients"]
     clients.model(model_details())
     clients.applied_quotas([quota("Some other quota", 5)], [quota(value=2)])
+    clients.default_quotas([])  # no quota on concurrent customization jobs is listed
 
     result = _run(_event(world, "Create"))
 
@@ -204,6 +205,7 @@ def test_legacy_model_warns_in_the_output_and_on_the_topic(world: dict[str, Any]
     eol = NOW + timedelta(days=60)
     clients.model(model_details(status="LEGACY", end_of_life=eol))
     clients.applied_quotas([quota(value=1)])
+    clients.default_quotas([])
 
     result = _run(_event(world, "Create"))
 
@@ -220,6 +222,7 @@ def test_zero_model_units_warns_without_failing(world: dict[str, Any]) -> None:
     clients = world["clients"]
     clients.model(model_details())
     clients.applied_quotas([quota(value=0)])
+    clients.default_quotas([])
 
     result = _run(_event(world, "Create"))
 
@@ -263,6 +266,7 @@ def test_commitment_quota_is_found_by_the_models_name(world: dict[str, Any]) -> 
             quota("Model units per provisioned model for Claude 3 Haiku 48K", 9, "L-OTHER"),
         ]
     )
+    clients.default_quotas([])
 
     result = _run(_event(world, "Create", Commitment="OneMonth", ModelUnits="2"))
 
@@ -281,8 +285,70 @@ def test_update_checks_again_and_delete_calls_nothing(world: dict[str, Any]) -> 
     clients = world["clients"]
     clients.model(model_details())
     clients.applied_quotas([quota(value=1)])
+    clients.default_quotas([])
 
     assert _run(_event(world, "Update", ModelUnits="1"))["Data"]["Warnings"] == "none"
     clients.assert_all_used()
     # No responses queued: any Bedrock or Service Quotas call on Delete would raise.
     assert _run(_event(world, "Delete")) == {"PhysicalResourceId": "GuardsPreflight6E1F85B7-preflight"}
+
+
+# ---- the training queue's limit: the account's quota on concurrent customization jobs ----
+
+JOBS_QUOTA = "Concurrent model customization jobs"
+
+
+def test_the_queue_limit_is_the_accounts_quota_on_concurrent_jobs(world: dict[str, Any]) -> None:
+    # Given the account's quota on concurrent customization jobs is 3, and nothing is configured
+    clients = world["clients"]
+    clients.model(model_details())
+    clients.applied_quotas([quota(value=1), quota(JOBS_QUOTA, 3, "L-JOBS")])
+
+    # When the preflight runs at deploy time
+    result = _run(_event(world, "Create"))
+
+    # Then the training queue's limit (an attribute its function reads) is the quota, quietly
+    assert result["Data"]["MaxConcurrentJobs"] == "3"
+    assert result["Data"]["JobsQuota"] == f"{JOBS_QUOTA} (L-JOBS) = 3"
+    assert result["Data"]["Warnings"] == "none"
+    clients.assert_all_used()
+
+
+def test_a_configured_limit_above_the_quota_is_lowered_to_it_with_a_warning(world: dict[str, Any]) -> None:
+    clients = world["clients"]
+    clients.model(model_details())
+    clients.applied_quotas([quota(value=1)])
+    clients.default_quotas([quota(JOBS_QUOTA, 2, "L-JOBS")])  # never raised: only the default is listed
+
+    result = _run(_event(world, "Create", MaxConcurrentJobs="5"))
+
+    assert result["Data"]["MaxConcurrentJobs"] == "2"
+    assert result["Data"]["Warnings"] == (
+        f"max_concurrent_jobs = 5 is above the account's quota ({JOBS_QUOTA} (L-JOBS) = 2); the training "
+        "queue lets 2 run at once."
+    )
+    clients.assert_all_used()
+
+
+def test_a_configured_limit_below_the_quota_is_kept(world: dict[str, Any]) -> None:
+    clients = world["clients"]
+    clients.model(model_details())
+    clients.applied_quotas([quota(value=1), quota(JOBS_QUOTA, 4, "L-JOBS")])
+
+    result = _run(_event(world, "Update", MaxConcurrentJobs="1"))
+
+    assert (result["Data"]["MaxConcurrentJobs"], result["Data"]["Warnings"]) == ("1", "none")
+
+
+@pytest.mark.parametrize(("configured", "limit"), [("", "2"), ("4", "4")])
+def test_without_a_listed_quota_the_configured_limit_or_the_default_applies(
+    world: dict[str, Any], configured: str, limit: str
+) -> None:
+    clients = world["clients"]
+    clients.model(model_details())
+    clients.quotas_error("AccessDeniedException")  # neither quota can be read
+
+    result = _run(_event(world, "Create", MaxConcurrentJobs=configured))
+
+    assert result["Data"]["MaxConcurrentJobs"] == limit
+    assert result["Data"]["JobsQuota"] == "not checked"

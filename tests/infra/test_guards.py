@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bedrock_finetune.settings import TrainingQueueSettings
 from stacks.nag import ACTIONS_WITHOUT_RESOURCE_TYPE
 from tests.conftest import Synthesized
 
@@ -63,13 +64,17 @@ def _topic_and_key(synth: Synthesized) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def flipped() -> Synthesized:
-    """The app with preflight off and custom-model deletion on (one more synthesis for this module)."""
+    """The app with preflight off, custom-model deletion on and a configured training-queue limit (one
+    more synthesis for this module)."""
     from aws_cdk.assertions import Template
 
     from stacks.application import build_app, cdk_json_context
 
     context = cdk_json_context(
-        preflight=False, delete_custom_models_on_destroy=True, **{"aws:cdk:enable-path-metadata": True}
+        preflight=False,
+        delete_custom_models_on_destroy=True,
+        max_concurrent_jobs="3",
+        **{"aws:cdk:enable-path-metadata": True},
     )
     app, stack, config = build_app(context, environment={})
     app.synth()  # cdk-nag must stay clean with these flags too
@@ -292,3 +297,11 @@ def test_preflight_flag_removes_preflight_and_custom_model_flag_grants_tagged_de
     ]
     assert CUSTOM_MODELS in statements["ReadTags"]["Resource"]
     assert THROUGHPUT in statements["ReadTags"]["Resource"]
+
+
+def test_without_the_preflight_the_queue_limit_is_the_configured_one(flipped: Synthesized) -> None:
+    # Given preflight = false (no quota is read at deploy time) and max_concurrent_jobs = 3
+    _, function = _by_path(flipped, "AWS::Lambda::Function", "/TrainingQueue/Function/Resource")
+    # Then the training queue lets 3 jobs run at once, a plain value in its environment
+    variable = TrainingQueueSettings.variable("max_concurrent_jobs")
+    assert function["Properties"]["Environment"]["Variables"][variable] == "3"

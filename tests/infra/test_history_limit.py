@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND
 from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE
 from tests.conftest import Synthesized
 from tests.infra.test_workflow import _pipeline_machine, _render
@@ -34,6 +35,10 @@ def _loop(states: dict[str, Any], start: str) -> list[str]:
     [
         ("Wait for job", ["Wait for job", "Get customization job", "Job status?"]),
         ("Wait for endpoint", ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]),
+        (
+            "Waiting for a training slot",
+            ["Waiting for a training slot", "Take a training slot", "Training slot taken?"],
+        ),
     ],
 )
 def test_one_poll_adds_the_events_the_check_counts(
@@ -44,3 +49,14 @@ def test_one_poll_adds_the_events_the_check_counts(
     assert loop == expected
     # Then one round of it adds EVENTS_PER_POLL history events (a new state in the loop would change this)
     assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in loop) == EVENTS_PER_POLL
+
+
+def test_a_round_of_waiting_for_bedrocks_job_quota_adds_the_events_the_check_counts(
+    states: dict[str, Any],
+) -> None:
+    """Bedrock refused the job for a quota: Start customization job -> (catch) Take a training slot ->
+    Training slot taken? -> Waiting for a training slot -> Take... the config check counts 14 a round."""
+    (quota_catch, _) = states["Start customization job"]["Catch"]
+    assert quota_catch["Next"] == "Take a training slot"
+    loop = ["Start customization job", *_loop(states, "Waiting for a training slot")]
+    assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in loop) == EVENTS_PER_WAIT_ROUND

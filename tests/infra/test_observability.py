@@ -27,6 +27,7 @@ RUN_FUNCTIONS = (
     "RecordLineVersion",
     "CleanUpFailedRun",
     "Notify",
+    "TrainingQueue",
     "CleanUpEndedExecution",
 )
 

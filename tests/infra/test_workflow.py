@@ -54,16 +54,27 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
         path.append(states[path[-1]]["Next"])
     assert path == [
         "Identify run",
+        "Join the training queue",
         "Let uploads settle",
         "Validate dataset",
-        "Start customization job",
-        "Wait for job",
-        "Get customization job",
-        "Job status?",
+        "Take a training slot",
+        "Training slot taken?",
     ]
+    (granted,) = states["Training slot taken?"]["Choices"]
+    assert granted == {
+        "Variable": "$.queue.status",
+        "StringEquals": "granted",
+        "Next": "Start customization job",
+    }
+    assert states["Training slot taken?"]["Default"] == "Waiting for a training slot"
+    assert states["Waiting for a training slot"]["Next"] == "Take a training slot"
+    assert states["Start customization job"]["Next"] == "Wait for job"
+    assert states["Wait for job"]["Next"] == "Get customization job"
+    assert states["Get customization job"]["Next"] == "Job status?"
     assert states["Job status?"]["Default"] == "Wait for job"
     completed = next(c for c in states["Job status?"]["Choices"] if c.get("StringEquals") == "Completed")
-    assert completed["Next"] == "Collect training results"
+    assert completed["Next"] == "Release training slot"
+    assert states["Release training slot"]["Next"] == "Collect training results"
     assert states["Collect training results"]["Next"] == "Quality gate met?"
     assert states["Quality gate met?"]["Choices"][0]["Next"] == "Plan serving"
     assert states["Plan serving"]["Next"] == "Approval needed?"
@@ -123,12 +134,15 @@ def test_waits_come_from_configuration(synthesized: Synthesized, definition: dic
     assert definition["States"]["Wait for job"]["Seconds"] == config.job_poll_seconds
     assert definition["States"]["Wait for endpoint"]["Seconds"] == config.throughput_poll_seconds
     assert definition["TimeoutSeconds"] == config.execution_timeout_hours * 3600
+    # The queue chooses each wait (back-off); the definition only reads it
+    assert definition["States"]["Waiting for a training slot"]["SecondsPath"] == "$.queue.waitSeconds"
 
 
 def test_every_task_retries_transient_errors_only_and_catches_everything(definition: dict[str, Any]) -> None:
     tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
-    # 11 pipeline tasks; Notify failure/success/model kept share a function, Record served/kept too
-    assert len(tasks) == 14
+    # 11 pipeline tasks; Notify failure/success/model kept share a function, Record served/kept too;
+    # and the training queue's three states
+    assert len(tasks) == 17
     for name, task in tasks.items():
         retried = [e for r in task["Retry"] for e in r["ErrorEquals"]]
         assert "States.ALL" not in retried, name
@@ -140,10 +154,14 @@ def test_every_task_retries_transient_errors_only_and_catches_everything(definit
             assert permanent not in retried, (name, permanent)
         assert aws_retry["BackoffRate"] == 2
         assert aws_retry["JitterStrategy"] == "FULL"
+        caught = [c["ErrorEquals"] for c in task["Catch"]]
         if name == "Request approval":  # its answers are caught too (see the test above)
-            assert task["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
+            assert caught[-1] == ["States.ALL"]
             continue
-        assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]], name
+        if name == "Start customization job":  # Bedrock's job quota: wait in the queue, not fail
+            assert caught == [["BedrockQuotaExceeded"], ["States.ALL"]], name
+        else:
+            assert caught == [["States.ALL"]], name
         assert "TimeoutSeconds" in task, name
 
 
@@ -164,6 +182,8 @@ def test_every_failure_is_cleaned_up_and_notified_before_the_fail_state(definiti
             "Get endpoint status failed",
             "Record served version failed",
             "Record kept version failed",
+            "Join the training queue failed",
+            "Take a training slot failed",
             "Customization job failed",
             "Customization job stopped",
             "Quality gate not met",
@@ -284,3 +304,48 @@ def test_the_serving_mode_shapes_the_machine(
     if end == "Record trained version":
         assert states["Record trained version"]["Next"] == "Notify success"
         assert states["Notify success"]["Next"] == "Model trained"
+
+
+def test_a_bedrock_quota_error_on_start_waits_in_the_queue_instead_of_failing(
+    definition: dict[str, Any],
+) -> None:
+    """Given Bedrock refuses the job for a quota (another tool holds the account's jobs), then the run
+    goes back to the queue (keeping its slot, with the refusal noted for the back-off and the notice);
+    every other error still fails the run."""
+    states = definition["States"]
+    quota, everything = states["Start customization job"]["Catch"]
+    assert quota == {
+        "ErrorEquals": ["BedrockQuotaExceeded"],
+        "ResultPath": "$.queue.refusal",
+        "Next": "Take a training slot",
+    }
+    assert everything["Next"] == "Start customization job failed"
+
+
+def test_the_queue_states_carry_the_run_and_its_place(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    join = states["Join the training queue"]["Parameters"]
+    # the ticket is ordered by the execution's start time: upload order
+    assert join["startedAt.$"] == "$$.Execution.StartTime"
+    assert (join["action"], join["run.$"], states["Join the training queue"]["ResultPath"]) == (
+        "join",
+        "$.run",
+        "$.queue",
+    )
+    take = states["Take a training slot"]
+    assert (take["Parameters"]["action"], take["Parameters"]["queue.$"], take["ResultPath"]) == (
+        "take",
+        "$.queue",
+        "$.queue",
+    )
+    # A release that fails after its retries does not fail a trained run: the lease gives the slot back
+    release = states["Release training slot"]
+    assert release["Parameters"]["action"] == "release"
+    (catch,) = release["Catch"]
+    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], "Collect training results")
+    # Join, Take and Release run one function; its errors are the pipeline's typed errors
+    functions = {
+        states[n]["Resource"]
+        for n in ("Join the training queue", "Take a training slot", "Release training slot")
+    }
+    assert len(functions) == 1

@@ -56,6 +56,9 @@ RETRIED = {
     "500", "502", "503", "504", "RequestTimeout", "RequestTimeoutException", "RequestAbortedException",
     # credentials or signature that expired in flight
     "ExpiredToken", "ExpiredTokenException", "RequestExpired",
+    # DynamoDB throttling and transaction conflicts (the training queue's table)
+    "ProvisionedThroughputExceededException", "TransactionConflictException",
+    "ReplicatedWriteConflictException",
 }  # fmt: skip
 FAILED = {
     # access and credentials
@@ -78,6 +81,8 @@ FAILED = {
     "KmsInvalidStateException", "InvalidKeyUsageException", "IncorrectKeyException",
     "InvalidCiphertextException", "InvalidGrantTokenException", "EndpointDisabled",
     "PlatformApplicationDisabled",
+    # DynamoDB conditions the queue code does not expect (it handles the ones it expects)
+    "ConditionalCheckFailedException", "ItemCollectionSizeLimitExceededException",
 }  # fmt: skip
 QUOTA = {"ServiceQuotaExceededException"}
 
@@ -103,6 +108,7 @@ CALLED_OPERATIONS = {
     "stepfunctions": ["DescribeExecution"],
     "service-quotas": ["ListServiceQuotas", "ListAWSDefaultServiceQuotas"],
     "cloudformation": ["DescribeStacks"],
+    "dynamodb": ["GetItem", "PutItem"],
 }
 
 

@@ -75,9 +75,13 @@ def test_the_defaults_fit_well_within_the_budget() -> None:
         # With no approval wait (approval = never): 60 s polls fit 32 h jobs (34 h, 2,040 polls), not 33 h
         ({"approval": "never", "job_poll_seconds": 60, "max_job_hours": 32}, True),
         ({"approval": "never", "job_poll_seconds": 60, "max_job_hours": 33}, False),
-        # The longest job the configuration allows (794 h timeout with the approval wait)
-        ({"max_job_hours": 720, "job_poll_seconds": 1400}, True),
-        ({"max_job_hours": 720, "job_poll_seconds": 1399}, False),
+        # The longest job the configuration allows (794 h timeout with the approval wait): polling
+        # alone fits from 1,400 s (19,998 events), but a day's wait in the training queue (the default
+        # max_queue_hours) adds 342 events beyond the job polls it displaces, so 1,427 s (19,998) fits
+        # and 1,426 s (20,007) does not (see waiting_history_events)
+        ({"max_job_hours": 720, "job_poll_seconds": 1427}, True),
+        ({"max_job_hours": 720, "job_poll_seconds": 1426}, False),
+        ({"max_job_hours": 720, "job_poll_seconds": 1400}, False),
         # A fast endpoint poll is bounded by endpoint_wait_hours: 30 s for 6 h fits, for 48 h it cannot
         ({"throughput_poll_seconds": 30}, True),
         ({"throughput_poll_seconds": 30, "endpoint_wait_hours": 48}, False),

@@ -118,3 +118,12 @@ def test_each_variable_name_is_written_once_in_the_repository() -> None:
         quoted = [f'"{name}"', f"'{name}'"]
         count = sum(text.count(q) for text in texts for q in quoted)
         assert count == 1, f"{name} is written {count} times; read it through its settings type"
+
+
+def test_a_construct_finds_the_variable_of_a_field_it_sets_itself() -> None:
+    from bedrock_finetune.settings import TrainingQueueSettings
+
+    # (the training queue's limit comes from the preflight's answer, a value only CloudFormation knows)
+    assert TrainingQueueSettings.variable("max_concurrent_jobs") in TrainingQueueSettings.names()
+    with pytest.raises(KeyError):
+        TrainingQueueSettings.variable("no_such_field")
