@@ -20,8 +20,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired
-
 #: The first wait after a quota refusal; each later wait doubles, up to the cap.
 FIRST_WAIT_SECONDS = 120
 #: The cap is never below this: a queue checked more often costs history events and saves little.
@@ -104,6 +102,10 @@ def wait_or_fail(
     waits add up to ``max_wait_seconds``. Otherwise returns ``waitSeconds`` (for a Wait state's
     SecondsPath), ``waitedSeconds`` (the waits before this one), ``attempt`` (this refusal, from 0),
     ``firstWait`` (true at the first refusal: publish the notice then) and ``error``."""
+    # Imported here: the schedule arithmetic above is read by the config (and `finetune validate`),
+    # which must not load botocore; only raising needs the typed errors.
+    from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired  # noqa: PLC0415
+
     if policy.policy == "fail":
         raise BedrockQuotaExceeded(
             f"{what}: {error} The configured policy is to fail (set the policy to wait to queue instead)."
