@@ -118,32 +118,28 @@ def register(subparsers: Any) -> None:
         _add_stack_options(parser)
 
 
-def _approve(stack: Stack, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+def _answer(stack: Stack, args: argparse.Namespace, *, approve: bool) -> dict[str, Any]:
+    """Answer the line's waiting approval request (the one approvals.answer call both verbs make)."""
     from bedrock_finetune import approvals  # noqa: PLC0415
 
-    request = approvals.answer(
+    return approvals.answer(
         stack.client("stepfunctions"),
         stack.client("s3"),
         stack.bucket,
         args.run,
-        approve=True,
+        approve=approve,
         by=_who(stack),
+        reason="" if approve else args.reason,
     )
+
+
+def _approve(stack: Stack, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    request = _answer(stack, args, approve=True)
     return request, f"approved: {request['what']} (the run goes on; `finetune status {args.run}` follows it)"
 
 
 def _reject(stack: Stack, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    from bedrock_finetune import approvals  # noqa: PLC0415
-
-    request = approvals.answer(
-        stack.client("stepfunctions"),
-        stack.client("s3"),
-        stack.bucket,
-        args.run,
-        approve=False,
-        by=_who(stack),
-        reason=args.reason,
-    )
+    request = _answer(stack, args, approve=False)
     return request, f"rejected: {request['what']}; nothing is bought and the model is kept"
 
 

@@ -228,6 +228,27 @@ def _stops_stay_stopped() -> Iterator[None]:
         yield
 
 
+class _SkippedResourceFilter(logging.Filter):
+    """Drops moto's "No Moto CloudFormation support for X" lines: the deploy lists those types once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No Moto CloudFormation support")
+
+
+_SKIPPED_RESOURCE_FILTER = _SkippedResourceFilter()
+
+
+def _quiet_moto_template_parsing() -> None:
+    """moto parses the template again on later calls (resource listings, deletion) and logs and warns
+    about each skipped resource type every time; the deploy already reports them as not emulated."""
+    warnings.filterwarnings(
+        "ignore", message=r"Tried to parse \S+ but it's not supported", category=UserWarning
+    )
+    parsing_log = logging.getLogger("moto")  # moto.cloudformation.parsing logs on "moto"
+    if _SKIPPED_RESOURCE_FILTER not in parsing_log.filters:
+        parsing_log.addFilter(_SKIPPED_RESOURCE_FILTER)
+
+
 @contextlib.contextmanager
 def _restore_level(logger: logging.Logger, level: int) -> Iterator[None]:
     try:
@@ -409,6 +430,7 @@ class LocalCloud:
 
     def deploy(self) -> Deployment:
         """Deploy the synthesized template into the emulation."""
+        _quiet_moto_template_parsing()
         # moto logs and warns about each resource type it skips, every time it parses the template.
         moto_cfn_log = logging.getLogger("moto")
         level = moto_cfn_log.level
