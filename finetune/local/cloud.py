@@ -60,6 +60,7 @@ from finetune.local import runtime as bedrock_runtime
 from finetune.local.clients import reused_clients
 from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
+from finetune.local.jobs import JobTimer
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
 from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
 from finetune.local.quotas import preflight_answers
@@ -261,6 +262,7 @@ class LocalCloud:
         extra_env = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}
         self.runtime = LambdaRuntime(synth.assets, synth.region, extra_env=extra_env)
         self.router = EventRouter()
+        self.jobs = JobTimer(self.clock, self.router, scenario)
         self.publish_failures = PublishFailures(scenario)
         self.provider = ProviderFramework(
             account=synth.account,
@@ -299,6 +301,8 @@ class LocalCloud:
             reused_clients(),
             self.publish_failures.installed(),
             _stops_stay_stopped(),
+            bedrock.timed_jobs(self.jobs),
+            contextlib.closing(self.jobs),
         ):
             yield self
 

@@ -42,7 +42,10 @@ from finetune.local.timing import DEFAULT_SCALE, Clock
 MAX_RUN_SECONDS = 120.0
 #: How long (real time) the runner waits, after the execution ended, for what its end set off.
 SETTLE_SECONDS = 60.0
-_POLL_STATES = {"Get customization job": "job", "Get endpoint status": "endpoint"}
+#: The states whose output reports a status: the job's when its end wakes the run, the endpoint's at
+#: each look.
+_POLL_STATES = {"Wait for the job to end": "job", "Get endpoint status": "endpoint"}
+WAIT_FOR_JOB_STATE = "Wait for the job to end"
 APPROVAL_STATE = "Request approval"
 SETTLE_STATE = "Let uploads settle"
 
@@ -202,7 +205,14 @@ class UserActions:
         scenario = self.cloud.scenario
         if scenario.abort_at_poll and not any(a.startswith("StopExecution") for a in self.done):
             kind, status = scenario.abort_at_poll
-            if status in follower.polls.get(kind, []):
+            if kind == "job" and follower.states[-1:] == [WAIT_FOR_JOB_STATE] and not follower.polls["job"]:
+                # The job is not polled: stop while the run waits for it to end.
+                self.cloud.client("stepfunctions").stop_execution(
+                    executionArn=execution_arn,
+                    cause=f"stopped by the user (scenario {scenario.name}) while the job was {status}",
+                )
+                self._did(f"StopExecution while waiting for the job to end (job {status})")
+            elif status in follower.polls.get(kind, []):
                 self.cloud.client("stepfunctions").stop_execution(
                     executionArn=execution_arn,
                     cause=f"stopped by the user (scenario {scenario.name}) while the {kind} was {status}",
