@@ -171,8 +171,6 @@ class EmulatedJob(ManagedState):
         self._reported = "InProgress"
         #: Whether a job timer runs this job (its status then changes with emulated time only).
         self.timed = False
-        #: Emulated seconds (the clock's) at which the job ended, when a timer ran it.
-        self.ended_at_aws_seconds: float | None = None
 
     @property
     def reported_status(self) -> str:

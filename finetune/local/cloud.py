@@ -216,8 +216,11 @@ def template_for_moto(
 
 @contextlib.contextmanager
 def _stops_stay_stopped() -> Iterator[None]:
-    """An error recorded after StopExecution does not turn the stopped execution into a failed one."""
+    """An error recorded after StopExecution does not turn the stopped execution into a failed one;
+    and StopExecution ends a task waiting for a task token at once, as on AWS (moto's interpreter
+    would keep the execution running until the token is answered or times out)."""
     original = Environment.set_error
+    original_stop = Environment.set_stop
 
     def set_error(self: Environment, error: Any) -> None:
         with self._state_mutex:
@@ -225,7 +228,16 @@ def _stops_stay_stopped() -> Iterator[None]:
                 return
             original(self, error)
 
-    with mock.patch.object(Environment, "set_error", set_error):
+    def set_stop(self: Environment, stop_date: Any, cause: str | None, error: str | None) -> None:
+        original_stop(self, stop_date=stop_date, cause=cause, error=error)
+        pool = getattr(self, "callback_pool_manager", None)
+        for endpoint in list(getattr(pool, "_pool", {}).values()):
+            endpoint.interrupt_all()
+
+    with (
+        mock.patch.object(Environment, "set_error", set_error),
+        mock.patch.object(Environment, "set_stop", set_stop),
+    ):
         yield
 
 

@@ -64,6 +64,8 @@ class JobTimer:
     fallback_rule: str = "FallbackCheck"
     #: What happened, in order: ``(emulated seconds, what)``.
     log: list[tuple[float, str]] = field(default_factory=list)
+    #: When each job ended: job ARN -> emulated seconds (the clock's) at its end.
+    ended: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -82,7 +84,7 @@ class JobTimer:
     def status_changed(self, job: bedrock.EmulatedJob) -> None:
         """Bedrock sends the state-change event (from its own thread, as AWS sends it asynchronously)."""
         if job.ended:
-            job.ended_at_aws_seconds = self.clock.aws_seconds
+            self.ended[job.job_arn] = self.clock.aws_seconds
         self.log.append((self.clock.aws_seconds, f"{job.params['jobName']} {job.reported_status}"))
         if self.scenario.job_event_lost:
             if job.ended:

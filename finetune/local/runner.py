@@ -95,6 +95,8 @@ class LocalRun:
     delivery_errors: list[str] = field(default_factory=list)
     #: What the scenario's user did during the run, in order.
     actions: list[str] = field(default_factory=list)
+    #: How the run's wait for its job ended (``job_wait_summary``), or None if it never waited.
+    job_wait: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -316,6 +318,32 @@ def follow(
             gate.open()
 
 
+def job_wait_summary(cloud: LocalCloud, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """When the run's job ended and when its run woke, in emulated seconds, and what woke it: the
+    job's state-change event (rule OnJobStateChange), the fallback check (rule FallbackCheck), or the
+    wait task itself (the job had ended before it looked)."""
+    woke_at = None
+    job_arn = None
+    for event in events:
+        details = event.get("stateExitedEventDetails") or {}
+        if event["type"] == "TaskStateExited" and details.get("name") == WAIT_FOR_JOB_STATE:
+            woke_at = cloud.clock.aws_time_at(event["timestamp"].timestamp())
+            job_arn = (json.loads(details.get("output") or "{}").get("job") or {}).get("jobArn")
+    if woke_at is None:
+        return None
+    ended = cloud.jobs.ended.get(str(job_arn))
+    deliveries = list(cloud.router.deliveries)
+    by_event = any("OnJobStateChange" in d.rule and str(job_arn) in json.dumps(d.input) for d in deliveries)
+    by_check = any("FallbackCheck" in d.rule for d in deliveries)
+    woken_by = "job state-change event" if by_event else "fallback check" if by_check else WAIT_FOR_JOB_STATE
+    return {
+        "job_ended_aws_seconds": ended,
+        "run_woke_aws_seconds": woke_at,
+        "noticed_after_seconds": None if ended is None else max(0.0, woke_at - ended),
+        "woken_by": woken_by,
+    }
+
+
 def _read_json(cloud: LocalCloud, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         body = cloud.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -506,6 +534,7 @@ def follow_delivery(
         ],
         delivery_errors=list(cloud.router.errors),
         actions=list(actions.done),
+        job_wait=job_wait_summary(cloud, events),
     )
 
 

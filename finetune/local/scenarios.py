@@ -196,9 +196,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "job-event-lost",
-            "The job trains for 2 emulated hours and Bedrock's end event is lost (events are best effort): "
-            "the fallback check (every job_poll_seconds) notices the job ended and wakes the run.",
-            job_hours=2,
+            "The job trains for 1 h 45 min (emulated) and Bedrock's events are lost (they are best effort): "
+            "the fallback check (every job_poll_seconds, 10 min) notices at its next tick that the job "
+            "ended and wakes the run.",
+            job_hours=1.75,
             job_event_lost=True,
         ),
         Scenario(
