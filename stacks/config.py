@@ -23,9 +23,9 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     resolve_model,
 )
+from bedrock_finetune.endpoint_wait import polls_within
 from bedrock_finetune.pricing import PriceError, PriceOverrides, parse_price_overrides
 from bedrock_finetune.quality_gate import QualityGate
-from bedrock_finetune.endpoint_wait import polls_within
 from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND, cap_for, longest_queue_wait, schedule
 
 Commitment = Literal["OneMonth", "SixMonths"]
@@ -208,7 +208,9 @@ def polling_history_events(*, throughput_poll_seconds: int, endpoint_wait_hours:
     :data:`POLLING_EVENT_BUDGET` leaves room for; the waits for a training slot are counted by
     :func:`waiting_history_events`.
     """
-    return JOB_WAIT_EVENTS + EVENTS_PER_POLL * polls_within(endpoint_wait_hours * 3600, throughput_poll_seconds)
+    return JOB_WAIT_EVENTS + EVENTS_PER_POLL * polls_within(
+        endpoint_wait_hours * 3600, throughput_poll_seconds
+    )
 
 
 def _check_history_limit(*, throughput_poll_seconds: int, endpoint_wait_hours: int = 6) -> None:

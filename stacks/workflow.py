@@ -591,9 +591,7 @@ class FineTuningWorkflow(Construct):
         )
         # Serve model and Get endpoint status say how long to wait next: 1, 2, 4... minutes, up to
         # throughput_poll_seconds (Bedrock sends no event when an endpoint is ready).
-        wait = sfn.Wait(
-            self, "Wait for endpoint", time=sfn.WaitTime.seconds_path("$.endpoint.waitSeconds")
-        )
+        wait = sfn.Wait(self, "Wait for endpoint", time=sfn.WaitTime.seconds_path("$.endpoint.waitSeconds"))
         get_status = pipeline_task(
             "Get endpoint status",
             functions.get_endpoint_status,

@@ -134,9 +134,11 @@ class JobTimer:
             self.log.append((self.clock.aws_seconds, "no fallback rule is deployed"))
             return
         rule = rules[0]
-        rate = rate_seconds(rule.scheduled_expression)
+        rate = rate_seconds(str(rule.scheduled_expression))
         elapsed = self.scenario.job_hours * 3600
         if not self._wait(rate - elapsed % rate if elapsed % rate else 0):
             return
         self.log.append((self.clock.aws_seconds, f"fallback rule {rule.name} fired"))
-        self.router.fire_rule(job.account, job.region, rule, scheduled_event(job.account, job.region, rule.arn))
+        self.router.fire_rule(
+            job.account, job.region, rule, scheduled_event(job.account, job.region, rule.arn)
+        )

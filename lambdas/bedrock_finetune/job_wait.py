@@ -59,29 +59,30 @@ def wait_for_job_to_end(
 ) -> dict[str, Any]:
     """The Wait for the job to end task: keep the token, then wake at once if the job has already
     ended. Returns ``{"waiting": bool, "status": ...}`` (the state's output comes from the wake)."""
-    record = {
+    job_name, job_arn = str(job["jobName"]), str(job["jobArn"])
+    record: dict[str, Any] = {
         "schemaVersion": 1,
         "run": run,
-        "jobName": str(job["jobName"]),
-        "jobArn": str(job["jobArn"]),
+        "jobName": job_name,
+        "jobArn": job_arn,
         "executionArn": execution_arn,
         "executionName": execution_name,
         "since": (now or datetime.now(UTC)).isoformat(),
         "job": dict(job),
         "taskToken": task_token,
     }
-    key = waiting_key(record["jobName"], execution_name)
+    key = waiting_key(job_name, execution_name)
     write_json(s3, bucket, key, record)
     # Written first, looked at second: a job that ends between the two is seen here or by its event.
-    status = describe_job(bedrock, record["jobArn"])
+    status = describe_job(bedrock, job_arn)
     if status["status"] not in JOB_TERMINAL:
         return {"waiting": True, "status": status["status"]}
-    outcome = wake(sfn, s3, bucket, key, record, status)
+    outcome = wake(sfn, s3, bucket, key, record=record, status=status)
     return {"waiting": False, "status": status["status"], "woken": outcome}
 
 
 def wake(
-    sfn: Any, s3: Any, bucket: str, key: str, record: Mapping[str, Any], status: Mapping[str, Any]
+    sfn: Any, s3: Any, bucket: str, key: str, *, record: Mapping[str, Any], status: Mapping[str, Any]
 ) -> str:
     """Send the job's status to the waiting execution and drop its record. Returns ``woken``, or
     ``gone`` when the token could no longer be answered (already woken, timed out, execution ended)."""
@@ -111,19 +112,22 @@ def _records(s3: Any, bucket: str, prefix: str) -> Iterator[tuple[str, dict[str,
 
 
 def _wake_job(
-    s3: Any, bedrock: Any, sfn: Any, bucket: str, job_name: str, records: list[tuple[str, dict[str, Any]]]
+    s3: Any, bedrock: Any, sfn: Any, bucket: str, *, job_name: str, records: list[tuple[str, dict[str, Any]]]
 ) -> list[dict[str, str]]:
     """Wake every record of ``job_name`` if the job has ended (Bedrock's answer decides, not the event)."""
     found = find_job(bedrock, records[0][1]["jobArn"])
     if found is None:
-        status: dict[str, Any] = {"status": "Failed", "failureMessage": "The job no longer exists in Bedrock."}
+        status: dict[str, Any] = {
+            "status": "Failed",
+            "failureMessage": "The job no longer exists in Bedrock.",
+        }
     else:
         status = describe_job(bedrock, records[0][1]["jobArn"])
         if status["status"] not in JOB_TERMINAL:
             return []
     return [
         {"jobName": job_name, "execution": str(record.get("executionName")), "status": str(status["status"]),
-         "outcome": wake(sfn, s3, bucket, key, record, status)}
+         "outcome": wake(sfn, s3, bucket, key, record=record, status=status)}
         for key, record in records
     ]  # fmt: skip
 
@@ -132,7 +136,7 @@ def job_ended(s3: Any, bedrock: Any, sfn: Any, *, bucket: str, job_name: str) ->
     """A job's state-change event: wake the runs waiting on ``job_name``, if it has ended. Returns
     what was done for each waiting run (none: no run of this stack waits on that job)."""
     records = list(_records(s3, bucket, f"{WAITING_PREFIX}{job_name}/"))
-    return _wake_job(s3, bedrock, sfn, bucket, job_name, records) if records else []
+    return _wake_job(s3, bedrock, sfn, bucket, job_name=job_name, records=records) if records else []
 
 
 def check_waiting_jobs(s3: Any, bedrock: Any, sfn: Any, *, bucket: str) -> dict[str, Any]:
@@ -145,5 +149,5 @@ def check_waiting_jobs(s3: Any, bedrock: Any, sfn: Any, *, bucket: str) -> dict[
         by_job.setdefault(str(record["jobName"]), []).append((key, record))
     woken: list[dict[str, str]] = []
     for job_name, records in by_job.items():
-        woken.extend(_wake_job(s3, bedrock, sfn, bucket, job_name, records))
+        woken.extend(_wake_job(s3, bedrock, sfn, bucket, job_name=job_name, records=records))
     return {"waitingJobs": len(by_job), "woken": woken}

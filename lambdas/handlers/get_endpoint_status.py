@@ -24,5 +24,8 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     Output: it, with ``state``, ``status``, ``failureMessage``, ``polls`` and ``waitSeconds``."""
     cap = settings(ServingSettings).endpoint_poll_cap_seconds
     status = endpoint_status(client("bedrock"), event["endpoint"], poll_cap_seconds=cap)
-    logger.info("endpoint status", extra={"status": status["status"], "state": status["state"], "next": status["waitSeconds"]})
+    logger.info(
+        "endpoint status",
+        extra={"status": status["status"], "state": status["state"], "next": status["waitSeconds"]},
+    )
     return status
