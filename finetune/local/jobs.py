@@ -11,6 +11,7 @@ fallback rule (a schedule) then fires at its next tick after the job's end, in e
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class JobTimer:
     def started(self, job: bedrock.EmulatedJob) -> None:
         """A job was created: run it for the scenario's ``job_hours``, then end it."""
         total = self.scenario.job_hours * 3600
+        if not math.isfinite(total):
+            return  # a job that trains on until someone stops it
         steps = [to for _, to in self.scenario.job_transitions]
         at = [total * (i + 1) / len(steps) for i in range(len(steps))]
         delays = [b - a for a, b in zip([0.0, *at], at, strict=False)]

@@ -19,7 +19,8 @@ class Scenario:
     description: str
     #: Status transitions of a customization job, from ``InProgress``, evenly spread over ``job_hours``.
     job_transitions: tuple[tuple[str, str], ...] = (("InProgress", "Completed"),)
-    #: How long a customization job runs, in emulated hours (the run waits for its end, not polling).
+    #: How long a customization job runs, in emulated hours (the run waits for its end, not polling);
+    #: ``math.inf``: it trains on until someone stops it.
     job_hours: float = 0.5
     #: Bedrock's job state-change events are lost (they are best effort): the fallback check, a
     #: schedule, wakes the run at its next tick after the job's end.

@@ -259,7 +259,7 @@ def test_a_throughput_is_ready_only_when_it_serves_the_new_model(
     client, stubber = stubbed
     stubber.add_response("get_provisioned_model_throughput", described)
     endpoint = {**_plan(), "endpointArn": PT_ARN}
-    assert endpoint_status(client, endpoint)["state"] == state
+    assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
 
 
 @pytest.mark.parametrize(
@@ -278,7 +278,7 @@ def test_a_deployment_is_ready_when_active_with_its_update_completed(
     client, stubber = stubbed
     stubber.add_response("get_custom_model_deployment", described)
     endpoint = {**_plan("on_demand"), "endpointArn": DEPLOYMENT_ARN}
-    assert endpoint_status(client, endpoint)["state"] == state
+    assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
 
 
 def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any, Stubber]) -> None:
@@ -288,7 +288,7 @@ def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any
     now = datetime(2030, 1, 1, 1, tzinfo=UTC)
     endpoint = {**_plan(), "endpointArn": PT_ARN, "deadline": (now - timedelta(minutes=1)).isoformat()}
     # When its status is read
-    status = endpoint_status(client, endpoint, now=now)
+    status = endpoint_status(client, endpoint, poll_cap_seconds=300, now=now)
     # Then the loop ends: the endpoint failed, and the message says why
     assert status["state"] == "failed"
     assert "was still Creating" in status["failureMessage"]
