@@ -204,6 +204,11 @@ class EmulatedJob(ManagedState):
         if timer is not None and self.timed:
             timer.status_changed(self)
 
+    def train_on(self) -> None:
+        """Off the job clock, for tests: the job stays InProgress until it is stopped."""
+        self.timed = False
+        self._transitions = [("InProgress", "InProgress")]
+
     def stop(self) -> None:
         """StopModelCustomizationJob: Stopping now, Stopped on the next poll (or, timed, a minute of
         emulated time later)."""

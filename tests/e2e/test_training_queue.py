@@ -63,6 +63,14 @@ def _job_started(deployment: Deployment, run: str) -> bool:
     return any(tags.get("finetune:run") == run for arn, tags in state.tags.items() if arn in state.jobs)
 
 
+def _train_on(deployment: Deployment, run: str) -> None:
+    """Take ``run``'s job off the emulation's job clock: it trains on until stopped (or described)."""
+    state = bedrock.state_for(deployment.account, deployment.region)
+    for arn, job in state.jobs.items():
+        if state.tags.get(arn, {}).get("finetune:run") == run:
+            job.train_on()
+
+
 def _overtaken(history: list[JobRecord], upload_rank: dict[str, int]) -> dict[str, int]:
     """For each run, how many runs uploaded before it started their job after it did."""
     started = {r.run: r.started for r in history}
@@ -106,6 +114,7 @@ def test_runs_beyond_the_job_quota_wait_their_turn_and_none_leaks_a_slot(
         for run, when in aborted.items():
             if when == "training":
                 _until(lambda r=run: _job_started(deployment, r), f"{run}'s job to start")
+                _train_on(deployment, run)
             else:
                 _until(lambda r=run: _entered(cloud, by_run[r], WAITING_STATE), f"{run} to wait")
             sfn.stop_execution(executionArn=by_run[run], cause=f"stopped while {when} (test)")
@@ -168,6 +177,8 @@ def test_a_job_bedrock_refuses_for_its_quota_waits_with_a_notice_instead_of_fail
             trainingDataConfig={"s3Uri": "s3://other-bucket/train.jsonl"},
             outputDataConfig={"s3Uri": "s3://other-bucket/out/"},
         )
+        # (it trains on: the runs must meet it running)
+        bedrock.state_for(deployment.account, deployment.region).job("other-tools-job").train_on()
         # When two runs are uploaded: the queue lets both start (2 slots), Bedrock has room for one
         with cloud.router.held():
             for folder in folders:
