@@ -181,6 +181,8 @@ def test_serve_creates_the_throughput_with_a_deterministic_token_and_the_stack_t
     )
     result = serve_model(client, RUN, _plan(), EXECUTION, settings(commitment="OneMonth"))
     assert (result["endpointArn"], result["done"]) == (PT_ARN, "created")
+    # And the endpoint's loop first waits a minute (Wait for endpoint reads it)
+    assert result["waitSeconds"] == 60
 
 
 def test_serve_puts_the_new_model_behind_the_existing_throughput(stubbed: tuple[Any, Stubber]) -> None:
@@ -292,3 +294,20 @@ def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any
     # Then the loop ends: the endpoint failed, and the message says why
     assert status["state"] == "failed"
     assert "was still Creating" in status["failureMessage"]
+
+
+def test_each_look_at_an_endpoint_says_how_long_to_wait_before_the_next_growing_to_the_cap(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    # Given a throughput that stays Creating, looked at again and again (each look's output is the
+    # next look's input, as the state machine passes $.endpoint)
+    client, stubber = stubbed
+    endpoint: dict[str, Any] = {**_plan(), "endpointArn": PT_ARN}
+    waits = []
+    for _ in range(5):
+        stubber.add_response("get_provisioned_model_throughput", _pt("Creating", model=NEW_MODEL))
+        endpoint = endpoint_status(client, endpoint, poll_cap_seconds=300)
+        waits.append(endpoint["waitSeconds"])
+    # Then the waits after the first minute (Serve model's) double up to throughput_poll_seconds
+    assert waits == [120, 240, 300, 300, 300]
+    assert endpoint["polls"] == 5
