@@ -236,7 +236,7 @@ def render_status(doc: Mapping[str, Any]) -> list[str]:
         if job["status"]:
             state = f"{job['status']} (as the pipeline last read it, at {job['read_at'][11:19]})"
         else:
-            state = "started (not polled yet)"
+            state = "started (the run waits for it to end)"
         lines.append(f"  job         {state}  {job['arn']}")
     training = doc.get("training")
     if training:

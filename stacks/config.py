@@ -23,9 +23,10 @@ from bedrock_finetune.catalog import (
     check_hyperparameters,
     resolve_model,
 )
+from bedrock_finetune.endpoint_wait import polls_within
 from bedrock_finetune.pricing import PriceError, PriceOverrides, parse_price_overrides
 from bedrock_finetune.quality_gate import QualityGate
-from bedrock_finetune.quota_wait import cap_for, extra_history_events, longest_queue_wait
+from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND, cap_for, longest_queue_wait, schedule
 
 Commitment = Literal["OneMonth", "SixMonths"]
 #: How a line's model is served: a custom model deployment (per token), Provisioned Throughput
@@ -159,9 +160,10 @@ EXECUTION_MARGIN_HOURS = 2
 #: Step Functions fails a Standard execution whose history reaches 25,000 events ("Maximum execution
 #: history size", https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
 HISTORY_EVENT_LIMIT = 25_000
-#: What the two polling loops may use at most. The other 5,000 are for the rest of the run (about 45
-#: events, see :func:`polling_history_events`) and for retries (3 events each: TaskFailed,
-#: TaskScheduled, TaskStarted).
+#: What the waiting loops may use at most (the endpoint's polls, the waits for a training slot or a
+#: quota). The other 5,000 are for the rest of the run (about 70 events, see
+#: :func:`polling_history_events`) and for retries (3 events each: TaskFailed, TaskScheduled,
+#: TaskStarted).
 POLLING_EVENT_BUDGET = 20_000
 #: History events one visit of a state adds, by state type
 #: (https://docs.aws.amazon.com/step-functions/latest/apireference/API_HistoryEvent.html).
@@ -171,38 +173,32 @@ EVENTS_PER_STATE: Mapping[str, int] = {
     "Choice": 2,  # ChoiceStateEntered, ChoiceStateExited
     "Pass": 2,  # PassStateEntered, PassStateExited
 }
-#: One poll of either loop: Wait -> Lambda task -> Choice.
+#: One poll of the endpoint loop: Wait -> Lambda task -> Choice.
 EVENTS_PER_POLL = EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
+#: Waiting for the customization job, whatever its length: "Wait for the job to end" (a task token,
+#: answered once, when the job has ended) -> "Job status?".
+JOB_WAIT_EVENTS = EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
 
 
-def polling_history_events(
-    *,
-    job_poll_seconds: int,
-    throughput_poll_seconds: int,
-    max_job_hours: int,
-    approval_timeout_hours: int = 0,
-    endpoint_wait_hours: int = 6,
-) -> int:
-    """The most history events the polling loops can add to one execution.
+def polling_history_events(*, throughput_poll_seconds: int, endpoint_wait_hours: int = 6) -> int:
+    """The most history events waiting for the job and polling the endpoint add to one execution.
 
-    One poll is 9 events, the same in both loops::
+    The job is not polled: "Wait for the job to end" waits on a task token that the job's end answers
+    once (``JOB_WAIT_EVENTS`` = 7 events, for a job of a minute or of ``max_job_hours``). The endpoint
+    is polled, 9 events a look::
 
-        Wait for job             WaitStateEntered, WaitStateExited                   2
-        Get customization job    TaskStateEntered, TaskScheduled, TaskStarted,
+        Wait for endpoint        WaitStateEntered, WaitStateExited                   2
+        Get endpoint status      TaskStateEntered, TaskScheduled, TaskStarted,
                                  TaskSucceeded, TaskStateExited                      5
-        Job status?              ChoiceStateEntered, ChoiceStateExited               2
-                                                                                     9
-        (Wait for endpoint -> Get endpoint status -> Endpoint ready?: also 9)
+        Endpoint ready?          ChoiceStateEntered, ChoiceStateExited               2
 
-    Each poll first waits its interval, so T seconds hold at most ceil(T / interval) polls. Nothing
-    but the execution timeout T = (max_job_hours + approval_timeout_hours + 2) h ends the job loop
-    (a job that overruns max_job_hours), so it may take all of T; the endpoint loop ends by itself
-    after ``endpoint_wait_hours`` (Get endpoint status reports the endpoint failed then)::
+    with waits of 1, 2, 4... minutes up to ``throughput_poll_seconds``, until the endpoint is ready or
+    ``endpoint_wait_hours`` have passed (Get endpoint status then reports it failed)::
 
-        events = 9 * ceil(T / job_poll_seconds) + 9 * ceil(endpoint_wait_hours / throughput_poll_seconds)
+        events = 7 + 9 * endpoint_wait.polls_within(endpoint_wait_hours, throughput_poll_seconds)
 
-    Defaults: T = 72 + 72 + 2 = 146 h at 600 s (7,884 events) and 6 h at 120 s (1,620): 9,504.
-    ``job_poll_seconds=60`` with the same T: 78,840, far over the limit.
+    Defaults: 6 h with waits up to 300 s: 74 looks, 673 events. 48 h at 30 s: 5,760 looks (51,847
+    events), over the budget.
 
     The rest of a run adds about 70 events (execution started and ended; Identify run, Join the
     training queue, Let uploads settle, Validate dataset, Take a training slot, Training slot taken?,
@@ -212,50 +208,37 @@ def polling_history_events(
     :data:`POLLING_EVENT_BUDGET` leaves room for; the waits for a training slot are counted by
     :func:`waiting_history_events`.
     """
-    timeout_seconds = (max_job_hours + approval_timeout_hours + EXECUTION_MARGIN_HOURS) * 3600
-    job_polls = math.ceil(timeout_seconds / job_poll_seconds)
-    endpoint_polls = math.ceil(endpoint_wait_hours * 3600 / throughput_poll_seconds)
-    return EVENTS_PER_POLL * (job_polls + endpoint_polls)
+    return JOB_WAIT_EVENTS + EVENTS_PER_POLL * polls_within(
+        endpoint_wait_hours * 3600, throughput_poll_seconds
+    )
 
 
-def _check_history_limit(
-    *,
-    job_poll_seconds: int,
-    throughput_poll_seconds: int,
-    max_job_hours: int,
-    approval_timeout_hours: int = 0,
-    endpoint_wait_hours: int = 6,
-) -> None:
-    """Reject poll intervals and durations whose polling could outgrow the execution history."""
+def _check_history_limit(*, throughput_poll_seconds: int, endpoint_wait_hours: int = 6) -> None:
+    """Reject an endpoint poll cap and deadline whose polling could outgrow the execution history."""
     events = polling_history_events(
-        job_poll_seconds=job_poll_seconds,
-        throughput_poll_seconds=throughput_poll_seconds,
-        max_job_hours=max_job_hours,
-        approval_timeout_hours=approval_timeout_hours,
-        endpoint_wait_hours=endpoint_wait_hours,
+        throughput_poll_seconds=throughput_poll_seconds, endpoint_wait_hours=endpoint_wait_hours
     )
     if events <= POLLING_EVENT_BUDGET:
         return
-    endpoint_events = EVENTS_PER_POLL * math.ceil(endpoint_wait_hours * 3600 / throughput_poll_seconds)
-    job_budget_polls = max(1, (POLLING_EVENT_BUDGET - endpoint_events) // EVENTS_PER_POLL)
-    timeout_hours = max_job_hours + approval_timeout_hours + EXECUTION_MARGIN_HOURS
-    smallest_interval = math.ceil(timeout_hours * 3600 / job_budget_polls)
-    largest_hours = (
-        job_budget_polls * job_poll_seconds // 3600 - approval_timeout_hours - EXECUTION_MARGIN_HOURS
+    smallest = next(
+        cap
+        for cap in range(throughput_poll_seconds, 3601)
+        if polling_history_events(throughput_poll_seconds=cap, endpoint_wait_hours=endpoint_wait_hours)
+        <= POLLING_EVENT_BUDGET
     )
-    waits = f"max_job_hours = {max_job_hours}"
-    if approval_timeout_hours:
-        waits += f" and approval_timeout_hours = {approval_timeout_hours}"
     raise ConfigError(
-        f"job_poll_seconds = {job_poll_seconds} with {waits}: polling the job every {job_poll_seconds} s "
-        f"for up to the {timeout_hours} h execution timeout, and the endpoint every "
-        f"{throughput_poll_seconds} s (throughput_poll_seconds) for up to endpoint_wait_hours = "
-        f"{endpoint_wait_hours}, adds up to {events:,} history events, over the {POLLING_EVENT_BUDGET:,} "
-        f"the pipeline allows for polling (Step Functions fails an execution at {HISTORY_EVENT_LIMIT:,}). "
-        f"With these waits, the smallest allowed job_poll_seconds is {smallest_interval}; with "
-        f"job_poll_seconds = {job_poll_seconds}, the largest allowed max_job_hours is "
-        f"{max(largest_hours, 0)}."
+        f"throughput_poll_seconds = {throughput_poll_seconds} with endpoint_wait_hours = "
+        f"{endpoint_wait_hours}: looking at the endpoint after 1, 2, 4... minutes, then every "
+        f"{throughput_poll_seconds} s, for up to {endpoint_wait_hours} h adds up to {events:,} history "
+        f"events, over the {POLLING_EVENT_BUDGET:,} the pipeline allows for waiting (Step Functions fails "
+        f"an execution at {HISTORY_EVENT_LIMIT:,}). With endpoint_wait_hours = {endpoint_wait_hours}, the "
+        f"smallest allowed throughput_poll_seconds is {smallest}."
     )
+
+
+def _waiting_rounds(limit_seconds: int, cap: int) -> int:
+    """The most rounds a quota or slot wait of up to ``limit_seconds`` takes (quota_wait's schedule)."""
+    return sum(1 for _ in schedule(limit_seconds, cap))
 
 
 def waiting_history_events(
@@ -272,42 +255,27 @@ def waiting_history_events(
     for a quota also "Start customization job" (Task, 5): at most 14 events a round, the waits
     following quota_wait's schedule (2, 4, 8 minutes..., then every max(10 min, job_poll_seconds)) for
     up to ``max_queue_hours``. A deployment that waits for its quota (``max_deployment_wait_hours``,
-    None under the fail policy) loops the same way. The waits are part of the execution timeout T,
-    time in which the run does not poll its job; :func:`polling_history_events` lets the job loop
-    (every ``job_poll_seconds``) take all of T and bounds the endpoint loop by its own
-    ``endpoint_wait_hours``, so a wait adds only what it uses beyond job polling in the same time
-    (quota_wait.extra_history_events with ``job_poll_seconds``). Defaults: 743 events for a 24 h wait
-    (a 600 s round costs 14 events where a 600 s job poll costs 9; the first, shorter waits cost more).
+    None under the fail policy) loops the same way, its waits capped by max(10 min,
+    throughput_poll_seconds). Nothing else polls meanwhile (the job is waited for with a task token),
+    so every round counts. Defaults: a 24 h queue wait takes at most 145 rounds, 2,030 events.
     """
-    events = extra_history_events(
-        limit_seconds=max_queue_hours * 3600, cap=cap_for(job_poll_seconds), poll_seconds=job_poll_seconds,
-        events_per_poll=EVENTS_PER_POLL,
-    )  # fmt: skip
+    rounds = _waiting_rounds(max_queue_hours * 3600, cap_for(job_poll_seconds))
     if max_deployment_wait_hours:
-        events += extra_history_events(
-            limit_seconds=max_deployment_wait_hours * 3600, cap=cap_for(throughput_poll_seconds),
-            poll_seconds=job_poll_seconds, events_per_poll=EVENTS_PER_POLL,
-        )  # fmt: skip
-    return events
+        rounds += _waiting_rounds(max_deployment_wait_hours * 3600, cap_for(throughput_poll_seconds))
+    return EVENTS_PER_WAIT_ROUND * rounds
 
 
 def _check_waiting_history(
     *,
     job_poll_seconds: int,
     throughput_poll_seconds: int,
-    max_job_hours: int,
     max_queue_hours: int,
     max_deployment_wait_hours: int | None,
-    approval_timeout_hours: int = 0,
     endpoint_wait_hours: int = 6,
 ) -> None:
     """Reject waits for a slot or a quota that, with the polling, could outgrow the execution history."""
     polling = polling_history_events(
-        job_poll_seconds=job_poll_seconds,
-        throughput_poll_seconds=throughput_poll_seconds,
-        max_job_hours=max_job_hours,
-        approval_timeout_hours=approval_timeout_hours,
-        endpoint_wait_hours=endpoint_wait_hours,
+        throughput_poll_seconds=throughput_poll_seconds, endpoint_wait_hours=endpoint_wait_hours
     )
     waiting = waiting_history_events(
         job_poll_seconds=job_poll_seconds,
@@ -392,8 +360,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Hours to wait for an endpoint to be ready (Provisioned Throughput InService, deployment "
         "Active) before the run fails (1-48).",
     ),
-    "job_poll_seconds": (600, "Seconds between customization job status checks (60-3600)."),
-    "throughput_poll_seconds": (120, "Seconds between Provisioned Throughput status checks (30-3600)."),
+    "job_poll_seconds": (
+        600,
+        "Seconds between the fallback checks of the jobs runs wait for (60-3600, whole minutes): a job's "
+        "end event wakes its run within a minute; this bounds how late a lost event is noticed. Also the "
+        "training queue's longest wait between checks (at least 600).",
+    ),
+    "throughput_poll_seconds": (
+        300,
+        "Longest wait between two looks at an endpoint (Provisioned Throughput, deployment) while it "
+        "gets ready (30-3600): the waits start at 60 s and double up to it.",
+    ),
     "settle_seconds": (60, "Seconds to wait after train.jsonl lands before reading the run folder (0-900)."),
     "cleanup_retry_seconds": (
         300,
@@ -406,8 +383,9 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "max_job_hours": (
         72,
-        "Maximum customization job duration in hours (1-720); sets the execution timeout. With the poll "
-        "intervals, limited by the 25,000-event execution history (see polling_history_events).",
+        "Maximum customization job duration in hours (1-720): the timeout of Wait for the job to end, "
+        "and part of the execution timeout. Waiting for the job adds the same 7 history events however "
+        "long it runs (see polling_history_events).",
     ),
     "max_concurrent_jobs": (
         None,
@@ -608,11 +586,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
         cleanup_max_hours=r.integer("cleanup_max_hours", 1, 24),
     )
     _check_history_limit(
-        job_poll_seconds=job_poll_seconds,
-        throughput_poll_seconds=throughput_poll_seconds,
-        max_job_hours=max_job_hours,
-        approval_timeout_hours=approval_hours,
-        endpoint_wait_hours=endpoint_wait_hours,
+        throughput_poll_seconds=throughput_poll_seconds, endpoint_wait_hours=endpoint_wait_hours
     )
     max_concurrent_jobs = r.optional_integer("max_concurrent_jobs", 1, 100)
     max_queue_hours = r.integer("max_queue_hours", 1, 720)
@@ -633,10 +607,8 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
     _check_waiting_history(
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
-        max_job_hours=max_job_hours,
         max_queue_hours=max_queue_hours,
         max_deployment_wait_hours=max_deployment_wait_hours if deployment_quota_policy == "wait" else None,
-        approval_timeout_hours=approval_hours,
         endpoint_wait_hours=endpoint_wait_hours,
     )
 

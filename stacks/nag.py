@@ -39,7 +39,10 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
     "bedrock:ListCustomModelDeployments": "Teardown finds the stack's deployments (filtered by tag in code)",
     "servicequotas:ListServiceQuotas": "Preflight reads the Bedrock model-units quota (read-only)",
     "servicequotas:ListAWSDefaultServiceQuotas": "Preflight reads the Bedrock model-units quota default",
-    "states:SendTaskSuccess": APPROVAL_ANSWER_REASON,
+    "states:SendTaskSuccess": (
+        f"{APPROVAL_ANSWER_REASON} JobEnded and Wait for the job to end also wake a run waiting on its "
+        "job with it: that token is readable only from reports/_waiting/ in the dataset bucket."
+    ),
     "states:SendTaskFailure": APPROVAL_ANSWER_REASON,
 }
 

@@ -27,8 +27,8 @@ from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
     CollectTrainingResults,
-    GetCustomizationJob,
     GetEndpointStatus,
+    JobEnded,
     LineRecords,
     Notify,
     PlanServing,
@@ -40,6 +40,7 @@ from stacks.tasks import (
     TrainingQueue,
     TrainingQueueTable,
     ValidateDataset,
+    WaitForJobToEnd,
 )
 from stacks.trigger import UploadTrigger, dead_letter_queue
 from stacks.workflow import FineTuningWorkflow, WorkflowFunctions, WorkflowTiming
@@ -90,10 +91,11 @@ class FineTuningPipelineStack(Stack):
         data.protect_frozen(reader=service_role.role, writer=validate.role)
         lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
         ServingInventory(self, ctx=ctx, dead_letters=dead_letters)
+        JobEnded(self, ctx=ctx, dead_letters=dead_letters)
         functions = WorkflowFunctions(
             validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,
-            get_customization_job=GetCustomizationJob(self, ctx=ctx).function,
+            wait_for_job_to_end=WaitForJobToEnd(self, ctx=ctx).function,
             collect_training_results=CollectTrainingResults(self, ctx=ctx).function,
             plan_serving=PlanServing(self, ctx=ctx).function,
             request_approval=RequestApproval(self, ctx=ctx, topic=notifications.topic).function,
@@ -122,8 +124,7 @@ class FineTuningPipelineStack(Stack):
             functions=functions,
             timing=WorkflowTiming(
                 settle_seconds=config.settle_seconds,
-                job_poll_seconds=config.job_poll_seconds,
-                throughput_poll_seconds=config.throughput_poll_seconds,
+                max_job_hours=config.max_job_hours,
                 cleanup_retry_seconds=config.cleanup_retry_seconds,
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
                 approval_timeout=Duration.hours(config.approval_timeout_hours),

@@ -2,9 +2,10 @@
 
 Happy path: Identify run -> Join the training queue -> Let uploads settle -> Validate dataset ->
 (Take a training slot -> Waiting for a training slot)* -> Start customization job ->
-(Wait for job -> Get customization job)* -> Release training slot -> Collect training results ->
-Quality gate met? -> Plan serving -> Approval needed? -> [Request approval] -> Serve model ->
-(Wait for endpoint -> Get endpoint status)* -> Record served version -> Notify success ->
+Wait for the job to end (a task token the job's end wakes, no polling) -> Job status? -> Release
+training slot -> Collect training results -> Quality gate met? -> Plan serving -> Approval needed? ->
+[Request approval] -> Serve model -> (Wait for endpoint -> Get endpoint status)*, waits growing from a
+minute -> Record served version -> Notify success ->
 Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
 Notify success -> Model trained.
 
@@ -55,7 +56,7 @@ class WorkflowFunctions:
 
     validate_dataset: lambda_.IFunction
     start_customization_job: lambda_.IFunction
-    get_customization_job: lambda_.IFunction
+    wait_for_job_to_end: lambda_.IFunction
     collect_training_results: lambda_.IFunction
     plan_serving: lambda_.IFunction
     request_approval: lambda_.IFunction
@@ -75,8 +76,8 @@ class WorkflowTiming:
     """Waits and limits, from configuration."""
 
     settle_seconds: int
-    job_poll_seconds: int
-    throughput_poll_seconds: int
+    #: The longest a job may run: the timeout of Wait for the job to end.
+    max_job_hours: int
     cleanup_retry_seconds: int
     execution_timeout: Duration
     approval_timeout: Duration
@@ -264,14 +265,25 @@ class FineTuningWorkflow(Construct):
             result_path="$.job",
             catches=(queue.on_bedrock_quota(),),
         )
-        wait_for_job = sfn.Wait(
-            self, "Wait for job", time=sfn.WaitTime.duration(Duration.seconds(timing.job_poll_seconds))
-        )
-        get_job = pipeline_task(
-            "Get customization job",
-            functions.get_customization_job,
-            {"job": sfn.JsonPath.object_at("$.job")},
+        # The job's end (its state-change event, or the fallback check) answers the token with the job's
+        # status; a job that overruns max_job_hours times the state out into the failure chain.
+        wait_for_job = tasks.LambdaInvoke(
+            self,
+            "Wait for the job to end",
+            lambda_function=functions.wait_for_job_to_end,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=_with_execution(
+                {"job": sfn.JsonPath.object_at("$.job"), "taskToken": sfn.JsonPath.task_token}
+            ),
+            retry_on_service_exceptions=False,
             result_path="$.job",
+            task_timeout=sfn.Timeout.duration(Duration.hours(timing.max_job_hours)),
+        )
+        with_standard_retries(wait_for_job)
+        wait_for_job.add_catch(
+            record_failure("Wait for the job to end").next(failure_chain),
+            errors=["States.ALL"],
+            result_path="$.caught",
         )
         collect = pipeline_task(
             "Collect training results",
@@ -362,7 +374,7 @@ class FineTuningWorkflow(Construct):
             )
         )
 
-        wait_for_job.next(get_job).next(
+        wait_for_job.next(
             self._job_status(queue.release_then(collect), wait_for_job, status_failure, failure_chain)
         )
         collect.next(quality_gate)
@@ -455,7 +467,7 @@ class FineTuningWorkflow(Construct):
         failure_chain: sfn.IChainable,
     ) -> sfn.Choice:
         """Job status?: Completed -> ``collect`` (Release training slot first); Failed or Stopped -> the
-        failure chain; else wait again."""
+        failure chain; else wait again (only a terminal status wakes the wait, so this is a safeguard)."""
         return (
             sfn.Choice(self, "Job status?")
             .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)
@@ -577,11 +589,9 @@ class FineTuningWorkflow(Construct):
             errors=["States.ALL"],
             result_path="$.caught",
         )
-        wait = sfn.Wait(
-            self,
-            "Wait for endpoint",
-            time=sfn.WaitTime.duration(Duration.seconds(timing.throughput_poll_seconds)),
-        )
+        # Serve model and Get endpoint status say how long to wait next: 1, 2, 4... minutes, up to
+        # throughput_poll_seconds (Bedrock sends no event when an endpoint is ready).
+        wait = sfn.Wait(self, "Wait for endpoint", time=sfn.WaitTime.seconds_path("$.endpoint.waitSeconds"))
         get_status = pipeline_task(
             "Get endpoint status",
             functions.get_endpoint_status,

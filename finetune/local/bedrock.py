@@ -93,6 +93,10 @@ class _Settings:
     scenario: Scenario = field(default_factory=lambda: SCENARIOS["ok"])
     throttles_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The emulation's job clock (``finetune.local.jobs.JobTimer``) while installed: jobs then run for
+    #: the scenario's ``job_hours`` of emulated time, whoever describes them, and each status change
+    #: is reported to it (it sends Bedrock's state-change event). None: a job advances per describe.
+    job_timer: Any = None
 
 
 _settings = _Settings()
@@ -165,6 +169,8 @@ class EmulatedJob(ManagedState):
         self.validation_loss: float | None = None
         self._finished = False
         self._reported = "InProgress"
+        #: Whether a job timer runs this job (its status then changes with emulated time only).
+        self.timed = False
 
     @property
     def reported_status(self) -> str:
@@ -177,23 +183,43 @@ class EmulatedJob(ManagedState):
         return self._finished
 
     def describe(self, backend_state: BedrockState) -> dict[str, Any]:
-        """GetModelCustomizationJob: advance the status by one poll and report it."""
-        self.advance()
-        status = self.status or "InProgress"
-        if status != self._reported:
-            self._reported = status
-            self.last_modified_time = _now()
-        if status in ("Completed", "Failed", "Stopped") and not self._finished:
-            self._finish(status, backend_state)
+        """GetModelCustomizationJob: report the status (untimed: advance it by one poll first)."""
+        if not self.timed or self._reported == "Stopping":
+            self.advance()
+            self.set_status(self.status or "InProgress", backend_state)
         return self.to_dict()
 
+    def set_status(self, status: str, backend_state: BedrockState) -> None:
+        """Move to ``status`` (by a describe, or by the job timer when its time comes); an ended job
+        keeps its end status."""
+        with _settings.lock:
+            if self._finished or status == self._reported:
+                return
+            self._reported = status
+            self.status = status
+            self.last_modified_time = _now()
+            if status in ("Completed", "Failed", "Stopped"):
+                self._finish(status, backend_state)
+        timer = _settings.job_timer
+        if timer is not None and self.timed:
+            timer.status_changed(self)
+
+    def train_on(self) -> None:
+        """Off the job clock, for tests: the job stays InProgress until it is stopped."""
+        self.timed = False
+        self._transitions = [("InProgress", "InProgress")]
+
     def stop(self) -> None:
-        """StopModelCustomizationJob: Stopping now, Stopped on the next poll."""
+        """StopModelCustomizationJob: Stopping now, Stopped on the next poll (or, timed, a minute of
+        emulated time later)."""
         self._transitions = [("Stopping", "Stopped")]
         self.status = "Stopping"
         self._reported = "Stopping"
         self._tick = max(self._tick, 10**6)  # the next describe moves on to Stopped
         self.last_modified_time = _now()
+        timer = _settings.job_timer
+        if timer is not None and self.timed:
+            timer.stopping(self)
 
     def _finish(self, status: str, backend_state: BedrockState) -> None:
         self._finished = True
@@ -628,6 +654,9 @@ def create_model_customization_job(self: BedrockResponse) -> Any:
     job = EmulatedJob(p, account, region, _settings.scenario)
     state.jobs[job.job_arn] = job
     state.tags[job.job_arn] = tags
+    if _settings.job_timer is not None:
+        job.timed = True
+        _settings.job_timer.started(job)
     return _json(201, {"jobArn": job.job_arn})
 
 
@@ -912,6 +941,52 @@ OPERATIONS = {
         tag_resource,
     )
 }
+
+
+@contextlib.contextmanager
+def timed_jobs(timer: Any) -> Iterator[None]:
+    """Jobs created meanwhile run on ``timer`` (``finetune.local.jobs.JobTimer``): their status changes
+    with emulated time, and each change is reported to it."""
+    _settings.job_timer = timer
+    try:
+        yield
+    finally:
+        _settings.job_timer = None
+
+
+def job_state_change_event(job: EmulatedJob) -> dict[str, Any]:
+    """Bedrock's "Model Customization Job State Change" event for ``job``'s current status (shape and
+    fields from the sample in the Bedrock user guide, "How EventBridge for Amazon Bedrock works")."""
+    detail: dict[str, Any] = {
+        "version": "0.0",
+        "jobName": job.params["jobName"],
+        "jobArn": job.job_arn,
+        "outputModelName": job.params["customModelName"],
+        "outputModelArn": job.model_arn,
+        "roleArn": job.params["roleArn"],
+        "jobStatus": job.reported_status,
+        "creationTime": _iso(job.creation_time),
+        "lastModifiedTime": _iso(job.last_modified_time),
+        "baseModelArn": f"arn:aws:bedrock:{job.region}::foundation-model/{job.base_model_id}",
+        "hyperParameters": job.hyperparameters,
+        "trainingDataConfig": job.params["trainingDataConfig"],
+        "outputDataConfig": job.params["outputDataConfig"],
+    }
+    if job.failure_message:
+        detail["failureMessage"] = job.failure_message
+    if job.end_time:
+        detail["endTime"] = _iso(job.end_time)
+    return {
+        "version": "0",
+        "id": _resource_id("event", job.job_arn, job.reported_status),
+        "detail-type": "Model Customization Job State Change",
+        "source": "aws.bedrock",
+        "account": job.account,
+        "time": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": job.region,
+        "resources": [job.job_arn],
+        "detail": detail,
+    }
 
 
 @contextlib.contextmanager

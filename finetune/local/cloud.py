@@ -60,6 +60,7 @@ from finetune.local import runtime as bedrock_runtime
 from finetune.local.clients import reused_clients
 from finetune.local.events import EventRouter
 from finetune.local.gate import WaitGate
+from finetune.local.jobs import JobTimer
 from finetune.local.lambda_runtime import Invocation, LambdaRuntime
 from finetune.local.provider import RUN_BY_PROVIDER, CustomResource, ProviderFramework, ProviderResponse
 from finetune.local.quotas import preflight_answers
@@ -215,8 +216,11 @@ def template_for_moto(
 
 @contextlib.contextmanager
 def _stops_stay_stopped() -> Iterator[None]:
-    """An error recorded after StopExecution does not turn the stopped execution into a failed one."""
+    """An error recorded after StopExecution does not turn the stopped execution into a failed one;
+    and StopExecution ends a task waiting for a task token at once, as on AWS (moto's interpreter
+    would keep the execution running until the token is answered or times out)."""
     original = Environment.set_error
+    original_stop = Environment.set_stop
 
     def set_error(self: Environment, error: Any) -> None:
         with self._state_mutex:
@@ -224,7 +228,16 @@ def _stops_stay_stopped() -> Iterator[None]:
                 return
             original(self, error)
 
-    with mock.patch.object(Environment, "set_error", set_error):
+    def set_stop(self: Environment, stop_date: Any, cause: str | None, error: str | None) -> None:
+        original_stop(self, stop_date=stop_date, cause=cause, error=error)
+        pool = getattr(self, "callback_pool_manager", None)
+        for endpoint in list(getattr(pool, "_pool", {}).values()):
+            endpoint.interrupt_all()
+
+    with (
+        mock.patch.object(Environment, "set_error", set_error),
+        mock.patch.object(Environment, "set_stop", set_stop),
+    ):
         yield
 
 
@@ -282,6 +295,7 @@ class LocalCloud:
         extra_env = {"AWS_ENDPOINT_URL": endpoint_url} if endpoint_url else {}
         self.runtime = LambdaRuntime(synth.assets, synth.region, extra_env=extra_env)
         self.router = EventRouter()
+        self.jobs = JobTimer(self.clock, self.router, scenario)
         self.publish_failures = PublishFailures(scenario)
         self.provider = ProviderFramework(
             account=synth.account,
@@ -320,6 +334,8 @@ class LocalCloud:
             reused_clients(),
             self.publish_failures.installed(),
             _stops_stay_stopped(),
+            bedrock.timed_jobs(self.jobs),
+            contextlib.closing(self.jobs),
         ):
             yield self
 

@@ -221,6 +221,17 @@ class EventRouter:
                     self.errors.append(message)
                     print(f"[local] event delivery failed: {message}", file=sys.stderr)
 
+    def fire_rule(self, account: str, region: str, rule: Any, event: dict[str, Any]) -> None:
+        """Deliver ``event`` to ``rule``'s targets, as a schedule rule does when its time comes."""
+        self.events.append(copy.deepcopy(event))
+        for target in list(rule.targets):
+            try:
+                self._deliver(account, region, rule, target, event)
+            except Exception as exc:
+                message = f"rule {rule.name} -> {target['Arn']}: {type(exc).__name__}: {exc}"
+                self.errors.append(message)
+                print(f"[local] event delivery failed: {message}", file=sys.stderr)
+
     def execution_ended(self, execution: Any) -> None:
         """Send the status-change event of ``execution``, which has just ended, through the rules."""
         if not self.send_execution_events:

@@ -42,7 +42,10 @@ from finetune.local.timing import DEFAULT_SCALE, Clock
 MAX_RUN_SECONDS = 120.0
 #: How long (real time) the runner waits, after the execution ended, for what its end set off.
 SETTLE_SECONDS = 60.0
-_POLL_STATES = {"Get customization job": "job", "Get endpoint status": "endpoint"}
+#: The states whose output reports a status: the job's when its end wakes the run, the endpoint's at
+#: each look.
+_POLL_STATES = {"Wait for the job to end": "job", "Get endpoint status": "endpoint"}
+WAIT_FOR_JOB_STATE = "Wait for the job to end"
 APPROVAL_STATE = "Request approval"
 SETTLE_STATE = "Let uploads settle"
 
@@ -92,6 +95,8 @@ class LocalRun:
     delivery_errors: list[str] = field(default_factory=list)
     #: What the scenario's user did during the run, in order.
     actions: list[str] = field(default_factory=list)
+    #: How the run's wait for its job ended (``job_wait_summary``), or None if it never waited.
+    job_wait: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -202,7 +207,14 @@ class UserActions:
         scenario = self.cloud.scenario
         if scenario.abort_at_poll and not any(a.startswith("StopExecution") for a in self.done):
             kind, status = scenario.abort_at_poll
-            if status in follower.polls.get(kind, []):
+            if kind == "job" and follower.states[-1:] == [WAIT_FOR_JOB_STATE] and not follower.polls["job"]:
+                # The job is not polled: stop while the run waits for it to end.
+                self.cloud.client("stepfunctions").stop_execution(
+                    executionArn=execution_arn,
+                    cause=f"stopped by the user (scenario {scenario.name}) while the job was {status}",
+                )
+                self._did(f"StopExecution while waiting for the job to end (job {status})")
+            elif status in follower.polls.get(kind, []):
                 self.cloud.client("stepfunctions").stop_execution(
                     executionArn=execution_arn,
                     cause=f"stopped by the user (scenario {scenario.name}) while the {kind} was {status}",
@@ -304,6 +316,32 @@ def follow(
     finally:
         if gate:
             gate.open()
+
+
+def job_wait_summary(cloud: LocalCloud, events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """When the run's job ended and when its run woke, in emulated seconds, and what woke it: the
+    job's state-change event (rule OnJobStateChange), the fallback check (rule FallbackCheck), or the
+    wait task itself (the job had ended before it looked)."""
+    woke_at = None
+    job_arn = None
+    for event in events:
+        details = event.get("stateExitedEventDetails") or {}
+        if event["type"] == "TaskStateExited" and details.get("name") == WAIT_FOR_JOB_STATE:
+            woke_at = cloud.clock.aws_time_at(event["timestamp"].timestamp())
+            job_arn = (json.loads(details.get("output") or "{}").get("job") or {}).get("jobArn")
+    if woke_at is None:
+        return None
+    ended = cloud.jobs.ended.get(str(job_arn))
+    deliveries = list(cloud.router.deliveries)
+    by_event = any("OnJobStateChange" in d.rule and str(job_arn) in json.dumps(d.input) for d in deliveries)
+    by_check = any("FallbackCheck" in d.rule for d in deliveries)
+    woken_by = "job state-change event" if by_event else "fallback check" if by_check else WAIT_FOR_JOB_STATE
+    return {
+        "job_ended_aws_seconds": ended,
+        "run_woke_aws_seconds": woke_at,
+        "noticed_after_seconds": None if ended is None else max(0.0, woke_at - ended),
+        "woken_by": woken_by,
+    }
 
 
 def _read_json(cloud: LocalCloud, bucket: str, key: str) -> dict[str, Any] | None:
@@ -496,6 +534,7 @@ def follow_delivery(
         ],
         delivery_errors=list(cloud.router.errors),
         actions=list(actions.done),
+        job_wait=job_wait_summary(cloud, events),
     )
 
 

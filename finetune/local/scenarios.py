@@ -17,11 +17,18 @@ class Scenario:
 
     name: str
     description: str
-    #: Status transitions of a customization job, from ``InProgress``.
+    #: Status transitions of a customization job, from ``InProgress``, evenly spread over ``job_hours``.
     job_transitions: tuple[tuple[str, str], ...] = (("InProgress", "Completed"),)
+    #: How long a customization job runs, in emulated hours (the run waits for its end, not polling);
+    #: ``math.inf``: it trains on until someone stops it.
+    job_hours: float = 0.5
+    #: Bedrock's job state-change events are lost (they are best effort): the fallback check, a
+    #: schedule, wakes the run at its next tick after the job's end.
+    job_event_lost: bool = False
     #: Status transitions of a Provisioned Throughput, from ``Creating``.
     throughput_transitions: tuple[tuple[str, str], ...] = (("Creating", "InService"),)
-    #: How many GetModelCustomizationJob / GetProvisionedModelThroughput calls each status lasts.
+    #: How many GetProvisionedModelThroughput / GetCustomModelDeployment calls each status lasts (and
+    #: GetModelCustomizationJob calls, where no job timer runs the jobs: the emulation's unit tests).
     polls_per_status: int = 3
     #: The same for a Provisioned Throughput only, when it differs (``None``: ``polls_per_status``).
     throughput_polls_per_status: int | None = None
@@ -35,7 +42,8 @@ class Scenario:
     #: call get its error), in order: (error code, message, HTTP status).
     publish_errors: tuple[tuple[str, str, int], ...] = ()
     #: What the user does: stop the execution (StopExecution) at the first poll of this kind
-    #: (``"job"`` or ``"throughput"``) that answers this status.
+    #: (``"throughput"``) that answers this status; ``("job", "InProgress")``: while the run waits for
+    #: its job to end.
     abort_at_poll: tuple[str, str] | None = None
     #: What the user does: upload a second version of ``train.jsonl`` (its records in reverse
     #: order: different bytes, as valid as the first) while the run waits in "Let uploads settle".
@@ -175,10 +183,32 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "quota-2",
             "The account may run 2 customization jobs at once (its Service Quotas value, which the "
-            "preflight reads); jobs and throughput take 2 polls. Upload several runs: the third waits for "
-            "a slot.",
+            "preflight reads); jobs take 20 emulated minutes, throughput 2 polls. Upload several runs: the "
+            "third waits for a slot.",
             job_quota=2,
+            job_hours=1 / 3,
             polls_per_status=2,
+        ),
+        Scenario(
+            "eight-hour-job",
+            "The customization job trains for 8 emulated hours; its end event wakes the run (no polling), "
+            "then the throughput goes in service as in ok.",
+            job_hours=8,
+        ),
+        Scenario(
+            "job-event-lost",
+            "The job trains for 1 h 45 min (emulated) and Bedrock's events are lost (they are best effort): "
+            "the fallback check (every job_poll_seconds, 10 min) notices at its next tick that the job "
+            "ended and wakes the run.",
+            job_hours=1.75,
+            job_event_lost=True,
+        ),
+        Scenario(
+            "abort-while-training",
+            "The execution is stopped (StopExecution) while it waits for its 8-hour job: the clean-up "
+            "stops the job and gives the training slot back; the job's end wakes nothing.",
+            job_hours=8,
+            abort_at_poll=("job", "InProgress"),
         ),
         Scenario(
             "notify-transient-failure",

@@ -32,6 +32,11 @@ The shape is stable (tests and scripts read it); every key is always present:
 ``endpoint``       ``null``, or the line's endpoint at the end of the run: ``{"arn", "kind", "status"}``
 ``followup_runs``  ``[{"arn", "status", "error", "endpointArn"}]``: runs the scenario's user started
                    after the first (``second-version``: the same line's next version)
+``job_wait``       ``null`` (the run never waited for a job), or how its wait ended:
+                   ``{"job_ended_aws_seconds", "run_woke_aws_seconds", "noticed_after_seconds",
+                   "woken_by"}``, times in emulated seconds (``null`` when the job never ended, e.g.
+                   the run was stopped first); ``woken_by`` is ``job state-change event``, ``fallback
+                   check`` or ``Wait for the job to end`` (the job had ended before the run looked)
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ KEYS = (
     "stack_deletion",
     "endpoint",
     "followup_runs",
+    "job_wait",
 )
 #: Customization job statuses that are not yet final.
 RUNNING_JOB_STATUSES = frozenset({"InProgress", "Stopping"})
@@ -253,5 +259,6 @@ def build_summary(result: LocalRun) -> dict[str, Any]:
         ),
         "endpoint": _endpoint(result.final_state),
         "followup_runs": list(result.followups),
+        "job_wait": getattr(result, "job_wait", None),
     }
     return document

@@ -36,9 +36,9 @@ QuotaPolicyName = Literal["wait", "fail"]
 def cap_for(poll_seconds: int) -> int:
     """The longest wait between two checks: the poll interval that frees the quota, at least 10 minutes.
 
-    A training slot frees when a job ends, which its run notices at its job poll; so a waiting run
-    checks about as often as jobs are polled, and never more often than every 10 minutes once it has
-    waited a while."""
+    A training slot frees when a job ends, which its run notices from the job's end event, or at the
+    latest at the fallback check every ``job_poll_seconds``; so a waiting run checks about that often,
+    and never more often than every 10 minutes once it has waited a while."""
     return max(MIN_CAP_SECONDS, poll_seconds)
 
 

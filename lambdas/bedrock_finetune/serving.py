@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune import pricing
 from bedrock_finetune.bedrock_jobs import _call, _find, classify, find_throughput, to_bedrock_tags
+from bedrock_finetune.endpoint_wait import wait_seconds
 from bedrock_finetune.errors import BedrockTransientError
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import serving_token
@@ -153,6 +154,8 @@ def serve_model(
     endpoint = find_endpoint(bedrock, mode, run)
     tags = run_tags(run, execution_arn, settings)
     result = {k: plan[k] for k in ("mode", "kind", "line", "endpointName", "modelArn", "deadline")}
+    # The first wait of the endpoint's loop (Wait for endpoint reads it); Get endpoint status sets the next.
+    result["waitSeconds"] = wait_seconds(0, settings.endpoint_poll_cap_seconds)
     if endpoint is None:
         token = serving_token(name, run.identity)
         arn = _create(
@@ -246,10 +249,13 @@ def _update(bedrock: Any, mode: str, arn: str, model_arn: str) -> None:
         )
 
 
-def endpoint_status(bedrock: Any, endpoint: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def endpoint_status(
+    bedrock: Any, endpoint: Mapping[str, Any], *, poll_cap_seconds: int, now: datetime | None = None
+) -> dict[str, Any]:
     """The Get endpoint status task: ``state`` is ``ready`` (serving the model), ``failed`` or
     ``waiting``, with Bedrock's ``status`` and ``failureMessage``. An endpoint still not ready at its
-    ``deadline`` is ``failed``, so the waiting loop ends by itself."""
+    ``deadline`` is ``failed``, so the waiting loop ends by itself. ``polls`` counts the looks so far and
+    ``waitSeconds`` is the wait before the next (:mod:`bedrock_finetune.endpoint_wait`)."""
     mode = str(endpoint["mode"])
     arn = str(endpoint["endpointArn"])
     model_arn = str(endpoint["modelArn"])
@@ -287,4 +293,12 @@ def endpoint_status(bedrock: Any, endpoint: Mapping[str, Any], now: datetime | N
             f"{arn} was still {status} at {deadline} (endpoint_wait_hours after serving began); the "
             "run stops waiting. See the Bedrock console or `aws bedrock` for why."
         )
-    return {**endpoint, "status": status, "state": state, "failureMessage": message}
+    polls = int(endpoint.get("polls") or 0) + 1
+    return {
+        **endpoint,
+        "status": status,
+        "state": state,
+        "failureMessage": message,
+        "polls": polls,
+        "waitSeconds": wait_seconds(polls, poll_cap_seconds),
+    }

@@ -216,6 +216,8 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
     model_units: int = setting("MODEL_UNITS")
     commitment: str | None = setting("COMMITMENT", default=None)
     endpoint_wait_hours: int = setting("ENDPOINT_WAIT_HOURS", default=6)
+    #: The longest wait between two looks at an endpoint (the waits start at a minute and double).
+    endpoint_poll_cap_seconds: int = setting("ENDPOINT_POLL_CAP_SECONDS", default=600)
     prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
 
 
@@ -231,6 +233,14 @@ class InventorySettings(ServingSettings, BucketSettings):
     """ServingInventory: the line records to read, and how serving is priced."""
 
     owner: ClassVar[str] = "ServingInventory"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JobWaitSettings(BucketSettings):
+    """WaitForJobToEnd and JobEnded: where the waiting runs' task tokens are kept
+    (``reports/_waiting/``, see :mod:`bedrock_finetune.job_wait`)."""
+
+    owner: ClassVar[str] = "the job-wait functions"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

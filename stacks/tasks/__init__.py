@@ -5,7 +5,7 @@ from stacks.tasks.clean_up_ended_execution import CleanUpEndedExecution
 from stacks.tasks.clean_up_failed_run import CleanUpFailedRun
 from stacks.tasks.collect_training_results import CollectTrainingResults
 from stacks.tasks.context import TaskContext
-from stacks.tasks.get_customization_job import GetCustomizationJob
+from stacks.tasks.job_wait import JobEnded, WaitForJobToEnd
 from stacks.tasks.line_record import LineRecords
 from stacks.tasks.notify import Notify
 from stacks.tasks.serving import GetEndpointStatus, PlanServing, ServeModel, ServingInventory
@@ -17,8 +17,8 @@ __all__ = [
     "CleanUpEndedExecution",
     "CleanUpFailedRun",
     "CollectTrainingResults",
-    "GetCustomizationJob",
     "GetEndpointStatus",
+    "JobEnded",
     "LineRecords",
     "Notify",
     "PlanServing",
@@ -30,4 +30,5 @@ __all__ = [
     "TrainingQueue",
     "TrainingQueueTable",
     "ValidateDataset",
+    "WaitForJobToEnd",
 ]

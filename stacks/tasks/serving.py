@@ -20,7 +20,7 @@ from stacks.tasks.line_record import acknowledge_records, read_line_records
 
 
 def serving_settings(ctx: TaskContext) -> ServingSettings:
-    """What PlanServing and ServeModel are configured with."""
+    """What PlanServing, ServeModel and GetEndpointStatus are configured with."""
     config = ctx.config
     return ServingSettings(
         base_model_id=config.base_model_id,
@@ -29,6 +29,7 @@ def serving_settings(ctx: TaskContext) -> ServingSettings:
         model_units=config.model_units,
         commitment=config.commitment,
         endpoint_wait_hours=config.endpoint_wait_hours,
+        endpoint_poll_cap_seconds=config.throughput_poll_seconds,
         prices=dict(config.prices),
         stack_tag=Aws.STACK_ID,
         resource_tags=dict(config.tags),
@@ -103,6 +104,7 @@ class GetEndpointStatus(PipelineFunction):
             runtime=ctx.runtime,
             module="get_endpoint_status",
             description="Reports whether a line's endpoint serves the new model yet",
+            environment=serving_settings(ctx).to_env(),
             invoked_synchronously_by=STATE_MACHINE,
         )
         self.add_to_policy(read_endpoints(ctx))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from finetune.local.scenarios import Scenario
 from finetune.local.template import Synthesized
 from finetune.local.timing import Clock
 from tests.e2e.conftest import run_in_emulation
-from tests.e2e.test_local_pipeline import FAILURE_END, HAPPY_PATH, JOB_POLL, START, TO_THROUGHPUT
+from tests.e2e.test_local_pipeline import FAILURE_END, HAPPY_PATH, JOB_WAIT, START, TO_THROUGHPUT
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +93,7 @@ def test_no_model_units_fails_cleanly_without_retrying_and_keeps_the_model(
         assert result.status == "FAILED"
         assert result.error == "BedrockQuotaExceeded"
         assert result.states == [
-            *START, *JOB_POLL * 3, *TO_THROUGHPUT, "Serve model failed", *FAILURE_END,
+            *START, *JOB_WAIT, *TO_THROUGHPUT, "Serve model failed", *FAILURE_END,
         ]  # fmt: skip
         # A quota error is permanent: the task ran once, no Retry
         assert result.task_failures == [("Serve model", "BedrockQuotaExceeded")]
@@ -112,7 +113,7 @@ def test_throttling_on_every_bedrock_call_is_recovered(synthesized: Synthesized,
 
 def test_an_aborted_execution_stops_its_job_and_says_so(synthesized: Synthesized, run_folder: Path) -> None:
     # Given a job that keeps training
-    long_job = Scenario("long-job", "The job stays InProgress until stopped.", polls_per_status=1_000_000)
+    long_job = Scenario("long-job", "The job stays InProgress until stopped.", job_hours=math.inf)
     cloud = LocalCloud(synthesized, long_job, clock=Clock(scale=0))
     with cloud.in_process() as deployment:
         upload_run(cloud, deployment, run_folder, run_folder.name)
@@ -181,7 +182,7 @@ def test_a_model_below_the_quality_gate_gets_no_throughput(gated: Synthesized, r
     with run_in_emulation(gated, run_folder, "ok") as (result, cloud):
         assert result.status == "FAILED"
         assert result.error == "QualityGateNotMet"
-        assert result.states == [*START, *JOB_POLL * 3, *TO_THROUGHPUT[:3],
+        assert result.states == [*START, *JOB_WAIT, *TO_THROUGHPUT[:3],
                                  "Quality gate not met", *FAILURE_END]  # fmt: skip
         training = result.final_state["training"]
         assert training["qualityGate"]["passed"] is False

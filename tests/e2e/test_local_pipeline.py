@@ -39,7 +39,7 @@ START = [
     "Training slot taken?",
     "Start customization job",
 ]
-JOB_POLL = ["Wait for job", "Get customization job", "Job status?"]
+JOB_WAIT = ["Wait for the job to end", "Job status?"]
 THROUGHPUT_POLL = ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]
 TO_THROUGHPUT = [
     "Release training slot",
@@ -53,7 +53,7 @@ TO_THROUGHPUT = [
 FAILURE_END = ["Begin clean-up", "Clean up failed run", "Clean-up settled?", "Notify failure", "Run failed"]
 HAPPY_PATH = [
     *START,
-    *JOB_POLL * 3,
+    *JOB_WAIT,
     *TO_THROUGHPUT,
     *THROUGHPUT_POLL * 3,
     "Record served version",
@@ -73,7 +73,7 @@ def test_ok_run_ends_with_the_model_in_service(synthesized: Synthesized, run_fol
         state = result.final_state
         assert result.status == "SUCCEEDED"
         assert result.states == HAPPY_PATH
-        assert result.polls == {"job": ["InProgress", "InProgress", "Completed"],
+        assert result.polls == {"job": ["Completed"],
                                 "throughput": ["Creating", "Creating", "InService"],
                                 "endpoint": ["Creating", "Creating", "InService"]}  # fmt: skip
 
@@ -167,8 +167,8 @@ def test_failed_job_is_reported_and_buys_no_throughput(synthesized: Synthesized,
     with run_in_emulation(synthesized, run_folder, "job-fails") as (result, cloud):
         assert result.status == "FAILED"
         assert result.error == "CustomizationJobFailed"
-        assert result.states == [*START, *JOB_POLL * 3, "Customization job failed", *FAILURE_END]
-        assert result.polls["job"] == ["InProgress", "InProgress", "Failed"]
+        assert result.states == [*START, *JOB_WAIT, "Customization job failed", *FAILURE_END]
+        assert result.polls["job"] == ["Failed"]
         assert "scenario job-fails" in str(result.cause)
         assert not result.final_state["job"]["outputModelArn"]
         bedrock = cloud.client("bedrock")
@@ -182,8 +182,8 @@ def test_stopped_job_is_reported(synthesized: Synthesized, run_folder: Path) -> 
     with run_in_emulation(synthesized, run_folder, "job-stopped") as (result, _):
         assert result.status == "FAILED"
         assert result.error == "CustomizationJobStopped"
-        assert result.polls["job"] == ["InProgress", "Stopping", "Stopping", "Stopped"]
-        assert result.states == [*START, *JOB_POLL * 4, "Customization job stopped", *FAILURE_END]
+        assert result.polls["job"] == ["Stopped"]
+        assert result.states == [*START, *JOB_WAIT, "Customization job stopped", *FAILURE_END]
         assert str(result.cause).startswith(
             "Customization job stopped: The job was stopped before it completed."
         )
@@ -198,7 +198,7 @@ def test_failed_throughput_is_cleaned_up_and_reported(synthesized: Synthesized, 
         assert result.status == "FAILED"
         assert result.error == "EndpointFailed"
         assert result.states == [
-            *START, *JOB_POLL * 3, *TO_THROUGHPUT, *THROUGHPUT_POLL * 3,
+            *START, *JOB_WAIT, *TO_THROUGHPUT, *THROUGHPUT_POLL * 3,
             "Endpoint failed", *FAILURE_END,
         ]  # fmt: skip
         assert result.polls["throughput"] == ["Creating", "Creating", "Failed"]

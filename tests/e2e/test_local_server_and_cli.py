@@ -107,7 +107,7 @@ def test_finetune_local_exit_status_says_whether_the_run_succeeded(  # noqa: PLR
     assert main(["local", str(run_folder), "--scenario", scenario_name]) == status
     printed = capsys.readouterr().out
     assert "  Validate dataset\n" in printed
-    assert "poll 3: job " in printed
+    assert "poll 1: job " in printed  # the job's status when its end woke the run
     assert f"Run:                {run_folder.name}" in printed
     assert "Notification:       [fine-tuning]" in printed
 

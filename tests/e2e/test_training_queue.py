@@ -8,6 +8,7 @@ also checks that Bedrock never had to refuse one.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +37,10 @@ WAITING_STATE = "Waiting for a training slot"
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app with approval = never: these runs are served as soon as they pass the gate (nobody
-    answers approval requests here; the queue, not serving, is what these tests watch)."""
-    return synthesize(tmp_path_factory.mktemp("cdk.out.queue"), approval="never")
+    answers approval requests here; the queue, not serving, is what these tests watch). Jobs may run
+    720 h: a run whose job trains on waits for it (a task token, timed out after max_job_hours of
+    compressed time) far longer than another run's day of queue waits, Lambda overhead included."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.queue"), approval="never", max_job_hours="720")
 
 
 def _until(condition: Callable[[], Any], what: str, timeout: float = 90) -> Any:
@@ -58,6 +61,14 @@ def _entered(cloud: LocalCloud, execution_arn: str, state: str) -> bool:
 def _job_started(deployment: Deployment, run: str) -> bool:
     state = bedrock.state_for(deployment.account, deployment.region)
     return any(tags.get("finetune:run") == run for arn, tags in state.tags.items() if arn in state.jobs)
+
+
+def _train_on(deployment: Deployment, run: str) -> None:
+    """Take ``run``'s job off the emulation's job clock: it trains on until stopped (or described)."""
+    state = bedrock.state_for(deployment.account, deployment.region)
+    for arn, job in state.jobs.items():
+        if state.tags.get(arn, {}).get("finetune:run") == run:
+            job.train_on()
 
 
 def _overtaken(history: list[JobRecord], upload_rank: dict[str, int]) -> dict[str, int]:
@@ -103,6 +114,7 @@ def test_runs_beyond_the_job_quota_wait_their_turn_and_none_leaks_a_slot(
         for run, when in aborted.items():
             if when == "training":
                 _until(lambda r=run: _job_started(deployment, r), f"{run}'s job to start")
+                _train_on(deployment, run)
             else:
                 _until(lambda r=run: _entered(cloud, by_run[r], WAITING_STATE), f"{run} to wait")
             sfn.stop_execution(executionArn=by_run[run], cause=f"stopped while {when} (test)")
@@ -165,6 +177,8 @@ def test_a_job_bedrock_refuses_for_its_quota_waits_with_a_notice_instead_of_fail
             trainingDataConfig={"s3Uri": "s3://other-bucket/train.jsonl"},
             outputDataConfig={"s3Uri": "s3://other-bucket/out/"},
         )
+        # (it trains on: the runs must meet it running)
+        bedrock.state_for(deployment.account, deployment.region).job("other-tools-job").train_on()
         # When two runs are uploaded: the queue lets both start (2 slots), Bedrock has room for one
         with cloud.router.held():
             for folder in folders:
@@ -241,9 +255,7 @@ def test_a_run_that_waits_longer_than_max_queue_hours_fails_saying_why_and_buys_
     synthesized: Synthesized, tmp_path: Path
 ) -> None:
     # Given an account of one concurrent job, taken by a run whose job trains for days
-    long_jobs = Scenario(
-        "quota-1-long", "One job at a time; jobs train on.", job_quota=1, polls_per_status=10**6
-    )
+    long_jobs = Scenario("quota-1-long", "One job at a time; jobs train on.", job_quota=1, job_hours=math.inf)
     cloud = LocalCloud(synthesized, long_jobs, clock=Clock(scale=SCALE / 10))
     folders = [write_run(tmp_path / name) for name in ("trains-for-days", "waits")]
     with cloud.in_process() as deployment:

@@ -181,6 +181,8 @@ def test_serve_creates_the_throughput_with_a_deterministic_token_and_the_stack_t
     )
     result = serve_model(client, RUN, _plan(), EXECUTION, settings(commitment="OneMonth"))
     assert (result["endpointArn"], result["done"]) == (PT_ARN, "created")
+    # And the endpoint's loop first waits a minute (Wait for endpoint reads it)
+    assert result["waitSeconds"] == 60
 
 
 def test_serve_puts_the_new_model_behind_the_existing_throughput(stubbed: tuple[Any, Stubber]) -> None:
@@ -259,7 +261,7 @@ def test_a_throughput_is_ready_only_when_it_serves_the_new_model(
     client, stubber = stubbed
     stubber.add_response("get_provisioned_model_throughput", described)
     endpoint = {**_plan(), "endpointArn": PT_ARN}
-    assert endpoint_status(client, endpoint)["state"] == state
+    assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
 
 
 @pytest.mark.parametrize(
@@ -278,7 +280,7 @@ def test_a_deployment_is_ready_when_active_with_its_update_completed(
     client, stubber = stubbed
     stubber.add_response("get_custom_model_deployment", described)
     endpoint = {**_plan("on_demand"), "endpointArn": DEPLOYMENT_ARN}
-    assert endpoint_status(client, endpoint)["state"] == state
+    assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
 
 
 def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any, Stubber]) -> None:
@@ -288,7 +290,24 @@ def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any
     now = datetime(2030, 1, 1, 1, tzinfo=UTC)
     endpoint = {**_plan(), "endpointArn": PT_ARN, "deadline": (now - timedelta(minutes=1)).isoformat()}
     # When its status is read
-    status = endpoint_status(client, endpoint, now=now)
+    status = endpoint_status(client, endpoint, poll_cap_seconds=300, now=now)
     # Then the loop ends: the endpoint failed, and the message says why
     assert status["state"] == "failed"
     assert "was still Creating" in status["failureMessage"]
+
+
+def test_each_look_at_an_endpoint_says_how_long_to_wait_before_the_next_growing_to_the_cap(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    # Given a throughput that stays Creating, looked at again and again (each look's output is the
+    # next look's input, as the state machine passes $.endpoint)
+    client, stubber = stubbed
+    endpoint: dict[str, Any] = {**_plan(), "endpointArn": PT_ARN}
+    waits = []
+    for _ in range(5):
+        stubber.add_response("get_provisioned_model_throughput", _pt("Creating", model=NEW_MODEL))
+        endpoint = endpoint_status(client, endpoint, poll_cap_seconds=300)
+        waits.append(endpoint["waitSeconds"])
+    # Then the waits after the first minute (Serve model's) double up to throughput_poll_seconds
+    assert waits == [120, 240, 300, 300, 300]
+    assert endpoint["polls"] == 5

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND
-from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE
+from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE, JOB_WAIT_EVENTS
 from tests.conftest import Synthesized
 from tests.infra.test_workflow import _pipeline_machine, _render
 
@@ -33,7 +33,6 @@ def _loop(states: dict[str, Any], start: str) -> list[str]:
 @pytest.mark.parametrize(
     ("start", "expected"),
     [
-        ("Wait for job", ["Wait for job", "Get customization job", "Job status?"]),
         ("Wait for endpoint", ["Wait for endpoint", "Get endpoint status", "Endpoint ready?"]),
         (
             "Waiting for a training slot",
@@ -60,3 +59,13 @@ def test_a_round_of_waiting_for_bedrocks_job_quota_adds_the_events_the_check_cou
     assert quota_catch["Next"] == "Take a training slot"
     loop = ["Start customization job", *_loop(states, "Waiting for a training slot")]
     assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in loop) == EVENTS_PER_WAIT_ROUND
+
+
+def test_waiting_for_the_job_adds_the_events_the_check_counts_once(states: dict[str, Any]) -> None:
+    """Start customization job -> Wait for the job to end -> Job status?: the wait is one task, answered
+    once when the job ends, so it adds JOB_WAIT_EVENTS whatever the job's length."""
+    assert states["Start customization job"]["Next"] == "Wait for the job to end"
+    assert states["Wait for the job to end"]["Next"] == "Job status?"
+    wait = ["Wait for the job to end", "Job status?"]
+    assert [states[name]["Type"] for name in wait] == ["Task", "Choice"]
+    assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in wait) == JOB_WAIT_EVENTS == 7

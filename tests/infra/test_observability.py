@@ -18,7 +18,7 @@ OPS_TOPIC = "arn:aws:sns:us-west-2:111122223333:ops-alerts"
 RUN_FUNCTIONS = (
     "ValidateDataset",
     "StartCustomizationJob",
-    "GetCustomizationJob",
+    "WaitForJobToEnd",
     "CollectTrainingResults",
     "PlanServing",
     "RequestApproval",

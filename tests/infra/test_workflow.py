@@ -68,10 +68,9 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     }
     assert states["Training slot taken?"]["Default"] == "Waiting for a training slot"
     assert states["Waiting for a training slot"]["Next"] == "Take a training slot"
-    assert states["Start customization job"]["Next"] == "Wait for job"
-    assert states["Wait for job"]["Next"] == "Get customization job"
-    assert states["Get customization job"]["Next"] == "Job status?"
-    assert states["Job status?"]["Default"] == "Wait for job"
+    assert states["Start customization job"]["Next"] == "Wait for the job to end"
+    assert states["Wait for the job to end"]["Next"] == "Job status?"
+    assert states["Job status?"]["Default"] == "Wait for the job to end"
     completed = next(c for c in states["Job status?"]["Choices"] if c.get("StringEquals") == "Completed")
     assert completed["Next"] == "Release training slot"
     assert states["Release training slot"]["Next"] == "Collect training results"
@@ -122,6 +121,24 @@ def test_buying_waits_for_an_answer_and_an_unanswered_request_buys_nothing(
     assert states["Model kept, not served"]["Type"] == "Succeed"
 
 
+def test_the_job_is_waited_for_with_a_task_token_bounded_by_max_job_hours(
+    synthesized: Synthesized, definition: dict[str, Any]
+) -> None:
+    """Given Wait for the job to end, then it waits on a task token (no polling loop) for at most
+    max_job_hours; a timeout, like any error, is recorded and goes through the clean-up."""
+    states = definition["States"]
+    wait = states["Wait for the job to end"]
+    assert wait["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert wait["Parameters"]["Payload"]["taskToken.$"] == "$$.Task.Token"
+    assert wait["Parameters"]["Payload"]["job.$"] == "$.job"
+    assert wait["ResultPath"] == "$.job"
+    assert wait["TimeoutSeconds"] == synthesized.config.max_job_hours * 3600
+    (catch,) = wait["Catch"]
+    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], "Wait for the job to end failed")
+    assert states["Wait for the job to end failed"]["Next"] == "Begin clean-up"
+    assert not any(s["Type"] == "Wait" and "job" in name.lower() for name, s in states.items())
+
+
 def test_a_busy_endpoint_is_retried_patiently(definition: dict[str, Any]) -> None:
     retries = {tuple(r["ErrorEquals"]): r for r in definition["States"]["Serve model"]["Retry"]}
     busy = retries[("EndpointBusy",)]
@@ -131,8 +148,9 @@ def test_a_busy_endpoint_is_retried_patiently(definition: dict[str, Any]) -> Non
 def test_waits_come_from_configuration(synthesized: Synthesized, definition: dict[str, Any]) -> None:
     config = synthesized.config
     assert definition["States"]["Let uploads settle"]["Seconds"] == config.settle_seconds
-    assert definition["States"]["Wait for job"]["Seconds"] == config.job_poll_seconds
-    assert definition["States"]["Wait for endpoint"]["Seconds"] == config.throughput_poll_seconds
+    # Serve model and Get endpoint status choose each wait of the endpoint's loop (back-off)
+    assert definition["States"]["Wait for endpoint"]["SecondsPath"] == "$.endpoint.waitSeconds"
+    assert definition["States"]["Wait for the job to end"]["TimeoutSeconds"] == config.max_job_hours * 3600
     assert definition["TimeoutSeconds"] == config.execution_timeout_hours * 3600
     # The queue chooses each wait (back-off); the definition only reads it
     assert definition["States"]["Waiting for a training slot"]["SecondsPath"] == "$.queue.waitSeconds"
@@ -174,7 +192,7 @@ def test_every_failure_is_cleaned_up_and_notified_before_the_fail_state(definiti
         [
             "Validate dataset failed",
             "Start customization job failed",
-            "Get customization job failed",
+            "Wait for the job to end failed",
             "Collect training results failed",
             "Plan serving failed",
             "Request approval failed",

@@ -79,10 +79,7 @@ def test_the_defaults_stay_within_the_budget_with_the_longest_waits() -> None:
     config = load_config(cdk_json_context(deployment_quota_policy="wait"))
     assert config.approval_possible
     polling = polling_history_events(
-        job_poll_seconds=config.job_poll_seconds,
         throughput_poll_seconds=config.throughput_poll_seconds,
-        max_job_hours=config.max_job_hours,
-        approval_timeout_hours=config.approval_timeout_hours,
         endpoint_wait_hours=config.endpoint_wait_hours,
     )
     waiting = waiting_history_events(
@@ -91,23 +88,25 @@ def test_the_defaults_stay_within_the_budget_with_the_longest_waits() -> None:
         max_queue_hours=config.max_queue_hours,
         max_deployment_wait_hours=config.max_deployment_wait_hours,
     )
-    # The job loop may take all of T (72 + 72 + 2 h), so a wait counts what it adds beyond 600 s job
-    # polls: 743 for a day in the queue, 203 for 6 h waiting for a deployment quota
-    assert (polling, waiting) == (9_504, 946)
+    # The job is waited for with a task token (7 events) and the endpoint polled with back-off for 6 h
+    # (74 looks); nothing polls while a run waits, so every round of a wait counts (14 events): 145
+    # rounds for a day in the queue, 37 for 6 h waiting for a deployment quota
+    assert (polling, waiting) == (7 + 9 * 74, 14 * (145 + 37))
     assert polling + waiting <= POLLING_EVENT_BUDGET
 
 
 def test_a_queue_wait_that_could_outgrow_the_history_fails_synth_naming_it() -> None:
-    # Given polls every 20 minutes over 30 days (no approval wait): polling alone fits (the job over
-    # 602 h and the endpoint over 6 h: 9 * (1,806 + 18) = 16,416 events)
+    # Given checks every 20 minutes (no approval wait): polling alone is small (the job's wait and the
+    # endpoint over 6 h, 22 looks)
     context = {
         "max_job_hours": "600",
         "job_poll_seconds": "1200",
         "throughput_poll_seconds": "1200",
         "approval": "never",
     }
-    assert polling_history_events(job_poll_seconds=1200, throughput_poll_seconds=1200, max_job_hours=600) == (
-        EVENTS_PER_POLL * (1_806 + 18)
+    assert (
+        polling_history_events(throughput_poll_seconds=1200, endpoint_wait_hours=6)
+        == 7 + EVENTS_PER_POLL * 22
     )
     load_config(cdk_json_context(**context, max_queue_hours="24"))
     # When runs may also wait 20 days for a slot, checking every 20 minutes (14 events a round)

@@ -1,0 +1,37 @@
+"""JobEnded: wake the runs waiting on a customization job that has ended.
+
+Invoked by two rules: Bedrock's "Model Customization Job State Change" event (terminal statuses), and
+the fallback schedule ("Scheduled Event"), because Bedrock delivers its events on a best-effort basis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bedrock_finetune.job_wait import check_waiting_jobs, job_ended
+from bedrock_finetune.settings import JobWaitSettings
+from handlers._runtime import client, logger, metrics, settings, tracer, typed_errors
+
+JOB_STATE_CHANGE = "Model Customization Job State Change"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@typed_errors
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Input: the job's state-change event, or the schedule's event. Output: what was woken."""
+    bucket = settings(JobWaitSettings).bucket_name
+    s3, bedrock, sfn = client("s3"), client("bedrock"), client("stepfunctions")
+    if event.get("detail-type") == JOB_STATE_CHANGE:
+        detail = event.get("detail") or {}
+        woken = job_ended(s3, bedrock, sfn, bucket=bucket, job_name=str(detail.get("jobName")))
+        logger.info(
+            "job state change",
+            extra={"jobArn": detail.get("jobArn"), "jobStatus": detail.get("jobStatus"), "woken": woken},
+        )
+        return {"woken": woken}
+    result = check_waiting_jobs(s3, bedrock, sfn, bucket=bucket)
+    logger.info("fallback check of the waiting jobs", extra=result)
+    return result
