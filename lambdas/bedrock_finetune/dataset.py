@@ -76,7 +76,6 @@ if TYPE_CHECKING:
     from random import Random
 
 
-
 def _orjson_loads(line: bytes) -> Any:
     """``orjson.loads``, imported at the first line that needs it: with msgspec, a valid file has
     none, and importing orjson (its library and the modules it loads) is a share of a start."""
