@@ -7,7 +7,6 @@ import json
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -129,17 +128,27 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     return 0 if report.valid else 1
 
 
-@dataclass(frozen=True)
 class _Target:
     """What a run is checked against: the model, the configured hyperparameter defaults (for the
-    deployment's own model only) and the token ratio."""
+    deployment's own model only) and the token ratio. (A plain class: the dataclass decorator
+    compiles several methods, at every start of the command.)"""
 
-    model: ModelSpec
-    defaults: Mapping[str, int | float] | None = None
-    chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
-    prices: PriceOverrides | None = None
-    #: The cdk.json read, None without one.
-    config_path: Path | None = None
+    __slots__ = ("chars_per_token", "config_path", "defaults", "model", "prices")
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        defaults: Mapping[str, int | float] | None = None,
+        chars_per_token: float = DEFAULT_CHARS_PER_TOKEN,
+        prices: PriceOverrides | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.defaults = defaults
+        self.chars_per_token = chars_per_token
+        self.prices = prices
+        #: The cdk.json read, None without one.
+        self.config_path = config_path
 
 
 def deployment_target(config_path: str | None, model_id: str | None) -> _Target:

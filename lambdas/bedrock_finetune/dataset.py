@@ -44,6 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -74,14 +75,21 @@ from bedrock_finetune.sizes import human_bytes
 if TYPE_CHECKING:
     from random import Random
 
+
+def _orjson_loads(line: bytes) -> Any:
+    """``orjson.loads``, imported at the first line that needs it: with msgspec, a valid file has
+    none, and importing orjson (its library and the modules it loads) is a share of a start."""
+    global _fast_loads  # noqa: PLW0603 - replaces itself with the function it imports
+    from orjson import loads  # noqa: PLC0415 - see the docstring
+
+    _fast_loads = loads
+    return loads(line)
+
+
 #: The fast path's parser: orjson where installed (pinned in requirements-lambda.txt), else None and
 #: every line takes the standard library's path. Whatever orjson rejects is re-parsed by the
 #: standard library, so both paths give the same report (a property test checks it).
-_fast_loads: Callable[[bytes], Any] | None
-try:
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - exercised by the tests that hide orjson
-    _fast_loads = None
+_fast_loads: Callable[[bytes], Any] | None = _orjson_loads if find_spec("orjson") else None
 
 #: The typed fast path: msgspec decoders of each format's common, well-formed record shape (see
 #: ``formats.typed_record_decoders``), where msgspec is installed (pinned in
@@ -475,16 +483,25 @@ class _Collector:
             items.append(Issue(code, file, line, message))
 
 
-@dataclass
 class _FileResult:
-    """What checking one file gave: its summary and statistics (a docstring also spares the
-    dataclass decorator building one from the signature, at every start)."""
+    """What checking one file gave: its summary and statistics. (The private result types are
+    plain classes: the dataclass decorator compiles several methods for each, at every start.)"""
 
-    summary: FileSummary
-    statistics: FileStatistics | None
-    checked: bool
-    #: Reading stopped at the line bound (TOO_MANY_LINES): the record count is a lower bound.
-    truncated: bool = False
+    __slots__ = ("checked", "statistics", "summary", "truncated")
+
+    def __init__(
+        self,
+        summary: FileSummary,
+        statistics: FileStatistics | None,
+        *,
+        checked: bool,
+        truncated: bool = False,
+    ) -> None:
+        self.summary = summary
+        self.statistics = statistics
+        self.checked = checked
+        #: Reading stopped at the line bound (TOO_MANY_LINES): the record count is a lower bound.
+        self.truncated = truncated
 
 
 class _ByteCounter:
@@ -655,12 +672,14 @@ def _sketch(canonical: list[Any]) -> int:
     return hash((*map(len, canonical), canonical[-2][:SKETCH_CHARS], canonical[-1][-SKETCH_CHARS:]))
 
 
-@dataclass
 class _MediaCount:
     """Images and videos in one record."""
 
-    images: int = 0
-    videos: int = 0
+    __slots__ = ("images", "videos")
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.videos = 0
 
 
 def _media_uri(value: object) -> str | None:

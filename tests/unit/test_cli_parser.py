@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -81,3 +82,38 @@ def test_validate_imports_no_aws_sdk_powertools_or_cdk(tmp_path):
     assert status == "0" and "stacks.config" in modules.split()
     heavy = ("boto3", "botocore", "aws_lambda_powertools", "aws_cdk", "constructs", "jsii", "moto")
     assert not [m for m in modules.split() if m.split(".")[0] in heavy]
+
+
+def test_validate_as_a_process_starts_without_orjson_and_collects_again(tmp_path):
+    # Given a fresh process that runs the CLI from its own command line, as the finetune script
+    # does, on a valid file (every line takes the typed path)
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "\n".join(
+            json.dumps(
+                {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+            )
+            for i in range(40)
+        )
+    )
+    code = (
+        "import gc, sys\nfrom finetune.main import main\n"
+        f"sys.argv = ['finetune', 'validate', {str(train)!r}]\nstatus = main()\n"
+        "print(status, gc.isenabled(), gc.get_freeze_count() > 0, 'orjson' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    # Then it is valid, orjson was never imported (no line needed it), and garbage collection,
+    # paused while the command's modules loaded, runs again with those modules' objects frozen
+    assert result.stdout.splitlines()[-1] == "0 True True False"
+
+
+def test_main_called_by_another_program_leaves_its_garbage_collector_alone(tmp_path, capsys):
+    # Given a program (here the tests) that calls main with arguments
+    frozen = gc.get_freeze_count()
+    # When it validates a file
+    main(["validate", str(tmp_path / "missing.jsonl")])
+    # Then none of the program's objects were frozen, and collection is on
+    assert gc.get_freeze_count() == frozen
+    assert gc.isenabled()
