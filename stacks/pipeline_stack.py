@@ -27,6 +27,7 @@ from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
     CollectTrainingResults,
+    EvaluateCandidate,
     GetCustomizationJob,
     GetEndpointStatus,
     LineRecords,
@@ -90,6 +91,7 @@ class FineTuningPipelineStack(Stack):
         data.protect_frozen(reader=service_role.role, writer=validate.role)
         lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
         ServingInventory(self, ctx=ctx, dead_letters=dead_letters)
+        evaluating = config.evaluation.enabled and config.serving != "none"
         functions = WorkflowFunctions(
             validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,
@@ -103,6 +105,7 @@ class FineTuningPipelineStack(Stack):
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
             training_queue=training_queue.function,
+            evaluate_candidate=EvaluateCandidate(self, ctx=ctx).function if evaluating else None,
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
         guards = BedrockGuards(
@@ -112,7 +115,11 @@ class FineTuningPipelineStack(Stack):
             runtime=runtime,
             arns=ctx.arns,
             topic=notifications.topic,
-            billing_functions=(functions.start_customization_job, functions.serve_model),
+            billing_functions=(
+                functions.start_customization_job,
+                functions.serve_model,
+                *([functions.evaluate_candidate] if functions.evaluate_candidate else []),
+            ),
         )
         if guards.preflight is not None:
             training_queue.limit_from(guards.preflight)  # the account's quota, read at deploy time
@@ -128,6 +135,7 @@ class FineTuningPipelineStack(Stack):
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
                 approval_timeout=Duration.hours(config.approval_timeout_hours),
                 serving=config.serving,
+                evaluation=evaluating,
             ),
             log_group=pipeline_logs,
         )

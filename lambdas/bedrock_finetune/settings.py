@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
+from bedrock_finetune.evaluation_config import EvaluationConfig
 from bedrock_finetune.quality_gate import QualityGate
 from bedrock_finetune.quota_wait import QuotaWaitPolicy
 
@@ -217,6 +218,16 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
     commitment: str | None = setting("COMMITMENT", default=None)
     endpoint_wait_hours: int = setting("ENDPOINT_WAIT_HOURS", default=6)
     prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluationSettings(TaggingSettings, BaseModelSettings):
+    """EvaluateCandidate: how a new version is scored and gated, and how its tokens are priced."""
+
+    owner: ClassVar[str] = "EvaluateCandidate"
+    evaluation: EvaluationConfig = setting("EVALUATION", default_factory=EvaluationConfig)
+    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+    chars_per_token: float = setting("CHARS_PER_TOKEN", default=4.0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
