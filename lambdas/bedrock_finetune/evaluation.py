@@ -788,15 +788,12 @@ def evaluate_candidate(
     execution_arn = str(task["executionArn"])
     key = _report_key(run)
     existing = _read_doc(s3, run)
-    if existing and existing.get("executionArn") == execution_arn and existing.get("status") != "done":
-        progress = _Progress.of(existing)
-    elif existing and existing.get("executionArn") == execution_arn and phase != "candidate":
-        return _result(_Progress.of(existing), f"s3://{run.bucket}/{key}", done=True)
-    elif existing and existing.get("executionArn") == execution_arn:
-        progress = _Progress.of(existing)
-    else:
-        progress = _start(s3, run, task, settings, at)
     uri = f"s3://{run.bucket}/{key}"
+    mine = existing is not None and existing.get("executionArn") == execution_arn
+    if mine and existing and existing.get("status") == "done":
+        # A retry after the decision (and its swap back) was made and saved: nothing to do again.
+        return _result(_Progress.of(existing), uri, done=True)
+    progress = _Progress.of(existing) if mine and existing else _start(s3, run, task, settings, at)
     if progress.doc["status"] == "not evaluated":
         progress.save(s3, run.bucket, key)
         return _result(progress, uri, done=True)
