@@ -137,6 +137,16 @@ def summarize_evaluation(view: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _print_evaluation(evaluation: Mapping[str, Any] | None, uri: str, out: TextIO) -> None:
+    print("", file=out)
+    if evaluation is None:
+        print(f"{EVALUATION_REPORT}: not written (yet)", file=out)
+        return
+    print(f"{EVALUATION_REPORT}  {uri}", file=out)
+    for line in summarize_evaluation(evaluation):
+        print(f"  {line}", file=out)
+
+
 def _job_arn(execution: runs.RunExecution, found: runs.Progress, reports: Mapping[str, Any]) -> str | None:
     for source in (found.field("job"), execution.output.get("job") or {}, reports.get("training.json") or {}):
         if isinstance(source, dict) and source.get("jobArn"):
@@ -215,15 +225,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{name}  {uri}", file=out)
         for line in summarize(name, report):
             print(f"  {line}", file=out)
-    print("", file=out)
-    if evaluation is None:
-        print(f"{EVALUATION_REPORT}: not written (yet)", file=out)
-    else:
-        print(
-            f"{EVALUATION_REPORT}  s3://{stack.bucket}/reports/{execution.line}/{EVALUATION_REPORT}", file=out
-        )
-        for line in summarize_evaluation(evaluation):
-            print(f"  {line}", file=out)
+    _print_evaluation(evaluation, f"s3://{stack.bucket}/reports/{execution.line}/{EVALUATION_REPORT}", out)
     if plot is not None:
         print("", file=out)
         print(

@@ -63,6 +63,7 @@ KEYS = (
     "stack_deletion",
     "endpoint",
     "followup_runs",
+    "evaluation",
 )
 #: Customization job statuses that are not yet final.
 RUNNING_JOB_STATUSES = frozenset({"InProgress", "Stopping"})

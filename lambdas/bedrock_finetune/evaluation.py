@@ -33,7 +33,7 @@ import random
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,12 @@ from bedrock_finetune import pricing
 from bedrock_finetune.bedrock_jobs import _call, classify, to_bedrock_tags
 from bedrock_finetune.errors import BedrockPermanentError
 from bedrock_finetune.evaluation_config import EvaluationConfig
+from bedrock_finetune.evaluation_set import (
+    MAX_RECORDS,
+    EvaluationPrompt,
+    parse_prompts,
+    text_of,
+)
 from bedrock_finetune.layout import EVALUATION_FILE
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import evaluation_deployment_name
@@ -53,9 +59,7 @@ from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.settings import EvaluationSettings
 
 SCHEMA_VERSION = 1
-MAX_RECORDS = 1000
 RUBRIC = Path(__file__).resolve().parent / "rubrics" / "correctness.md"
-PROMPT_KEYS = frozenset({"prompt", "system", "reference", "category"})
 CANDIDATE, CURRENT = "candidate", "current"
 #: The gate's words in the notice and the line record.
 PROMOTED, KEPT = "promoted", "kept"
@@ -74,93 +78,6 @@ class EvaluationFailed(BedrockPermanentError):
 
 
 # ---- prompts ----
-
-
-@dataclass(frozen=True)
-class EvaluationPrompt:
-    """One held-out prompt: the conversation up to the answer, and the reference answer."""
-
-    id: str
-    system: str
-    messages: tuple[dict[str, Any], ...]
-    reference: str | None
-    category: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The last user turn, as people read it."""
-        return next((_text_of(m.get("content")) for m in reversed(self.messages) if m["role"] == "user"), "")
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(b.get("text", "")) for b in content if isinstance(b, Mapping))
-    return ""
-
-
-def _system_of(value: Any) -> str:
-    return _text_of(value) if not isinstance(value, str) else value
-
-
-def prompt_from_record(record: Any, number: int) -> EvaluationPrompt:
-    """An evaluation prompt from one JSONL record (either shape); ValueError says what is wrong."""
-    if not isinstance(record, Mapping):
-        raise ValueError("the record is not a JSON object")
-    pid = f"{number}"
-    if "messages" in record:
-        messages = record["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("messages must be a non-empty list")
-        turns = []
-        for message in messages:
-            if not isinstance(message, Mapping) or message.get("role") not in ("user", "assistant"):
-                raise ValueError("each message needs a role of user or assistant")
-            turns.append({"role": str(message["role"]), "text": _text_of(message.get("content"))})
-        reference = None
-        if turns[-1]["role"] == "assistant":
-            reference = turns.pop()["text"]
-        if not turns or turns[-1]["role"] != "user":
-            raise ValueError("the conversation must end with a user turn (before the reference answer)")
-        return EvaluationPrompt(
-            id=pid,
-            system=_system_of(record.get("system") or ""),
-            messages=tuple({"role": t["role"], "content": [{"text": t["text"]}]} for t in turns),
-            reference=reference,
-            category=str(record["category"]) if record.get("category") is not None else None,
-        )
-    if "prompt" in record:
-        unknown = set(record) - PROMPT_KEYS - {"completion"}
-        if unknown:
-            raise ValueError(
-                f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(PROMPT_KEYS))}"
-            )
-        prompt = record["prompt"]
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt must be a non-empty string")
-        reference = record.get("reference", record.get("completion"))
-        return EvaluationPrompt(
-            id=pid,
-            system=str(record.get("system") or ""),
-            messages=({"role": "user", "content": [{"text": prompt}]},),
-            reference=str(reference) if reference is not None else None,
-            category=str(record["category"]) if record.get("category") is not None else None,
-        )
-    raise ValueError('the record has neither "messages" (training format) nor "prompt"')
-
-
-def parse_prompts(lines: Iterable[str]) -> list[EvaluationPrompt]:
-    """The prompts of a JSONL file's lines (blank lines skipped); ValueError names the first bad line."""
-    prompts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            prompts.append(prompt_from_record(json.loads(line), number))
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise ValueError(f"line {number}: {exc}") from exc
-    return prompts
 
 
 def sample(prompts: Sequence[EvaluationPrompt], size: int, seed: str) -> list[EvaluationPrompt]:
@@ -400,7 +317,7 @@ def converse(
     if prompt.system:
         params["system"] = [{"text": prompt.system}]
     response = _call("Converse", runtime.converse, **params)
-    text = _text_of(((response.get("output") or {}).get("message") or {}).get("content"))
+    text = text_of(((response.get("output") or {}).get("message") or {}).get("content"))
     return text, dict(response.get("usage") or {})
 
 
@@ -422,7 +339,7 @@ def estimate_cost(
     most ``max_tokens`` per answer; per target priced from the table (on-demand rates), or said to
     be billed by the hour (a provisioned endpoint) or not published."""
     config = settings.evaluation
-    chars = sum(len(p.system) + sum(len(_text_of(m["content"])) for m in p.messages) for p in prompts)
+    chars = sum(len(p.system) + sum(len(text_of(m["content"])) for m in p.messages) for p in prompts)
     input_tokens = max(1, round(chars / settings.chars_per_token))
     output_tokens = len(prompts) * config.max_tokens
     out: dict[str, Any] = {}

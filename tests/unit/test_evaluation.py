@@ -4,12 +4,14 @@ case against moto S3 with fake Bedrock and runtime clients (their answers are ch
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from bedrock_finetune import evaluation
+from bedrock_finetune.catalog import CLAUDE_3_HAIKU
 from bedrock_finetune.evaluation import (
     EvaluationFailed,
     aggregate,
@@ -19,12 +21,11 @@ from bedrock_finetune.evaluation import (
     exact_match,
     format_ok,
     parse_judgement,
-    parse_prompts,
-    prompt_from_record,
     rouge_l,
     token_f1,
 )
 from bedrock_finetune.evaluation_config import EvaluationConfig
+from bedrock_finetune.evaluation_set import parse_prompts, prompt_from_record
 from bedrock_finetune.lineage import TAG_STACK
 from bedrock_finetune.naming import evaluation_deployment_name
 from bedrock_finetune.run_ref import RunRef
@@ -208,7 +209,7 @@ class FakeBedrock:
         self.polls_left = deployment_polls
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def get_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict[str, Any]:  # noqa: N803
+    def get_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         found = self.deployments.get(customModelDeploymentIdentifier)
@@ -303,35 +304,61 @@ def test_provisioned_candidate_worse_than_current_is_swapped_back(s3: Any) -> No
     _upload(s3, "validation.jsonl", 3)
     bedrock = FakeBedrock()
     runtime = FakeRuntime(good=set())
-    plan = {"mode": "provisioned", "action": "update", "modelArn": MODEL, "endpointArn": PT,
-            "previousModelArn": OLD}  # fmt: skip
+    plan = {
+        "mode": "provisioned",
+        "action": "update",
+        "modelArn": MODEL,
+        "endpointArn": PT,
+        "previousModelArn": OLD,
+    }
     settings = _settings()
 
     # When the current model is scored before the swap (it answers right then) ...
     runtime.good = {PT}
-    _until_done({"phase": "current", "serving": plan, "executionArn": EXECUTION}, bedrock, runtime, s3,
-                settings=settings)  # fmt: skip
+    _until_done(
+        {"phase": "current", "serving": plan, "executionArn": EXECUTION},
+        bedrock,
+        runtime,
+        s3,
+        settings=settings,
+    )
     # ... and the candidate after it (the same endpoint now answers wrong)
     runtime.good = set()
     endpoint = {"endpointArn": PT, "previousModelArn": OLD, "mode": "provisioned"}
-    steps = _until_done({"phase": "candidate", "serving": plan, "endpoint": endpoint, "executionArn": EXECUTION},
-                        bedrock, runtime, s3, settings=settings)  # fmt: skip
+    steps = _until_done(
+        {"phase": "candidate", "serving": plan, "endpoint": endpoint, "executionArn": EXECUTION},
+        bedrock,
+        runtime,
+        s3,
+        settings=settings,
+    )
 
     # Then the candidate is kept, and the line's throughput serves the previous model again
     assert steps[-1]["passed"] is False and steps[-1]["outcome"] == "kept"
     assert ("update", {"provisionedModelId": PT, "desiredModelId": OLD}) in bedrock.calls
     # And a retry of the finished step changes nothing again
-    again = evaluate_candidate(bedrock, runtime, s3, RUN, task={"phase": "candidate", "serving": plan,
-                               "endpoint": endpoint, "executionArn": EXECUTION}, settings=settings)  # fmt: skip
+    again = evaluate_candidate(
+        bedrock,
+        runtime,
+        s3,
+        RUN,
+        task={"phase": "candidate", "serving": plan, "endpoint": endpoint, "executionArn": EXECUTION},
+        settings=settings,
+    )
     assert again["outcome"] == "kept"
     assert sum(1 for c, _ in bedrock.calls if c == "update") == 1
 
 
 def test_a_run_without_prompts_is_not_evaluated_and_says_why(s3: Any) -> None:
     plan = {"mode": "on_demand", "action": "create", "modelArn": MODEL, "endpointArn": None}
-    result = evaluate_candidate(FakeBedrock(), FakeRuntime(set()), s3, RUN,
-                                task={"phase": "both", "serving": plan, "executionArn": EXECUTION},
-                                settings=_settings())  # fmt: skip
+    result = evaluate_candidate(
+        FakeBedrock(),
+        FakeRuntime(set()),
+        s3,
+        RUN,
+        task={"phase": "both", "serving": plan, "executionArn": EXECUTION},
+        settings=_settings(),
+    )
     assert result["done"] and result["passed"] and not result["evaluated"]
     assert "neither evaluation.jsonl nor validation.jsonl" in result["summary"]
 
@@ -340,13 +367,128 @@ def test_the_judge_is_never_the_candidate(s3: Any) -> None:
     _upload(s3, "evaluation.jsonl", 2)
     plan = {"mode": "provisioned", "action": "create", "modelArn": MODEL, "endpointArn": PT}
     with pytest.raises(EvaluationFailed, match="never judges itself"):
-        evaluate_candidate(FakeBedrock(), FakeRuntime(set()), s3, RUN,
-                           task={"phase": "candidate", "serving": plan, "endpoint": {"endpointArn": PT},
-                                 "executionArn": EXECUTION},
-                           settings=_settings(judge_model_id=PT))  # fmt: skip
+        evaluate_candidate(
+            FakeBedrock(),
+            FakeRuntime(set()),
+            s3,
+            RUN,
+            task={
+                "phase": "candidate",
+                "serving": plan,
+                "endpoint": {"endpointArn": PT},
+                "executionArn": EXECUTION,
+            },
+            settings=_settings(judge_model_id=PT),
+        )
 
 
 def test_aggregate_leaves_out_metrics_without_values() -> None:
     results = [{"answers": {"candidate": {"scores": {"token_f1": 1.0, "format": None}}}}]
     agg = aggregate(results, "candidate", EvaluationConfig(bootstrap_resamples=10))
     assert set(agg) == {"token_f1"}
+
+
+# ---- the evaluation file's rules (file "evaluation" of the validation report) ----
+
+
+def _evaluation_issues(
+    tmp_path: Any, lines: list[str], model_id: str = CLAUDE_3_HAIKU
+) -> list[tuple[str, int | None]]:
+    from bedrock_finetune.catalog import resolve_model
+    from bedrock_finetune.dataset import LocalFile
+    from bedrock_finetune.evaluation_set import check_evaluation_file
+
+    path = tmp_path / "evaluation.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    issues = check_evaluation_file(LocalFile(path), resolve_model(model_id))
+    assert all(i.file == "evaluation" for i in issues)
+    return [(str(i.code), i.line) for i in issues]
+
+
+def test_evaluation_file_in_either_shape_is_valid(tmp_path: Any) -> None:
+    claude = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    lines = [json.dumps(claude), json.dumps({"prompt": "q", "reference": "a", "category": "c"})]
+    assert _evaluation_issues(tmp_path, lines) == []
+
+
+def test_evaluation_file_errors_use_the_validators_codes(tmp_path: Any) -> None:
+    nova = {
+        "schemaVersion": "bedrock-conversation-2024",
+        "messages": [{"role": "user", "content": [{"text": "q"}]}],
+    }
+    lines = [
+        "{not json",
+        json.dumps({"prompt": "q", "answer": "a"}),
+        json.dumps({"prompt": "  "}),
+        json.dumps(nova),
+        json.dumps(["q"]),
+        json.dumps({"prompt": "q", "reference": 3}),
+    ]
+    assert _evaluation_issues(tmp_path, lines) == [
+        ("INVALID_JSON", 1),
+        ("UNKNOWN_KEY", 2),
+        ("EMPTY_CONTENT", 3),
+        ("WRONG_FORMAT", 4),
+        ("NOT_AN_OBJECT", 5),
+        ("INVALID_TYPE", 6),
+    ]
+
+
+def test_evaluation_file_holds_at_most_1000_records(tmp_path: Any) -> None:
+    lines = [json.dumps({"prompt": f"q{i}"}) for i in range(1001)]
+    assert _evaluation_issues(tmp_path, lines) == [("TOO_MANY_RECORDS", None)]
+
+
+def test_evaluation_file_errors_make_the_run_invalid(tmp_path: Any) -> None:
+    from bedrock_finetune.catalog import resolve_model
+    from bedrock_finetune.dataset import LocalFile, validate_run
+    from bedrock_finetune.evaluation_set import add_to_report, check_evaluation_file
+
+    sample = Path(__file__).resolve().parents[2] / "datasets" / "json-mode"
+    model = resolve_model(CLAUDE_3_HAIKU)
+    report = validate_run(
+        LocalFile(sample / "train.jsonl"), LocalFile(sample / "validation.jsonl"), None, model
+    )
+    assert report.valid
+    bad = tmp_path / "evaluation.jsonl"
+    bad.write_text("{not json\n")
+    add_to_report(report, check_evaluation_file(LocalFile(bad), model))
+    assert not report.valid
+    assert report.to_dict()["error_counts"] == {"INVALID_JSON": 1}
+
+
+# ---- finetune report ----
+
+
+def test_report_shows_aggregates_and_the_worst_prompts_beside_the_reference() -> None:
+    from finetune.report_cmd import summarize_evaluation
+
+    results = [
+        {"id": str(i), "prompt": f"question {i}", "reference": f"answer {i}",
+         "answers": {"candidate": {"text": "wrong" if i == 2 else f"answer {i}",
+                                   "scores": {"token_f1": 0.0 if i == 2 else 1.0}},
+                     "current": {"text": f"answer {i}", "scores": {"token_f1": 1.0}}}}
+        for i in range(1, 4)
+    ]  # fmt: skip
+    config = EvaluationConfig(bootstrap_resamples=50)
+    aggregates = {role: aggregate(results, role, config) for role in ("candidate", "current")}
+    decision = decide(aggregates["candidate"], aggregates["current"], config, 3)
+    doc = {
+        "status": "done", "metric": "token_f1", "promptCount": 3, "source": "s3://b/datasets/x/evaluation.jsonl",
+        "targets": {"candidate": {"label": "the candidate"}, "current": {"label": "the base model"}},
+        "aggregates": aggregates, "results": results,
+        "decision": {"passed": decision.passed, "summary": decision.summary, "why": decision.why},
+    }  # fmt: skip
+    lines = summarize_evaluation(evaluation.reported(doc))
+    assert lines[0] == decision.summary and decision.summary.endswith(": kept")
+    assert any(
+        line.startswith("token_f1") and "0.67 [" in line and "1.00 [1.00, 1.00]" in line for line in lines
+    )
+    worst = lines.index("worst prompts by token_f1 (candidate against the reference):")
+    assert lines[worst + 1] == "  #2  candidate 0.00  current 1.00"
+    assert lines[worst + 2 : worst + 6] == [
+        "    prompt:    question 2",
+        "    reference: answer 2",
+        "    candidate: wrong",
+        "    current:   answer 2",
+    ]
