@@ -71,6 +71,8 @@ _BASE_VARIANT = re.compile(r":\d+k$")
 #: steps of 7 history events), the evaluation adds at most 120 x 9 + 100 x 7 = 1,780 events: inside
 #: the 5,000 that stacks/config.py's POLLING_EVENT_BUDGET leaves for the rest of a run.
 MAX_DEPLOYMENT_POLLS = 120
+#: Most tokens of one judgement (a few sentences of reasoning and the score).
+JUDGE_MAX_TOKENS = 400
 
 
 class EvaluationFailed(BedrockPermanentError):
@@ -104,13 +106,19 @@ def load_prompts(
     location = run.location
     text = _read_text(s3, run.bucket, location.key(EVALUATION_FILE))
     if text is not None:
-        prompts = parse_prompts(text.splitlines())[:MAX_RECORDS]
         source = f"s3://{run.bucket}/{location.key(EVALUATION_FILE)}"
+        try:
+            prompts = parse_prompts(text.splitlines())[:MAX_RECORDS]
+        except ValueError as exc:
+            return [], source, f"{EVALUATION_FILE} cannot be read as prompts: {exc}"
     else:
         text = _read_text(s3, run.bucket, location.validation_key)
         if text is None:
             return [], "none", f"the run has neither {EVALUATION_FILE} nor validation.jsonl to score on"
-        every = parse_prompts(text.splitlines())
+        try:
+            every = parse_prompts(text.splitlines())
+        except ValueError as exc:
+            return [], f"s3://{run.bucket}/{location.validation_key}", f"validation.jsonl: {exc}"
         prompts = sample(every, config.sample_size, seed=run.run)
         source = (
             f"s3://{run.bucket}/{location.validation_key} "
@@ -346,9 +354,12 @@ def estimate_cost(
     for role, target in targets.items():
         out[role] = _priced(target, input_tokens, output_tokens, settings)
     if config.judge_model_id:
-        judge_in = input_tokens + output_tokens + len(prompts) * (len(_rubric()) // 4)
+        rubric_tokens = round(len(_rubric()) / settings.chars_per_token)
+        judge_in = input_tokens + output_tokens + len(prompts) * rubric_tokens
         judge = {"pricedAs": config.judge_model_id, "billing": "on_demand"}
-        out["judge"] = _priced(judge, judge_in * len(targets), 200 * len(prompts) * len(targets), settings)
+        out["judge"] = _priced(
+            judge, judge_in * len(targets), JUDGE_MAX_TOKENS * len(prompts) * len(targets), settings
+        )
     return out
 
 
@@ -410,7 +421,7 @@ def _read_doc(s3: Any, run: RunRef) -> dict[str, Any] | None:
     return dict(json.loads(text)) if text else None
 
 
-def _targets(phase: str, plan: Mapping[str, Any], settings: EvaluationSettings) -> dict[str, dict[str, Any]]:
+def _targets(plan: Mapping[str, Any], settings: EvaluationSettings) -> dict[str, dict[str, Any]]:
     """Who is scored: the current model (the line's endpoint, or the base model for a first version)
     and the candidate (its temporary deployment, or the line's endpoint after the swap)."""
     base = on_demand_model_id(settings.base_model_id)
@@ -429,7 +440,7 @@ def _targets(phase: str, plan: Mapping[str, Any], settings: EvaluationSettings) 
             "modelId": base,
             "modelArn": None,
             "label": f"the base model {base}",
-            "pricedAs": base,
+            "pricedAs": settings.base_model_id,
             "billing": "on_demand",
         }
     candidate = {
@@ -452,7 +463,7 @@ def _start(
     plan = task["serving"]
     config = settings.evaluation
     prompts, source, why = load_prompts(s3, run, config)
-    targets = _targets(str(task["phase"]), plan, settings)
+    targets = _targets(plan, settings)
     doc: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
         "run": run.run,
@@ -520,7 +531,9 @@ def _score_batch(
             answer: dict[str, Any] = {"text": text, "scores": scores, "usage": usage}
             budget -= 1
             if config.judge_model_id:
-                verdict, judged = converse(runtime, config.judge_model_id, _judged(prompt, rubric, text), 400)
+                verdict, judged = converse(
+                    runtime, config.judge_model_id, _judged(prompt, rubric, text), JUDGE_MAX_TOKENS
+                )
                 progress.usage.setdefault("judge", Usage()).add(judged)
                 scores["judge"], answer["judgeReasoning"] = parse_judgement(verdict)
                 budget -= 1
@@ -735,13 +748,6 @@ def evaluate_candidate(
         progress.doc["decision"]["swapBack"] = _swap_back(bedrock, plan, task["endpoint"])
     progress.save(s3, run.bucket, key)
     return _result(progress, uri, done=True)
-
-
-def summary_line(result: Mapping[str, Any] | None) -> str | None:
-    """The one line a notice, the CLI and the local summary show for an evaluation result."""
-    if not result:
-        return None
-    return str(result.get("summary") or result.get("why") or "") or None
 
 
 def reported(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -169,7 +169,21 @@ class BaseModelSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ValidateDatasetSettings(BaseModelSettings):
+class TokenEstimateSettings(Settings):
+    """How characters are counted as tokens, for the functions that estimate tokens."""
+
+    chars_per_token: float = setting("CHARS_PER_TOKEN")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PriceSettings(Settings):
+    """The price table's overrides (the ``prices`` key), for the functions that estimate a cost."""
+
+    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValidateDatasetSettings(TokenEstimateSettings, BaseModelSettings):
     """ValidateDataset: the model's limits and the configured hyperparameter defaults."""
 
     owner: ClassVar[str] = "ValidateDataset"
@@ -177,7 +191,6 @@ class ValidateDatasetSettings(BaseModelSettings):
     default_hyperparameters: Mapping[str, int | float] = setting(
         "DEFAULT_HYPERPARAMETERS", default_factory=dict
     )
-    chars_per_token: float = setting("CHARS_PER_TOKEN")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -207,7 +220,7 @@ class CollectTrainingResultsSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ServingSettings(TaggingSettings, BaseModelSettings):
+class ServingSettings(PriceSettings, TaggingSettings, BaseModelSettings):
     """PlanServing and ServeModel: how a line's model is served, what waits for approval, the price
     table's overrides and how long an endpoint may take to be ready."""
 
@@ -217,17 +230,14 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
     model_units: int = setting("MODEL_UNITS")
     commitment: str | None = setting("COMMITMENT", default=None)
     endpoint_wait_hours: int = setting("ENDPOINT_WAIT_HOURS", default=6)
-    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EvaluationSettings(TaggingSettings, BaseModelSettings):
+class EvaluationSettings(TokenEstimateSettings, PriceSettings, TaggingSettings, BaseModelSettings):
     """EvaluateCandidate: how a new version is scored and gated, and how its tokens are priced."""
 
     owner: ClassVar[str] = "EvaluateCandidate"
     evaluation: EvaluationConfig = setting("EVALUATION", default_factory=EvaluationConfig)
-    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
-    chars_per_token: float = setting("CHARS_PER_TOKEN", default=4.0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -179,6 +179,7 @@ def _settings(**config: Any) -> EvaluationSettings:
     return EvaluationSettings(
         base_model_id=NOVA,
         stack_tag="arn:aws:cloudformation:us-west-2:123456789012:stack/S/1",
+        chars_per_token=4.0,
         evaluation=EvaluationConfig(**{"format": "json", "calls_per_invocation": 4, **config}),
     )
 
@@ -492,3 +493,47 @@ def test_report_shows_aggregates_and_the_worst_prompts_beside_the_reference() ->
         "    candidate: wrong",
         "    current:   answer 2",
     ]
+
+
+def test_the_judge_grades_each_answer_and_its_reasoning_is_kept(s3: Any) -> None:
+    # Given a judge that grades the candidate 5 and the base model 2
+    _upload(s3, "evaluation.jsonl", 2)
+    judge = "amazon.nova-pro-v1:0"
+    runtime = FakeRuntime(good={PT})
+    real = runtime.converse
+
+    def converse(**params: Any) -> dict[str, Any]:
+        if params["modelId"] != judge:
+            return real(**params)
+        text = params["messages"][0]["content"][0]["text"]
+        grade = 5 if '{"q"' in text.split("<answer>")[1] else 2
+        runtime.calls.append(judge)
+        return {"output": {"message": {"content": [{"text": f"Reasoning: graded.\nScore: {grade}"}]}},
+                "usage": {"inputTokens": 100, "outputTokens": 8}}  # fmt: skip
+
+    runtime.converse = converse  # type: ignore[method-assign]
+    plan = {"mode": "provisioned", "action": "create", "modelArn": MODEL, "endpointArn": PT}
+    settings = _settings(judge_model_id=judge, metric="judge", calls_per_invocation=100)
+    task = {"phase": "current", "serving": plan, "executionArn": EXECUTION}
+    _until_done(task, FakeBedrock(), runtime, s3, settings=settings)
+    task = {**task, "phase": "candidate", "endpoint": {"endpointArn": PT}}
+    [result] = _until_done(task, FakeBedrock(), runtime, s3, settings=settings)
+
+    # Then the judge's grades decide, rescaled to 0-1, each with its reasoning
+    assert result["summary"].startswith("judge: candidate 1.00 [1.00, 1.00] vs current 0.25 [0.25, 0.25]")
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key="reports/bot/evaluation.json")["Body"].read())
+    answer = doc["results"][0]["answers"]["candidate"]
+    assert answer["scores"]["judge"] == 1.0 and answer["judgeReasoning"] == "graded."
+    assert doc["cost"]["judge"]["calls"] == 4
+    assert "judge" in doc["costEstimate"]
+
+
+def test_the_evaluations_history_events_fit_in_what_the_polling_budget_leaves() -> None:
+    from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, POLLING_EVENT_BUDGET
+
+    steps = -(-evaluation.MAX_RECORDS * 2 * 2 // EvaluationConfig().calls_per_invocation)
+    events = evaluation.MAX_DEPLOYMENT_POLLS * EVENTS_PER_POLL + steps * (
+        EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
+    )
+    assert events == 1_780
+    assert events < (HISTORY_EVENT_LIMIT - POLLING_EVENT_BUDGET) // 2
