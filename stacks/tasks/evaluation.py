@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -30,11 +30,11 @@ from stacks.tasks.serving import read_endpoints
 FUNCTION_TIMEOUT = Duration.minutes(15)
 
 
-def model_arn(model_id: str) -> str:
-    """The ARN IAM names for a model id: an ARN as given, else the Region's foundation model."""
+def model_arn(scope: Construct, model_id: str) -> str:
+    """The ARN IAM names for a model id: an ARN as given, else the stack Region's foundation model."""
     if model_id.startswith("arn:"):
         return model_id
-    return f"arn:{Aws.PARTITION}:bedrock:{Aws.REGION}::foundation-model/{model_id}"
+    return f"arn:{Aws.PARTITION}:bedrock:{Stack.of(scope).region}::foundation-model/{model_id}"
 
 
 class EvaluateCandidate(PipelineFunction):
@@ -63,9 +63,9 @@ class EvaluateCandidate(PipelineFunction):
             memory_size=512,
             invoked_synchronously_by=STATE_MACHINE,
         )
-        models = [model_arn(on_demand_model_id(config.base_model_id))]
+        models = [model_arn(scope, on_demand_model_id(config.base_model_id))]
         if config.evaluation.judge_model_id:
-            models.append(model_arn(config.evaluation.judge_model_id))
+            models.append(model_arn(scope, config.evaluation.judge_model_id))
         self.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadEvaluationPrompts",
