@@ -537,3 +537,53 @@ def test_the_evaluations_history_events_fit_in_what_the_polling_budget_leaves() 
     )
     assert events == 1_780
     assert events < (HISTORY_EVENT_LIMIT - POLLING_EVENT_BUDGET) // 2
+
+
+# ---- configuration ----
+
+
+def test_evaluation_keys_are_read_with_their_defaults() -> None:
+    from stacks.application import cdk_json_context
+    from stacks.config import load_config
+
+    config = load_config(cdk_json_context()).evaluation
+    assert config == EvaluationConfig()
+    configured = load_config(
+        cdk_json_context(
+            evaluation_format="json",
+            evaluation_metric="rouge_l",
+            evaluation_gate_margin=0.02,
+            evaluation_gate_floor=0.5,
+            evaluation_sample_size=40,
+        )
+    ).evaluation
+    assert (configured.format, configured.metric, configured.gate_margin, configured.gate_floor) == (
+        "json",
+        "rouge_l",
+        0.02,
+        0.5,
+    )
+    assert configured.sample_size == 40
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"evaluation_format": "xml"}, "evaluation_format = 'xml'"),
+        ({"evaluation_metric": "bleu"}, "evaluation_metric = 'bleu'"),
+        ({"evaluation_metric": "judge"}, "needs evaluation_judge_model_id"),
+        ({"evaluation_metric": "format"}, "needs evaluation_format"),
+        ({"evaluation_gate_margin": 2}, "evaluation_gate_margin"),
+        ({"evaluation_sample_size": 5000}, "evaluation_sample_size"),
+        (
+            {"evaluation_judge_model_id": f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{NOVA}/x"},
+            "may be the candidate",
+        ),
+    ],
+)
+def test_bad_evaluation_keys_fail_synth_naming_the_key(context: dict[str, Any], message: str) -> None:
+    from stacks.application import cdk_json_context
+    from stacks.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        load_config(cdk_json_context(**context))
