@@ -76,7 +76,12 @@ JUDGE_MAX_TOKENS = 400
 
 
 class EvaluationFailed(BedrockPermanentError):
-    """The evaluation could not run (its deployment failed, or the judge is the candidate)."""
+    """The evaluation could not run (the judge is the candidate)."""
+
+
+class EndpointFailed(EvaluationFailed):
+    """The candidate's temporary deployment failed, or was not ready in time (the same error a line's
+    endpoint that fails gives the run)."""
 
 
 # ---- prompts ----
@@ -637,12 +642,12 @@ def _ensure_deployment(
     polls = int(progress.doc.get("deploymentPolls") or 0) + 1
     progress.doc["deploymentPolls"] = polls
     if status != "Active" and polls > MAX_DEPLOYMENT_POLLS:
-        raise EvaluationFailed(
+        raise EndpointFailed(
             f"the candidate's evaluation deployment {name} was still {status} after {MAX_DEPLOYMENT_POLLS} "
             "checks; the run stops (the clean-up deletes it)"
         )
     if status == "Failed":
-        raise EvaluationFailed(
+        raise EndpointFailed(
             f"the candidate's evaluation deployment {name} failed: {found.get('failureMessage', '')}"
         )
     return status == "Active"
