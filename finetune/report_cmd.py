@@ -7,13 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from bedrock_finetune.evaluation import reported
 from bedrock_finetune.layout import OUTPUTS_PREFIX
 from finetune import curves, runs
 from finetune.output import CommandFailed, UsageError, run_command, write_json
 from finetune.stack import add_stack_arguments, connect
 
 REPORTS = ("validation.json", "training.json", "run.json")
+EVALUATION_REPORT = "evaluation.json"
 SHOWN_ERRORS = 5
+#: Characters of a prompt, reference or answer shown per line for the worst prompts.
+SHOWN_CHARS = 100
 
 
 def register(subparsers: Any) -> None:
@@ -88,6 +92,61 @@ def summarize(name: str, report: Mapping[str, Any]) -> list[str]:
     return [", ".join(sorted(report))]
 
 
+def _short(text: Any) -> str:
+    flat = " ".join(str(text if text is not None else "-").split())
+    return flat if len(flat) <= SHOWN_CHARS else flat[: SHOWN_CHARS - 3] + "..."
+
+
+def _interval(aggregate: Any) -> str:
+    if not isinstance(aggregate, dict):
+        return "-"
+    low, high = aggregate.get("ci95") or (None, None)
+    return f"{aggregate.get('mean'):.2f} [{low:.2f}, {high:.2f}]"
+
+
+def summarize_evaluation(view: Mapping[str, Any]) -> list[str]:
+    """The evaluation: decision, aggregates side by side, cost, and the worst prompts against the
+    reference (``view``: :func:`bedrock_finetune.evaluation.reported`)."""
+    decision = view.get("decision") or {}
+    if view.get("status") != "done":
+        return [f"{view.get('status')}: {view.get('why') or 'scoring'} ({view.get('source')})"]
+    lines = [str(decision.get("summary")), f"why: {decision.get('why')}", f"prompts: {view.get('source')}"]
+    if decision.get("swapBack"):
+        lines.append(f"swap back: {decision['swapBack']}")
+    aggregates = view.get("aggregates") or {}
+    candidate, current = aggregates.get("candidate") or {}, aggregates.get("current") or {}
+    targets = view.get("targets") or {}
+    lines.append(f"{'metric':<12} {'candidate':<22} {'current (' + str(targets.get('current')) + ')'}")
+    for metric in sorted(set(candidate) | set(current)):
+        lines.append(f"{metric:<12} {_interval(candidate.get(metric)):<22} {_interval(current.get(metric))}")
+    for role, cost in (view.get("cost") or {}).items():
+        lines.append(
+            f"cost ({role}): {cost.get('calls')} calls, {cost.get('inputTokens'):,} input and "
+            f"{cost.get('outputTokens'):,} output tokens; {cost.get('text')}"
+        )
+    worst = view.get("worst") or []
+    if worst:
+        lines.append(f"worst prompts by {view.get('metric')} (candidate against the reference):")
+    for item in worst:
+        lines.append(
+            f"  #{item['id']}  candidate {item['candidateScore']:.2f}  current "
+            + (f"{item['currentScore']:.2f}" if item.get("currentScore") is not None else "-")
+        )
+        for label in ("prompt", "reference", "candidate", "current"):
+            lines.append(f"    {label + ':':<11}{_short(item.get(label))}")
+    return lines
+
+
+def _print_evaluation(evaluation: Mapping[str, Any] | None, uri: str, out: TextIO) -> None:
+    print("", file=out)
+    if evaluation is None:
+        print(f"{EVALUATION_REPORT}: not written (yet)", file=out)
+        return
+    print(f"{EVALUATION_REPORT}  {uri}", file=out)
+    for line in summarize_evaluation(evaluation):
+        print(f"  {line}", file=out)
+
+
 def _job_arn(execution: runs.RunExecution, found: runs.Progress, reports: Mapping[str, Any]) -> str | None:
     for source in (found.field("job"), execution.output.get("job") or {}, reports.get("training.json") or {}):
         if isinstance(source, dict) and source.get("jobArn"):
@@ -105,6 +164,8 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     execution = runs.find_run(sfn, stack.state_machine_arn, args.run)
     found = runs.progress(sfn, execution.arn)
     reports = {name: runs.read_report(s3, stack.bucket, execution.line, name) for name in REPORTS}
+    evaluation_doc = runs.read_report(s3, stack.bucket, execution.line, EVALUATION_REPORT)
+    evaluation = reported(evaluation_doc) if evaluation_doc else None
     job_arn = _job_arn(execution, found, reports)
     read = (
         curves.read_curves(s3, stack.bucket, f"{OUTPUTS_PREFIX}{execution.line}/", job_arn)
@@ -140,6 +201,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
                 "epochs": curves.epoch_rows(read),
                 "reports": {name: report for name, report in reports.items()},
                 "plot": str(plot) if plot else None,
+                "evaluation": evaluation,
             },
         )
         return 0
@@ -163,6 +225,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{name}  {uri}", file=out)
         for line in summarize(name, report):
             print(f"  {line}", file=out)
+    _print_evaluation(evaluation, f"s3://{stack.bucket}/reports/{execution.line}/{EVALUATION_REPORT}", out)
     if plot is not None:
         print("", file=out)
         print(

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from bedrock_finetune.layout import (
+    EVALUATION_FILE,
     HYPERPARAMETERS_FILE,
     RUN_NAME_PATTERN,
     TRAIN_FILE,
     VALIDATION_FILE,
 )
 
-EVALUATION_FILE = "evaluation.jsonl"
 #: The files a run folder may hold, in upload order: ``train.jsonl`` last, since its upload starts the run.
 UPLOAD_ORDER = (VALIDATION_FILE, HYPERPARAMETERS_FILE, EVALUATION_FILE, TRAIN_FILE)
 

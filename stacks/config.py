@@ -24,6 +24,7 @@ from bedrock_finetune.catalog import (
     resolve_model,
 )
 from bedrock_finetune.endpoint_wait import polls_within
+from bedrock_finetune.evaluation_config import FORMATS, METRICS, EvaluationConfig
 from bedrock_finetune.pricing import PriceError, PriceOverrides, parse_price_overrides
 from bedrock_finetune.quality_gate import QualityGate
 from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND, cap_for, longest_queue_wait, schedule
@@ -101,6 +102,7 @@ class PipelineConfig:
     cleanup_retry_seconds: int
     cleanup_max_hours: int
     quality_gate: QualityGate = field(default_factory=QualityGate)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     #: The models configured under ``models`` (beside the built-in catalog), parsed once.
     models: Mapping[str, ModelSpec] = field(default_factory=dict)
 
@@ -437,6 +439,38 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         "Let a run through when its quality gate has nothing to measure (no usable validation metrics); "
         "by default such a run fails.",
     ),
+    "evaluation": (
+        True,
+        "Score each new version on held-out prompts against the line's current model (or the base model) "
+        "before it is served; false serves it on its gates alone.",
+    ),
+    "evaluation_format": (
+        "none",
+        "The answers' declared format, checked per prompt: none or json (parses as JSON).",
+    ),
+    "evaluation_judge_model_id": (
+        None,
+        "A model that grades each answer 1-5 against the reference through Converse (rubric in "
+        "lambdas/bedrock_finetune/rubrics/correctness.md); unset: no judge.",
+    ),
+    "evaluation_metric": (
+        "token_f1",
+        "The metric evaluation_gate compares: exact_match, token_f1, rouge_l, format or judge.",
+    ),
+    "evaluation_gate_margin": (
+        0.0,
+        "evaluation_gate: a candidate scoring below the current model by more than this (0-1) is kept, "
+        "not served.",
+    ),
+    "evaluation_gate_floor": (
+        None,
+        "evaluation_gate: a candidate scoring below this (0-1) is kept, not served.",
+    ),
+    "evaluation_sample_size": (
+        100,
+        "Prompts sampled (seeded) from validation.jsonl when a run has no evaluation.jsonl (1-1000).",
+    ),
+    "evaluation_max_tokens": (1024, "Most tokens each evaluation answer may have (16-8192)."),
 }
 
 #: The retention periods CloudWatch Logs accepts, in days, and the name CDK's ``RetentionDays`` gives each.
@@ -655,6 +689,37 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
             optional=r.boolean("quality_gate_optional"),
         ),
+        evaluation=_evaluation(r),
+    )
+
+
+def _evaluation(r: _Reader) -> EvaluationConfig:
+    """The evaluation keys; a judge can only judge, and the gate's metric must be measured."""
+    fmt = r.string("evaluation_format")
+    if fmt not in FORMATS:
+        raise ConfigError(f"evaluation_format = {fmt!r}: allowed values are {', '.join(FORMATS)}")
+    metric = r.string("evaluation_metric")
+    if metric not in METRICS:
+        raise ConfigError(f"evaluation_metric = {metric!r}: allowed values are {', '.join(METRICS)}")
+    judge = r.optional_string("evaluation_judge_model_id")
+    if metric == "judge" and not judge:
+        raise ConfigError("evaluation_metric = judge needs evaluation_judge_model_id (the model that grades)")
+    if metric == "format" and fmt == "none":
+        raise ConfigError("evaluation_metric = format needs evaluation_format (json)")
+    if judge and (":custom-model" in judge or ":provisioned-model/" in judge):
+        raise ConfigError(
+            f"evaluation_judge_model_id = {judge!r}: a custom model or a line's endpoint may be the "
+            "candidate; name a base model (or an inference profile) as the judge"
+        )
+    return EvaluationConfig(
+        enabled=r.boolean("evaluation"),
+        format=fmt,
+        judge_model_id=judge,
+        metric=metric,
+        gate_margin=r.number("evaluation_gate_margin", 0, 1),
+        gate_floor=r.optional_number("evaluation_gate_floor", 0, 1),
+        sample_size=r.integer("evaluation_sample_size", 1, 1000),
+        max_tokens=r.integer("evaluation_max_tokens", 16, 8192),
     )
 
 

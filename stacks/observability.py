@@ -246,6 +246,7 @@ class Observability(Construct):
         task_functions = {
             field.name.replace("_", " ").capitalize(): getattr(functions, field.name)
             for field in dataclasses.fields(functions)
+            if getattr(functions, field.name) is not None  # a task the configuration leaves out
         }
         task_functions["Clean up ended run"] = clean_up.function
         durations = [

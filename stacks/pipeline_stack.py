@@ -27,6 +27,7 @@ from stacks.tasks import (
     CleanUpEndedExecution,
     CleanUpFailedRun,
     CollectTrainingResults,
+    EvaluateCandidate,
     GetEndpointStatus,
     JobEnded,
     LineRecords,
@@ -92,6 +93,7 @@ class FineTuningPipelineStack(Stack):
         lines = LineRecords(self, "Lines", ctx=ctx, topic=notifications.topic, dead_letters=dead_letters)
         ServingInventory(self, ctx=ctx, dead_letters=dead_letters)
         JobEnded(self, ctx=ctx, dead_letters=dead_letters)
+        evaluating = config.evaluation.enabled and config.serving != "none"
         functions = WorkflowFunctions(
             validate_dataset=validate.function,
             start_customization_job=StartCustomizationJob(self, ctx=ctx, service_role=service_role).function,
@@ -105,6 +107,7 @@ class FineTuningPipelineStack(Stack):
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
             training_queue=training_queue.function,
+            evaluate_candidate=EvaluateCandidate(self, ctx=ctx).function if evaluating else None,
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
         guards = BedrockGuards(
@@ -114,7 +117,11 @@ class FineTuningPipelineStack(Stack):
             runtime=runtime,
             arns=ctx.arns,
             topic=notifications.topic,
-            billing_functions=(functions.start_customization_job, functions.serve_model),
+            billing_functions=(
+                functions.start_customization_job,
+                functions.serve_model,
+                *([functions.evaluate_candidate] if functions.evaluate_candidate else []),
+            ),
         )
         if guards.preflight is not None:
             training_queue.limit_from(guards.preflight)  # the account's quota, read at deploy time
@@ -129,6 +136,7 @@ class FineTuningPipelineStack(Stack):
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
                 approval_timeout=Duration.hours(config.approval_timeout_hours),
                 serving=config.serving,
+                evaluation=evaluating,
             ),
             log_group=pipeline_logs,
         )

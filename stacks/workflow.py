@@ -66,9 +66,12 @@ class WorkflowFunctions:
     clean_up_failed_run: lambda_.IFunction
     notify: lambda_.IFunction
     training_queue: lambda_.IFunction
+    #: Scores a new version before it is served (None: evaluation is off, or nothing is served).
+    evaluate_candidate: lambda_.IFunction | None = None
 
     def all(self) -> tuple[lambda_.IFunction, ...]:
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+        found = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return tuple(f for f in found if f is not None)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class WorkflowTiming:
     approval_timeout: Duration
     #: ``on_demand``, ``provisioned`` or ``none`` (train only: no serving states).
     serving: str = "provisioned"
+    #: Score each new version against the line's current model before it is served.
+    evaluation: bool = False
 
 
 def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
@@ -338,7 +343,10 @@ class FineTuningWorkflow(Construct):
             passed = self._serving(functions, timing, pipeline_task, status_failure, failure_chain)
             record_served = record_version("Record served version", served=True)
             record_served.next(notify_success.next(sfn.Succeed(self, "Model in service")))
-            self._endpoint_ready.when(sfn.Condition.string_equals("$.endpoint.state", "ready"), record_served)
+            self._endpoint_ready.when(
+                sfn.Condition.string_equals("$.endpoint.state", "ready"),
+                self._when_ready(functions, pipeline_task, timing, record_served),
+            )
             notify_kept = lambda_task(
                 self,
                 "Notify model kept",
@@ -608,13 +616,94 @@ class FineTuningWorkflow(Construct):
             )
             .otherwise(wait)
         )
-        request.next(serve)
+        self._evaluating = timing.evaluation and functions.evaluate_candidate is not None
+        before_serve: sfn.IChainable = serve
+        if self._evaluating and timing.serving == "provisioned":
+            before_serve = self._evaluation_loop(functions, pipeline_task, "current", serve)
+        request.next(before_serve)
         serve.next(wait)
         wait.next(get_status).next(self._endpoint_ready)
-        return plan.next(
+        approval = (
             sfn.Choice(self, "Approval needed?")
             .when(sfn.Condition.boolean_equals("$.serving.approvalNeeded", True), request)
-            .otherwise(serve)
+            .otherwise(before_serve)
+        )
+        if self._evaluating and timing.serving == "on_demand":
+            # The candidate is scored on a temporary deployment of its own, beside the line's endpoint.
+            return plan.next(
+                self._evaluation_loop(
+                    functions, pipeline_task, "both", self._evaluation_gate(approval), timing=timing
+                )
+            )
+        return plan.next(approval)
+
+    def _when_ready(
+        self, functions: WorkflowFunctions, pipeline_task: Any, timing: WorkflowTiming, served: sfn.IChainable
+    ) -> sfn.IChainable:
+        """What follows a ready endpoint: ``served``; on a provisioned line that evaluates, the
+        candidate is scored where it now serves first (a failed one is swapped back and kept)."""
+        if self._evaluating and timing.serving == "provisioned":
+            return self._evaluation_loop(functions, pipeline_task, "candidate", self._evaluation_gate(served))
+        return served
+
+    def _evaluation_loop(
+        self,
+        functions: WorkflowFunctions,
+        pipeline_task: Any,
+        phase: str,
+        then: sfn.IChainable,
+        timing: WorkflowTiming | None = None,
+    ) -> sfn.IChainable:
+        """Evaluate ... -> ... scored? -> (again, after a wait while the candidate's deployment is
+        created) -> ``then``. Each step scores a bounded number of prompts (Lambda's 15 minutes)."""
+        name, question = {
+            "both": ("Evaluate candidate", "Candidate scored?"),
+            "current": ("Evaluate current model", "Current model scored?"),
+            "candidate": ("Evaluate candidate", "Candidate scored?"),
+        }[phase]
+        fields: dict[str, object] = {
+            "run": sfn.JsonPath.object_at("$.run"),
+            "phase": phase,
+            "serving": sfn.JsonPath.object_at("$.serving"),
+        }
+        if phase == "candidate":
+            fields["endpoint"] = sfn.JsonPath.object_at("$.endpoint")
+        assert functions.evaluate_candidate is not None
+        task = pipeline_task(
+            name,
+            functions.evaluate_candidate,
+            fields,
+            result_path="$.evaluation",
+            timeout=Duration.minutes(15),
+        )
+        scored = sfn.Choice(self, question).when(
+            sfn.Condition.boolean_equals("$.evaluation.done", True), then
+        )
+        if timing is not None:
+            wait = sfn.Wait(
+                self,
+                "Wait for candidate deployment",
+                time=sfn.WaitTime.seconds_path("$.evaluation.waitSeconds"),
+            )
+            wait.next(task)
+            scored.when(sfn.Condition.boolean_equals("$.evaluation.waiting", True), wait)
+        scored.otherwise(task)
+        task.next(scored)
+        return task
+
+    def _evaluation_gate(self, passed: sfn.IChainable) -> sfn.Choice:
+        """Evaluation gate passed? -> ``passed``, or the model is kept (the notice says why)."""
+        return (
+            sfn.Choice(self, "Evaluation gate passed?")
+            .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), passed)
+            .otherwise(
+                sfn.Pass(
+                    self,
+                    "Evaluation gate not met",
+                    parameters={"why.$": "$.evaluation.why", "expired": "false"},
+                    result_path="$.notServed",
+                ).next(self._not_served)
+            )
         )
 
     def _acknowledge(self, functions: WorkflowFunctions) -> None:

@@ -102,6 +102,11 @@ class _Settings:
 _settings = _Settings()
 
 
+def current_scenario() -> Scenario:
+    """The scenario the emulated services follow now."""
+    return _settings.scenario
+
+
 def configure(scenario: Scenario) -> None:
     """Make the emulated Bedrock behave as ``scenario`` from now on."""
     _settings.scenario = scenario

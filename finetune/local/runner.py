@@ -21,14 +21,16 @@ from typing import Any, TextIO
 
 import boto3
 
+from bedrock_finetune.evaluation import parse_prompts
 from bedrock_finetune.layout import (
     DATASETS_PREFIX,
-    HYPERPARAMETERS_FILE,
+    EVALUATION_FILE,
     REPORTS_PREFIX,
     TRAIN_FILE,
     VALIDATION_FILE,
 )
 from finetune import run_folder
+from finetune.local import runtime as bedrock_runtime
 from finetune.local.cloud import Deployment, LocalCloud, StackDeletion
 from finetune.local.events import Delivery
 from finetune.local.gate import WaitGate
@@ -116,13 +118,28 @@ def upload_run(cloud: LocalCloud, deployment: Deployment, run_dir: Path, run: st
     """Upload the run's files, ``train.jsonl`` last (it starts the run); returns the keys."""
     s3 = cloud.client("s3")
     keys = []
-    for name in (VALIDATION_FILE, HYPERPARAMETERS_FILE, TRAIN_FILE):
+    bedrock_runtime.register_references(evaluation_references(run_dir))
+    for name in run_folder.UPLOAD_ORDER:
         path = run_dir / name
         if path.is_file():
             key = f"{DATASETS_PREFIX}{run}/{name}"
             s3.put_object(Bucket=deployment.bucket, Key=key, Body=path.read_bytes())
             keys.append(key)
     return keys
+
+
+def evaluation_references(run_dir: Path) -> dict[str, str]:
+    """The run folder's evaluation prompts (``evaluation.jsonl``, else ``validation.jsonl``) and their
+    references, for the emulated models' scenario quality; none when the files do not parse."""
+    for name in (EVALUATION_FILE, VALIDATION_FILE):
+        path = run_dir / name
+        if path.is_file():
+            try:
+                prompts = parse_prompts(path.read_text(encoding="utf-8").splitlines())
+            except ValueError:
+                return {}
+            return {p.text: p.reference for p in prompts if p.reference is not None}
+    return {}
 
 
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -641,6 +658,9 @@ def _serving_rows(result: LocalRun) -> Iterator[tuple[str, Any]]:
         yield "Endpoint", f"{endpoint.get('endpointArn')}  ({endpoint.get('kind')}, {endpoint.get('status')})"
     if line.get("version"):
         yield "Line version", f"{line.get('version')} ({line.get('status')})"
+    evaluation = state.get("evaluation") or {}
+    if evaluation.get("summary"):
+        yield "Evaluation", evaluation["summary"]
     estimate = (state.get("serving") or {}).get("estimate") or {}
     for key in ("perHour", "per1kInputAndOutputTokens"):
         if estimate.get(key):

@@ -11,6 +11,12 @@ model: ``ValidationException`` (400) for an identifier that is no endpoint, ``Re
 that is not in service yet.
 
 Reading an endpoint's status here never moves it on (only a control-plane describe does).
+
+Evaluation prompts (those :func:`register_references` was given, from the run folder) are answered
+by the scenario's quality instead (labelled synthetic too): the candidate (the endpoint serving the
+newest custom model) and the current model (an older one, or a base model, which Converse also takes
+by its id here) answer the reference, a degraded copy of it, or the same neutral text, so that
+``better-candidate`` promotes, ``worse-candidate`` keeps, and every other scenario scores a tie.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from urllib.parse import unquote
 
 from moto.bedrockruntime.responses import BedrockRuntimeResponse
 
-from finetune.local.bedrock import BedrockError, state_for
+from finetune.local import bedrock as emulated_bedrock
+from finetune.local.bedrock import BedrockError, EmulatedJob, state_for
 
 #: The answer's first words: nobody should mistake it for a model's.
 LABEL = "[synthetic answer from the local emulation; no model ran]"
@@ -35,6 +42,57 @@ CHARS_PER_TOKEN = 4
 _ENDPOINT_ARN = re.compile(
     r"^arn:aws(-[a-z]+)*:bedrock:[a-z0-9-]+:\d{12}:(provisioned-model|custom-model-deployment)/[a-z0-9]+$"
 )
+_FOUNDATION_MODEL = re.compile(r"^[a-z0-9-]+\.[a-z0-9.-]+(:\d+)?$")
+#: Evaluation prompts (last user turn) -> reference answer, for the scenario's quality.
+_REFERENCES: dict[str, str] = {}
+
+
+def register_references(references: dict[str, str]) -> None:
+    """The run folder's evaluation prompts and their references (replacing those of a run before)."""
+    _REFERENCES.clear()
+    _REFERENCES.update(references)
+
+
+def degraded(reference: str) -> str:
+    """A deterministic worse answer: every other word of the reference, no longer valid JSON."""
+    kept = reference.split()[::2]
+    return "Answer: " + " ".join(kept)
+
+
+#: What each model answers an evaluation prompt with, by the scenario's ``candidate_quality``.
+_QUALITY = {
+    "better": {"candidate": "reference", "current": "degraded"},
+    "worse": {"candidate": "degraded", "current": "reference"},
+}
+
+
+def evaluation_answer(reference: str, prompt: str, role: str, quality: str | None) -> str:
+    """The emulation's answer to an evaluation prompt for the ``candidate`` or ``current`` model."""
+    kind = (_QUALITY.get(quality or "") or {}).get(role, "neutral")
+    if kind == "reference":
+        return reference
+    if kind == "degraded":
+        return degraded(reference)
+    quoted = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+    return f'{LABEL} received "{quoted}".'
+
+
+def _served_model(state: Any, model_id: str) -> EmulatedJob | None:
+    """The custom model behind an endpoint ARN (None for a base model)."""
+    for holding in (state.throughputs, state.deployments):
+        if model_id in holding:
+            return holding[model_id].model
+    return None
+
+
+def _role(resp: BedrockRuntimeResponse, model_id: str) -> str:
+    """``candidate`` when the model serves the newest custom model, else ``current``."""
+    state = state_for(resp.current_account, resp.region)
+    served = _served_model(state, model_id)
+    newest = max(state.custom_models.values(), key=lambda m: m.creation_time, default=None)
+    return "candidate" if served is not None and served is newest else "current"
+
+
 #: Status in which each kind of endpoint serves.
 _SERVING = {"provisioned-model": "InService", "custom-model-deployment": "Active"}
 
@@ -98,12 +156,15 @@ def converse(self: BedrockRuntimeResponse) -> Any:
     """Converse (``POST /model/{modelId}/converse``)."""
     path = self.path.split("?", 1)[0]
     model_id = unquote(unquote(path.removeprefix("/model/").removesuffix("/converse")))
-    status = _endpoint_status(self, model_id)
-    kind = model_id.split(":")[5].split("/")[0]
-    if status != _SERVING[kind]:
-        raise BedrockError(
-            "ModelNotReadyException", f"The model {model_id} is {status}, not ready to serve requests.", 429
-        )
+    if not _FOUNDATION_MODEL.match(model_id):
+        status = _endpoint_status(self, model_id)
+        kind = model_id.split(":")[5].split("/")[0]
+        if status != _SERVING[kind]:
+            raise BedrockError(
+                "ModelNotReadyException",
+                f"The model {model_id} is {status}, not ready to serve requests.",
+                429,
+            )
     body = json.loads(self.body or "{}")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -111,6 +172,15 @@ def converse(self: BedrockRuntimeResponse) -> Any:
     system = "\n".join(_texts(body.get("system")))
     max_tokens = int((body.get("inferenceConfig") or {}).get("maxTokens") or 4096)
     reply = synthetic_reply(model_id, system, messages, max_tokens)
+    last_user = next(
+        (" ".join(_texts(m.get("content"))) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    if last_user in _REFERENCES:
+        quality = emulated_bedrock.current_scenario().candidate_quality
+        answer = evaluation_answer(_REFERENCES[last_user], last_user, _role(self, model_id), quality)
+        reply["output"]["message"]["content"] = [{"text": answer}]
+        reply["usage"]["outputTokens"] = _tokens(answer)
+        reply["usage"]["totalTokens"] = reply["usage"]["inputTokens"] + reply["usage"]["outputTokens"]
     return 200, {"content-type": "application/json"}, json.dumps(reply)
 
 

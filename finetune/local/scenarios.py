@@ -65,6 +65,10 @@ class Scenario:
     #: preflight (emulated: its answer) reads it as the default of max_concurrent_jobs. ``None``: no
     #: such quota is listed and none is enforced.
     job_quota: int | None = None
+    #: How the candidate answers the run's evaluation prompts against the current model (the line's,
+    #: or the base model): ``better`` (the reference, against a degraded copy), ``worse`` (the other
+    #: way round), or None: every model answers the same, a tie (promoted: not worse).
+    candidate_quality: str | None = None
 
     @property
     def user_acts(self) -> bool:
@@ -142,6 +146,21 @@ SCENARIOS: dict[str, Scenario] = {
             "A Nova model (Nova Lite by default) served on demand: a custom model deployment goes "
             "Creating -> Active; nothing is billed while idle. Run it with a Nova-format run folder.",
             context=(("base_model_id", "amazon.nova-lite-v1:0:300k"),),
+        ),
+        Scenario(
+            "better-candidate",
+            "A Nova model served on demand: the candidate, on a temporary deployment of its own, answers "
+            "the evaluation prompts with their references; the base model answers worse. The candidate is "
+            "promoted (the line's deployment is created for it). Run it with a Nova-format run folder.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"), ("evaluation_format", "json")),
+            candidate_quality="better",
+        ),
+        Scenario(
+            "worse-candidate",
+            "As better-candidate, but the candidate answers worse than the base model: the evaluation gate "
+            "keeps it; the line is unchanged and the temporary deployment is deleted.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"), ("evaluation_format", "json")),
+            candidate_quality="worse",
         ),
         Scenario(
             "second-version",

@@ -69,6 +69,7 @@ KEYS = (
     "endpoint",
     "followup_runs",
     "job_wait",
+    "evaluation",
 )
 #: Customization job statuses that are not yet final.
 RUNNING_JOB_STATUSES = frozenset({"InProgress", "Stopping"})
@@ -166,6 +167,21 @@ def _line_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    decision = report["decision"] if isinstance(report.get("decision"), dict) else {}
+    aggregates = report["aggregates"] if isinstance(report.get("aggregates"), dict) else {}
+    metric = report.get("metric")
+    return {
+        "status": report.get("status"),
+        "prompts": report.get("promptCount"),
+        "metric": metric,
+        "outcome": decision.get("outcome"),
+        "summary": decision.get("summary") or report.get("why"),
+        "candidate": _field(aggregates.get("candidate"), str(metric)),
+        "current": _field(aggregates.get("current"), str(metric)),
+    }
+
+
 def _approval_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {k: report.get(k) for k in ("status", "what", "answeredBy", "expiresAt")}
 
@@ -177,6 +193,7 @@ _SUMMARIES = {
     "run.json": _run_summary,
     "line.json": _line_summary,
     "approval.json": _approval_summary,
+    "evaluation.json": _evaluation_summary,
 }
 
 
@@ -224,6 +241,15 @@ def _endpoint(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"arn": endpoint["endpointArn"], "kind": endpoint.get("kind"), "status": endpoint.get("status")}
 
 
+def _evaluation(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's evaluation result as the state machine last saw it (None: the run was not evaluated)."""
+    evaluation = state.get("evaluation") if isinstance(state.get("evaluation"), dict) else None
+    if not evaluation:
+        return None
+    keys = ("evaluated", "passed", "outcome", "summary", "why", "prompts", "scored", "reportUri")
+    return {k: evaluation.get(k) for k in keys}
+
+
 def build_summary(result: LocalRun) -> dict[str, Any]:
     """The ``--json`` document of a finished local run."""
     deletion = result.deletion
@@ -260,5 +286,6 @@ def build_summary(result: LocalRun) -> dict[str, Any]:
         "endpoint": _endpoint(result.final_state),
         "followup_runs": list(result.followups),
         "job_wait": getattr(result, "job_wait", None),
+        "evaluation": _evaluation(result.final_state),
     }
     return document

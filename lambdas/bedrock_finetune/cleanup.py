@@ -90,10 +90,13 @@ def clean_up_run(
     max_attempts: int = 1,
     min_attempts: int = 1,
     slot: Slot | None = None,
+    evaluation_deployment: str | None = None,
 ) -> dict[str, Any]:
     """Stop the run's job if it is running; delete its no-commitment Provisioned Throughput; give the
     run's training slot back (``slot``) once its job has ended.
 
+    ``evaluation_deployment``: the name of the candidate's temporary deployment (on-demand lines),
+    deleted when this execution created it.
     ``line``: the run's model line, whose endpoint (throughput or deployment) is deleted when this
     execution created it (an endpoint an earlier version created keeps serving that version).
     ``execution_arn``: only resources tagged as created by this execution are touched. ``previous``: the
@@ -118,6 +121,8 @@ def clean_up_run(
     if line is not None:
         _clean_throughput(bedrock, line.throughput_name, execution_arn, work)
         _clean_deployment(bedrock, line.deployment_name, execution_arn, work)
+    if evaluation_deployment is not None:
+        _clean_deployment(bedrock, evaluation_deployment, execution_arn, work)
     result, done, pending, still_billing, settling = (
         work.result,
         work.done,

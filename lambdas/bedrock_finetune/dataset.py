@@ -123,7 +123,7 @@ __all__ = [
     "validate_run",
 ]
 
-FileRole = Literal["train", "validation", "hyperparameters"]
+FileRole = Literal["train", "validation", "hyperparameters", "evaluation"]
 
 
 class Code(StrEnum):
@@ -1760,7 +1760,7 @@ def validate_run(  # noqa: PLR0917 - the signature the handlers and the CLI shar
     )
 
 
-_FILE_ORDER = {"train": 0, "validation": 1, "hyperparameters": 2}
+_FILE_ORDER = {"train": 0, "validation": 1, "hyperparameters": 2, "evaluation": 3}
 _LINE_WARNING_ORDER = {Code.NEAR_TOKEN_LIMIT: 0, Code.DUPLICATE_RECORD: 1, Code.VALIDATION_OVERLAP: 2}
 
 

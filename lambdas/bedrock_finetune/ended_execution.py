@@ -13,6 +13,7 @@ from typing import Any
 
 from bedrock_finetune.bedrock_jobs import find_job
 from bedrock_finetune.cleanup import Slot, clean_up_run
+from bedrock_finetune.naming import evaluation_deployment_name
 from bedrock_finetune.run_ref import RunRef
 from bedrock_finetune.settings import CleanUpSettings
 
@@ -55,6 +56,7 @@ def clean_up_ended_execution(
         bedrock,
         run.names,
         line=run.line,
+        evaluation_deployment=evaluation_deployment_name(run.line, run.identity),
         execution_arn=execution_arn,
         previous=previous,
         max_attempts=settings.max_attempts,

@@ -12,6 +12,8 @@ OUTPUTS_PREFIX = "outputs/"
 FROZEN_PREFIX = "frozen/"
 TRAIN_FILE = "train.jsonl"
 VALIDATION_FILE = "validation.jsonl"
+#: Held-out prompts a new version is scored on before it is served (optional).
+EVALUATION_FILE = "evaluation.jsonl"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 
 #: Run names become part of S3 URIs that Bedrock accepts and of job and model names, so they are

@@ -87,8 +87,11 @@ def record_version(
     stack_name: str,
     region: str,
     now: datetime | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add (or, for a retry of the same execution, update) this run's version in the line's record.
+
+    ``evaluation``: the decision of the version's evaluation (:func:`evaluation_decision`), kept with it.
 
     ``served``: the version's model is now behind the line's endpoint (``endpoint``: the Serve model
     result); the version served before becomes ``previous`` (the rollback target), older ones
@@ -119,6 +122,8 @@ def record_version(
         recordedAt=at.isoformat(),
         why=why,
     )
+    if evaluation is not None:
+        entry["evaluation"] = dict(evaluation)
     if served and endpoint is not None:
         for other in versions:
             if other is entry:
@@ -446,6 +451,7 @@ def record_line_version(
         stack_name=settings.stack_name,
         region=settings.region,
         now=at,
+        evaluation=evaluation_decision(s3, settings.bucket_name, run, execution_arn),
     )
     ttl = ((record.get("endpoint") or {}) or {}).get("ttl")
     wants_ttl = (
@@ -479,6 +485,28 @@ def record_line_version(
         "ttl": ttl,
         "rollback": record.get("rollback"),
         "recordUri": f"s3://{settings.bucket_name}/{run.location.line_record_key}",
+    }
+
+
+def evaluation_decision(s3: Any, bucket: str, run: RunRef, execution_arn: str) -> dict[str, Any] | None:
+    """This execution's evaluation (``reports/<run>/evaluation.json``) in short: outcome, summary, why
+    and where the report is; None when it was not evaluated by this execution."""
+    key = f"reports/{run.run}/evaluation.json"
+    try:
+        doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
+    if doc.get("executionArn") != execution_arn:
+        return None
+    decision = doc.get("decision") or {}
+    return {
+        "status": doc.get("status"),
+        "outcome": decision.get("outcome"),
+        "summary": decision.get("summary") or doc.get("why"),
+        "why": decision.get("why") or doc.get("why"),
+        "reportUri": f"s3://{bucket}/{key}",
     }
 
 

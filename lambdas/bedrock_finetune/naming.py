@@ -107,6 +107,13 @@ def line_names(bucket: str, line: str) -> LineNames:
     return LineNames(line=line, throughput_name=f"{base}-pt", deployment_name=f"{base}-od")
 
 
+def evaluation_deployment_name(line: LineNames, identity: RunIdentity) -> str:
+    """The temporary deployment a candidate of an on-demand line is scored on: one per run (upload),
+    deleted when its evaluation ends, or by the run's clean-up."""
+    digest = hashlib.sha256(f"{line.deployment_name}\n{identity.digest}".encode()).hexdigest()[:8]
+    return f"{line.deployment_name.removesuffix('-od')[:50]}-ev-{digest}"
+
+
 def serving_token(endpoint_name: str, identity: RunIdentity) -> str:
     """The idempotency token for creating ``endpoint_name`` for one run (object version): retries of
     the run reuse it; a later version that must create the endpoint again gets a new one."""

@@ -86,6 +86,12 @@ def _training_lines(training: Mapping[str, Any] | None) -> list[tuple[str, Any]]
     ]
 
 
+def _evaluation_lines(state: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The evaluation's one-line result (``candidate 0.82 [0.78, 0.86] vs current ...: promoted``)."""
+    evaluation = state.get("evaluation") or {}
+    return [("Evaluation", evaluation.get("summary")), ("Evaluation report", evaluation.get("reportUri"))]
+
+
 def _estimate_lines(serving: Mapping[str, Any]) -> list[tuple[str, Any]]:
     estimate = serving.get("estimate") or {}
     return [
@@ -138,6 +144,7 @@ def success_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -
             ("Customization job", job.get("jobArn")),
             ("Hyperparameters", json.dumps(job.get("hyperparameters") or validation.get("hyperparameters"))),
             *_training_lines(state.get("training")),
+            *_evaluation_lines(state),
             *_estimate_lines(serving),
             ("Validation report", validation.get("reportUri")),
             ("Line record", line.get("recordUri")),
@@ -155,13 +162,20 @@ def kept_notice(state: Mapping[str, Any], links: Links, execution_arn: str) -> N
     job = state.get("job") or {}
     line = state.get("line") or {}
     why = line.get("why") or (state.get("notServed") or {}).get("why", "not approved")
+    evaluated = (state.get("evaluation") or {}).get("passed") is False
     body = _lines(
         [
             ("Run (model line)", run),
-            ("Result", "model kept, not served: nothing was bought"),
+            (
+                "Result",
+                "model kept, not served: the line is unchanged"
+                if evaluated
+                else "model kept, not served: nothing was bought",
+            ),
             ("Why", error_message(str(why))),
             ("Custom model ARN (kept)", job.get("outputModelArn")),
             *_training_lines(state.get("training")),
+            *_evaluation_lines(state),
             *_estimate_lines(state.get("serving") or {}),
             ("Line record", line.get("recordUri")),
             ("Execution", links.execution_console(execution_arn)),

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
+from bedrock_finetune.evaluation_config import EvaluationConfig
 from bedrock_finetune.quality_gate import QualityGate
 from bedrock_finetune.quota_wait import QuotaWaitPolicy
 
@@ -168,7 +169,21 @@ class BaseModelSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ValidateDatasetSettings(BaseModelSettings):
+class TokenEstimateSettings(Settings):
+    """How characters are counted as tokens, for the functions that estimate tokens."""
+
+    chars_per_token: float = setting("CHARS_PER_TOKEN")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PriceSettings(Settings):
+    """The price table's overrides (the ``prices`` key), for the functions that estimate a cost."""
+
+    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValidateDatasetSettings(TokenEstimateSettings, BaseModelSettings):
     """ValidateDataset: the model's limits and the configured hyperparameter defaults."""
 
     owner: ClassVar[str] = "ValidateDataset"
@@ -176,7 +191,6 @@ class ValidateDatasetSettings(BaseModelSettings):
     default_hyperparameters: Mapping[str, int | float] = setting(
         "DEFAULT_HYPERPARAMETERS", default_factory=dict
     )
-    chars_per_token: float = setting("CHARS_PER_TOKEN")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -206,7 +220,7 @@ class CollectTrainingResultsSettings(Settings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ServingSettings(TaggingSettings, BaseModelSettings):
+class ServingSettings(PriceSettings, TaggingSettings, BaseModelSettings):
     """PlanServing and ServeModel: how a line's model is served, what waits for approval, the price
     table's overrides and how long an endpoint may take to be ready."""
 
@@ -218,7 +232,14 @@ class ServingSettings(TaggingSettings, BaseModelSettings):
     endpoint_wait_hours: int = setting("ENDPOINT_WAIT_HOURS", default=6)
     #: The longest wait between two looks at an endpoint (the waits start at a minute and double).
     endpoint_poll_cap_seconds: int = setting("ENDPOINT_POLL_CAP_SECONDS", default=600)
-    prices: Mapping[str, Any] = setting("PRICES", default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluationSettings(TokenEstimateSettings, PriceSettings, TaggingSettings, BaseModelSettings):
+    """EvaluateCandidate: how a new version is scored and gated, and how its tokens are priced."""
+
+    owner: ClassVar[str] = "EvaluateCandidate"
+    evaluation: EvaluationConfig = setting("EVALUATION", default_factory=EvaluationConfig)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

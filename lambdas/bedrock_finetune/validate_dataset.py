@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from bedrock_finetune.catalog import ModelSpec
 from bedrock_finetune.dataset import validate_run
 from bedrock_finetune.errors import DatasetInvalid, RunNotFound
-from bedrock_finetune.layout import TRAIN_FILE, VALIDATION_FILE, InvalidRunKey, RunLocation
+from bedrock_finetune.evaluation_set import add_to_report, check_evaluation_file
+from bedrock_finetune.layout import EVALUATION_FILE, TRAIN_FILE, VALIDATION_FILE, InvalidRunKey, RunLocation
 from bedrock_finetune.metrics import CODE_DIMENSION, VALIDATION_ERRORS, MetricSink
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
@@ -93,6 +94,16 @@ def validate_s3_run(
         chars_per_token=chars_per_token,
         bucket=bucket,
     )
+    evaluation_head = _head(s3, bucket, location.key(EVALUATION_FILE))
+    if evaluation_head is not None:
+        evaluation_file = S3Object(
+            s3,
+            bucket,
+            location.key(EVALUATION_FILE),
+            version_id=evaluation_head.get("VersionId"),
+            size=int(evaluation_head.get("ContentLength", 0)),
+        )
+        add_to_report(report, check_evaluation_file(evaluation_file, model))
     report_uri = write_json(s3, location.bucket, location.report_key, report.to_dict())
     summary = report.summary(max_errors=_FIRST_ERRORS)
     if not report.valid:

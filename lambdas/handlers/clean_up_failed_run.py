@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.cleanup import clean_up_run
+from bedrock_finetune.naming import evaluation_deployment_name
 from bedrock_finetune.settings import CleanUpSettings
 from bedrock_finetune.training_queue import run_slot
 from handlers._events import TaskEvent
@@ -26,6 +27,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
         client("bedrock"),
         event.run.names,
         line=event.run.line,
+        evaluation_deployment=evaluation_deployment_name(event.run.line, event.run.identity),
         execution_arn=event.execution_arn,
         previous=event.previous,
         max_attempts=cleanup.max_attempts,

@@ -5,6 +5,7 @@ from stacks.tasks.clean_up_ended_execution import CleanUpEndedExecution
 from stacks.tasks.clean_up_failed_run import CleanUpFailedRun
 from stacks.tasks.collect_training_results import CollectTrainingResults
 from stacks.tasks.context import TaskContext
+from stacks.tasks.evaluation import EvaluateCandidate
 from stacks.tasks.job_wait import JobEnded, WaitForJobToEnd
 from stacks.tasks.line_record import LineRecords
 from stacks.tasks.notify import Notify
@@ -17,6 +18,7 @@ __all__ = [
     "CleanUpEndedExecution",
     "CleanUpFailedRun",
     "CollectTrainingResults",
+    "EvaluateCandidate",
     "GetEndpointStatus",
     "JobEnded",
     "LineRecords",

@@ -174,7 +174,20 @@ class LineRecords(Construct):
             environment=settings.to_env(),
             invoked_synchronously_by=STATE_MACHINE,
         )
-        self.record.add_to_policy(*_line_records(ctx))
+        self.record.add_to_policy(
+            *_line_records(ctx),
+            iam.PolicyStatement(
+                sid="ReadEvaluationDecision",
+                actions=["s3:GetObject"],
+                resources=[ctx.data.bucket.arn_for_objects("reports/*/evaluation.json")],
+            ),
+        )
+        acknowledge_wildcard_resource(
+            self.record.role,
+            f"<{logical_ref(ctx.data.bucket)}.Arn>/reports/*/evaluation.json",
+            "The run's evaluation report only (reports/<run>/evaluation.json), whose decision the line "
+            "record keeps; the run's name comes from the uploaded folder at run time.",
+        )
         ctx.data.acknowledge_prefixes(self.record.role, "reports")
         acknowledge_records(ctx, self.record.role)
         if scheduler_role is not None:

@@ -233,6 +233,10 @@ def test_report_plots_the_curves_it_read(
     assert "valid; records: train 40, validation 10; errors: none; warnings: none" in out
     assert "quality gate: passed" in out
     assert "outcome: succeeded" in out
+    # and the evaluation, which had nothing to score: the run's one evaluation prompt has no reference
+    evaluation = doc["evaluation"]
+    assert (evaluation["status"], evaluation["prompts"]) == ("not evaluated", 0)
+    assert "not evaluated: no prompt has a reference answer to score against" in out
 
 
 def test_invoke_calls_the_runs_endpoint_and_prints_the_answer_with_token_counts(

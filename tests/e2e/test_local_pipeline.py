@@ -48,14 +48,20 @@ TO_THROUGHPUT = [
     "Plan serving",
     "Approval needed?",
     "Request approval",
+    # The sample's 10 validation records, scored on the base model in one step before the swap
+    "Evaluate current model",
+    "Current model scored?",
     "Serve model",
 ]
+#: The candidate, scored where it now serves (one step), then the gate (a tie: promoted).
+EVALUATE_CANDIDATE = ["Evaluate candidate", "Candidate scored?", "Evaluation gate passed?"]
 FAILURE_END = ["Begin clean-up", "Clean up failed run", "Clean-up settled?", "Notify failure", "Run failed"]
 HAPPY_PATH = [
     *START,
     *JOB_WAIT,
     *TO_THROUGHPUT,
     *THROUGHPUT_POLL * 3,
+    *EVALUATE_CANDIDATE,
     "Record served version",
     "Notify success",
     "Model in service",

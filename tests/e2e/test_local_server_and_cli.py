@@ -140,8 +140,20 @@ def test_finetune_local_json_prints_one_document_on_stdout_and_progress_on_stder
     reports = document["reports"]
     assert set(reports) == {
         f"reports/{run_folder.name}/{name}"
-        for name in ("validation.json", "training.json", "run.json", "line.json", "approval.json")
+        for name in (
+            "validation.json",
+            "training.json",
+            "run.json",
+            "line.json",
+            "approval.json",
+            "evaluation.json",
+        )
     }
+    # Every model answers the emulation's evaluation prompts alike in this scenario: a tie, promoted
+    evaluation = reports[f"reports/{run_folder.name}/evaluation.json"]
+    assert (evaluation["status"], evaluation["outcome"], evaluation["prompts"]) == ("done", "promoted", 10)
+    assert evaluation["candidate"]["mean"] == evaluation["current"]["mean"]
+    assert document["evaluation"]["outcome"] == "promoted"
     line = reports[f"reports/{run_folder.name}/line.json"]
     assert line["endpoint"] == throughput["arn"] and line["served"] == 1
     assert reports[f"reports/{run_folder.name}/approval.json"]["status"] == "approved"

@@ -50,7 +50,10 @@ def test_a_nova_line_is_served_on_demand_with_nothing_billed_while_idle(nova: Sy
     assert endpoint["kind"] == "custom_model_deployment"
     assert ":custom-model-deployment/" in endpoint["arn"]
     assert document["created"]["throughputs"] == []
-    assert document["created"]["deployments"] == [{"arn": endpoint["arn"], "status": "Active"}]
+    # The line's deployment, and the candidate's temporary one (scored beside it), deleted after
+    assert document["created"]["deployments"][-1] == {"arn": endpoint["arn"], "status": "Active"}
+    [temporary] = document["created"]["deployments"][:-1]
+    assert temporary["status"] == "Deleted" and document["evaluation"]["outcome"] == "promoted"
     assert subjects(document) == [f"[fine-tuning] {result.run}: model in service"]
     body = document["notifications"][0]["body"]
     assert "billed per token only: nothing while idle" in body
@@ -60,6 +63,7 @@ def test_a_nova_line_is_served_on_demand_with_nothing_billed_while_idle(nova: Sy
 def test_a_failed_deployment_fails_the_run_and_is_deleted(nova: Synthesized) -> None:
     _, document = run(nova, NOVA_SAMPLE, "deployment-fails")
     assert (document["execution"]["status"], document["execution"]["error"]) == ("FAILED", "EndpointFailed")
+    # The first deployment the run makes is the candidate's, for its evaluation: it fails there
     [deployment] = document["created"]["deployments"]
     assert deployment["status"] == "Deleted"  # the clean-up deleted what this run created
     assert document["left_billing"] == NOTHING_BILLING

@@ -234,6 +234,7 @@ def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     _not_found(stubber, "get_model_customization_job")
     _not_found(stubber, "get_provisioned_model_throughput")
     _not_found(stubber, "get_custom_model_deployment")
+    _not_found(stubber, "get_custom_model_deployment")  # the candidate's evaluation deployment
     first = clean_up_ended_execution(
         client, lambda arn: [], settings, run=run, detail=detail, previous={"attempt": 0}
     )
@@ -244,8 +245,41 @@ def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
     stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
     _not_found(stubber, "get_custom_model_deployment")
+    _not_found(stubber, "get_custom_model_deployment")
     second = clean_up_ended_execution(
         client, lambda arn: [], settings, run=run, detail=detail, previous=first
     )
     assert (second["attempt"], second["retry"], second["throughputDeleted"]) == (2, False, True)
     assert f"deleted provisioned throughput {PT_ARN}" in second["summary"]
+
+
+def test_the_candidates_evaluation_deployment_this_execution_made_is_deleted(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    """Given a run that failed while its candidate was scored on a temporary deployment, the clean-up
+    deletes that deployment (found by its deterministic name, created by this execution)."""
+    from bedrock_finetune.naming import evaluation_deployment_name
+
+    client, stubber = stubbed
+    identity = RunIdentity(bucket="b", key="datasets/run-1/train.jsonl", version_id="v1", etag=None)
+    name = evaluation_deployment_name(LINE, identity)
+    temp = "arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/temporary001"
+    _not_found(stubber, "get_model_customization_job")
+    _not_found(stubber, "get_provisioned_model_throughput")
+    _not_found(stubber, "get_custom_model_deployment")
+    stubber.add_response(
+        "get_custom_model_deployment",
+        {
+            "customModelDeploymentArn": temp,
+            "modelDeploymentName": name,
+            "modelArn": MODEL_ARN,
+            "createdAt": "2026-11-22T00:00:00Z",
+            "status": "Active",
+        },
+        {"customModelDeploymentIdentifier": name},
+    )
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": temp})
+    stubber.add_response("delete_custom_model_deployment", {}, {"customModelDeploymentIdentifier": temp})
+    result = clean_up_run(client, NAMES, line=LINE, execution_arn=EXECUTION, evaluation_deployment=name)
+    assert result["deploymentDeleted"] is True
+    assert f"deleted custom model deployment {temp}" in result["summary"]

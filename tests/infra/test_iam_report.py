@@ -191,6 +191,7 @@ def test_the_summary_says_who_can_spend_and_under_which_condition(written: tuple
         "Approver",
         "StartCustomizationJobRole",
         "ServeModelRole",
+        "EvaluateCandidateRole",  # the candidate's temporary deployment; a failed candidate's swap back
         "WorkflowStateMachineEventsRole",
     }
     assert spenders["Submitter"]["person"] and spenders["Submitter"]["spends"] == [UPLOAD_STARTS_A_RUN]

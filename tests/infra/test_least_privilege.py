@@ -260,6 +260,8 @@ def test_tagging_is_limited_to_known_keys_and_this_stacks_ownership_value(iam_sy
     assert {s.owner for s in taggers} == {
         role_named(template, handler="handlers.start_customization_job.handler"),
         role_named(template, handler="handlers.serve_model.handler"),
+        # the candidate's temporary deployment, on an on-demand line
+        role_named(template, handler="handlers.evaluate_candidate.handler"),
     }
     for statement in taggers:
         assert statement.raw["Action"] == "bedrock:TagResource"
@@ -460,7 +462,7 @@ def test_tagging_sets_only_the_pipelines_keys_with_this_stacks_value(
     if stack_value is not None:
         context[f"aws:RequestTag/{TAG_STACK}"] = stack_value
     taggers = _tagging(default_synth.template)
-    assert len(taggers) == 2
+    assert len(taggers) == 3  # StartCustomizationJob, ServeModel, EvaluateCandidate
     for statements in taggers.values():
         tagged = [r for s in statements if "bedrock:TagResource" in s["Action"] for r in s["Resource"]]
         for resource in tagged:

@@ -28,6 +28,7 @@ RUN_FUNCTIONS = (
     "CleanUpFailedRun",
     "Notify",
     "TrainingQueue",
+    "EvaluateCandidate",
     "CleanUpEndedExecution",
 )
 

@@ -106,8 +106,9 @@ def test_no_bedrock_create_action_has_a_wildcard_resource(synthesized: Synthesiz
             if any(a.startswith("bedrock:Create") for a in actions):
                 checked += 1
                 assert "*" not in _as_list(statement["Resource"]), statement
-    # CreateModelCustomizationJob; the serving creates (on this stack's models; tagged endpoints)
-    assert checked == 3
+    # CreateModelCustomizationJob; the serving creates (on this stack's models; tagged endpoints), for
+    # ServeModel and for EvaluateCandidate (the candidate's temporary deployment)
+    assert checked == 5
 
 
 def test_create_job_is_scoped_to_the_base_model_and_this_accounts_resources(synthesized: Synthesized) -> None:

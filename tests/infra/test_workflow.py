@@ -83,14 +83,20 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
         "BooleanEquals": True,
         "Next": "Request approval",
     }
-    assert states["Approval needed?"]["Default"] == "Serve model"
-    assert states["Request approval"]["Next"] == "Serve model"
+    # The line's current model (or the base model) is scored before the candidate is swapped in.
+    assert states["Approval needed?"]["Default"] == "Evaluate current model"
+    assert states["Request approval"]["Next"] == "Evaluate current model"
+    assert states["Evaluate current model"]["Next"] == "Current model scored?"
+    assert states["Current model scored?"]["Choices"][0]["Next"] == "Serve model"
     assert states["Serve model"]["Next"] == "Wait for endpoint"
     assert states["Wait for endpoint"]["Next"] == "Get endpoint status"
     assert states["Get endpoint status"]["Next"] == "Endpoint ready?"
     assert states["Endpoint ready?"]["Default"] == "Wait for endpoint"
     by_state = {c["StringEquals"]: c["Next"] for c in states["Endpoint ready?"]["Choices"]}
-    assert by_state == {"failed": "Endpoint failed", "ready": "Record served version"}
+    assert by_state == {"failed": "Endpoint failed", "ready": "Evaluate candidate"}
+    assert states["Evaluate candidate"]["Next"] == "Candidate scored?"
+    assert states["Candidate scored?"]["Choices"][0]["Next"] == "Evaluation gate passed?"
+    assert states["Evaluation gate passed?"]["Choices"][0]["Next"] == "Record served version"
     assert states["Record served version"]["Next"] == "Notify success"
     assert states["Notify success"]["Next"] == "Model in service"
     assert states["Model in service"]["Type"] == "Succeed"
@@ -160,7 +166,7 @@ def test_every_task_retries_transient_errors_only_and_catches_everything(definit
     tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
     # 11 pipeline tasks; Notify failure/success/model kept share a function, Record served/kept too;
     # and the training queue's three states
-    assert len(tasks) == 17
+    assert len(tasks) == 19  # with Evaluate current model and Evaluate candidate (provisioned line)
     for name, task in tasks.items():
         retried = [e for r in task["Retry"] for e in r["ErrorEquals"]]
         assert "States.ALL" not in retried, name
@@ -198,6 +204,8 @@ def test_every_failure_is_cleaned_up_and_notified_before_the_fail_state(definiti
             "Request approval failed",
             "Serve model failed",
             "Get endpoint status failed",
+            "Evaluate current model failed",
+            "Evaluate candidate failed",
             "Record served version failed",
             "Record kept version failed",
             "Join the training queue failed",

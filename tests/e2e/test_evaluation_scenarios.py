@@ -1,0 +1,90 @@
+"""Evaluation end to end on an on-demand (Nova) line: a better candidate is promoted, a worse one is
+kept and the line is unchanged; either way its temporary deployment is deleted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bedrock_finetune.catalog import NOVA_LITE
+from finetune.local.bedrock import state_for
+from finetune.local.cloud import LocalCloud
+from finetune.local.runner import LocalRun
+from finetune.local.summary import build_summary
+from finetune.local.template import Synthesized, synthesize
+from tests.e2e.conftest import run_in_emulation
+
+pytestmark = pytest.mark.e2e
+
+NOVA_SAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "json-mode-nova"
+
+
+@pytest.fixture(scope="module")
+def nova_json(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack the two scenarios synthesize (their context: Nova Lite, answers checked as JSON)."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.evaluation"), base_model_id=NOVA_LITE, evaluation_format="json"
+    )
+
+
+def _read(cloud: LocalCloud, result: LocalRun, name: str) -> dict[str, Any]:
+    body = cloud.client("s3").get_object(Bucket=result.deployment.bucket, Key=f"reports/{result.run}/{name}")
+    return dict(json.loads(body["Body"].read()))
+
+
+def test_better_candidate_is_promoted_and_its_temporary_deployment_deleted(nova_json: Synthesized) -> None:
+    with run_in_emulation(nova_json, NOVA_SAMPLE, "better-candidate") as (result, cloud):
+        # The run served the candidate at the line's endpoint
+        assert result.status == "SUCCEEDED", result.cause
+        assert "Evaluate candidate" in result.states and "Evaluation gate passed?" in result.states
+        evaluation = result.final_state["evaluation"]
+        assert evaluation["passed"] is True and evaluation["outcome"] == "promoted"
+        assert evaluation["prompts"] == 42 and evaluation["scored"] == 84
+        assert evaluation["summary"].startswith("token_f1: candidate 1.00 [1.00, 1.00] vs current 0.6")
+        assert evaluation["summary"].endswith("on 42 prompts: promoted")
+        line = _read(cloud, result, "line.json")
+        assert line["served"]["version"] == 1
+        assert line["versions"][0]["evaluation"]["outcome"] == "promoted"
+        # The report has both answers per prompt, the candidate's format check, the judge-free cost
+        report = _read(cloud, result, "evaluation.json")
+        assert report["aggregates"]["candidate"]["format"]["mean"] == 1.0
+        assert report["aggregates"]["current"]["format"]["mean"] == 0.0
+        assert report["targets"]["current"]["modelId"] == "amazon.nova-lite-v1:0"
+        assert report["cost"]["candidate"]["calls"] == 42 and report["cost"]["current"]["calls"] == 42
+        # One deployment is left: the line's; the temporary one is deleted
+        state = state_for(result.deployment.account, result.deployment.region)
+        assert [d.params["modelDeploymentName"] for d in state.deployments.values()] == [
+            result.final_state["endpoint"]["endpointName"]
+        ]
+        assert [
+            d.params["modelDeploymentName"].rsplit("-", 2)[1] for d in state.deleted_deployments.values()
+        ] == ["ev"]
+        notice = result.notifications[-1]
+        assert "Evaluation: token_f1: candidate 1.00" in notice["message"]
+        assert build_summary(result)["evaluation"]["outcome"] == "promoted"
+
+
+def test_worse_candidate_is_kept_and_the_line_unchanged(nova_json: Synthesized) -> None:
+    with run_in_emulation(nova_json, NOVA_SAMPLE, "worse-candidate") as (result, cloud):
+        assert result.status == "SUCCEEDED", result.cause
+        assert "Evaluation gate not met" in result.states and "Serve model" not in result.states
+        evaluation = result.final_state["evaluation"]
+        assert evaluation["passed"] is False and evaluation["outcome"] == "kept"
+        assert "evaluation gate: token_f1" in evaluation["why"]
+        line = _read(cloud, result, "line.json")
+        assert line["endpoint"] is None and line["served"] is None
+        assert line["versions"][0]["status"] == "kept"
+        assert line["versions"][0]["evaluation"]["outcome"] == "kept"
+        state = state_for(result.deployment.account, result.deployment.region)
+        assert state.deployments == {}
+        assert len(state.deleted_deployments) == 1
+        notice = result.notifications[-1]
+        assert notice["subject"].endswith("model kept, not served")
+        assert "the line is unchanged" in notice["message"]
+        assert "evaluation gate: token_f1" in notice["message"]
+        summary = build_summary(result)
+        assert summary["evaluation"]["outcome"] == "kept"
+        assert summary["left_billing"]["deployments"] == []
