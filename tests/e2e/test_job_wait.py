@@ -45,10 +45,12 @@ def test_an_eight_hour_job_costs_a_constant_few_transitions_and_is_noticed_withi
 ) -> None:
     # Given a job that trains for 8 emulated hours
     document, states, cloud = _run(synthesized, run_folder, "eight-hour-job")
-    # Then the whole run (validation, approval, serving, notification) enters at most 30 states,
-    # the job's wait two of them, however long the job trains
+    # Then the whole run (validation, approval, evaluation, serving, notification) enters the same
+    # states as a job of minutes (HAPPY_PATH), the job's wait two of them, however long the job trains.
+    # (Issue 15's goal of at most 30 holds without evaluation; the evaluation states added since take
+    # the default run above it: see the issue's note.)
     assert document["execution"]["status"] == "SUCCEEDED"
-    assert document["transitions"] == len(states) == len(HAPPY_PATH) <= 30
+    assert document["transitions"] == len(states) == len(HAPPY_PATH)
     assert states.count(JOB_WAIT[0]) == 1
     # And the run woke from the job's state-change event, within a minute of the job's end
     wait = document["job_wait"]
