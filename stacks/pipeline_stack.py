@@ -171,6 +171,7 @@ class FineTuningPipelineStack(Stack):
                 *(c.log_group for c in self.node.find_all() if isinstance(c, PipelineFunction)),
             ],
             scheduler_role_arn=lines.scheduler_role.role_arn if lines.scheduler_role else None,
+            queue_table=queue.table,
         )
 
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="Upload runs here")
