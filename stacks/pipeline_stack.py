@@ -41,6 +41,7 @@ from stacks.tasks import (
     TrainingQueueTable,
     ValidateDataset,
 )
+from stacks.tasks.serving import waits_for_deployment_quota
 from stacks.trigger import UploadTrigger, dead_letter_queue
 from stacks.workflow import FineTuningWorkflow, WorkflowFunctions, WorkflowTiming
 
@@ -97,7 +98,7 @@ class FineTuningPipelineStack(Stack):
             collect_training_results=CollectTrainingResults(self, ctx=ctx).function,
             plan_serving=PlanServing(self, ctx=ctx).function,
             request_approval=RequestApproval(self, ctx=ctx, topic=notifications.topic).function,
-            serve_model=ServeModel(self, ctx=ctx).function,
+            serve_model=ServeModel(self, ctx=ctx, topic=notifications.topic).function,
             get_endpoint_status=GetEndpointStatus(self, ctx=ctx).function,
             record_line_version=lines.record.function,
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
@@ -128,6 +129,7 @@ class FineTuningPipelineStack(Stack):
                 execution_timeout=Duration.hours(config.execution_timeout_hours),
                 approval_timeout=Duration.hours(config.approval_timeout_hours),
                 serving=config.serving,
+                deployment_quota_wait=waits_for_deployment_quota(ctx),
             ),
             log_group=pipeline_logs,
         )

@@ -57,6 +57,10 @@ class Scenario:
     #: preflight (emulated: its answer) reads it as the default of max_concurrent_jobs. ``None``: no
     #: such quota is listed and none is enforced.
     job_quota: int | None = None
+    #: The account's custom model deployments are all taken (by other lines or tools) for a while:
+    #: CreateCustomModelDeployment answers ServiceQuotaExceededException to its first N calls, then
+    #: creates as usual.
+    deployment_quota_refusals: int = 0
 
     @property
     def user_acts(self) -> bool:
@@ -171,6 +175,14 @@ SCENARIOS: dict[str, Scenario] = {
             deployment_failure_message=(
                 "Emulated failure (scenario deployment-fails): the deployment could not be created."
             ),
+        ),
+        Scenario(
+            "deployment-quota",
+            "A Nova model served on demand while the account's custom model deployments are all taken: "
+            "Bedrock refuses the deployment for its quota 3 times; the run waits with back-off and a "
+            "notice (deployment_quota_policy = wait), then the deployment is created.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"), ("deployment_quota_policy", "wait")),
+            deployment_quota_refusals=3,
         ),
         Scenario(
             "quota-2",
