@@ -12,6 +12,12 @@ behind it (``UpdateProvisionedModelThroughput`` with ``desiredModelId``, or
 ``UpdateCustomModelDeployment``), so no second throughput is ever bought for a line. Every call is
 idempotent: the endpoint is found by its deterministic name first, and a create carries a token
 derived from the line and the run's upload.
+
+Deployments per account have a quota too. Under ``deployment_quota_policy = wait`` a
+``CreateCustomModelDeployment`` refused for it waits with back-off and a notice
+(:func:`wait_for_deployment_quota`), up to ``max_deployment_wait_hours``. Model units for a Provisioned
+Throughput must be requested from AWS first; they do not free up by waiting, so that refusal fails at
+once.
 """
 
 from __future__ import annotations
