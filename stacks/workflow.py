@@ -4,6 +4,8 @@ Happy path: Identify run -> Join the training queue -> Let uploads settle -> Val
 (Take a training slot -> Waiting for a training slot)* -> Start customization job ->
 (Wait for job -> Get customization job)* -> Release training slot -> Collect training results ->
 Quality gate met? -> Plan serving -> Approval needed? -> [Request approval] -> Serve model ->
+[(Handle deployment quota -> Waiting for a deployment quota -> Serve model)*, when Bedrock refuses a
+deployment for a quota and deployment_quota_policy is wait] ->
 (Wait for endpoint -> Get endpoint status)* -> Record served version -> Notify success ->
 Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
 Notify success -> Model trained.
