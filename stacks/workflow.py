@@ -514,20 +514,24 @@ class FineTuningWorkflow(Construct):
         )
         # Bedrock refused the deployment for a quota: Handle deployment quota -> Waiting for a
         # deployment quota -> Serve model again, until max_deployment_wait_hours (then the decision fails).
-        quota_wait = (
-            self._deployment_quota_wait(functions, pipeline_task) if timing.deployment_quota_wait else None
+        handle_quota, quota_wait = (
+            self._deployment_quota_wait(functions, pipeline_task)
+            if timing.deployment_quota_wait
+            else (None, None)
         )
         serve = pipeline_task(
             "Serve model",
             functions.serve_model,
             {"run": sfn.JsonPath.object_at("$.run"), "serving": sfn.JsonPath.object_at("$.serving")},
             result_path="$.endpoint",
-            catches=(([BedrockQuotaExceeded.__name__], quota_wait[0], DEPLOYMENT_QUOTA_REFUSAL),)
-            if quota_wait
-            else (),
+            catches=(
+                (([BedrockQuotaExceeded.__name__], handle_quota, DEPLOYMENT_QUOTA_REFUSAL),)
+                if handle_quota
+                else ()
+            ),
         )
-        if quota_wait:
-            quota_wait[1].next(serve)
+        if quota_wait is not None:
+            quota_wait.next(serve)
         # A line's endpoint busy with another version's update is retried, patiently.
         serve.add_retry(
             errors=["EndpointBusy"],
@@ -629,7 +633,7 @@ class FineTuningWorkflow(Construct):
 
     def _deployment_quota_wait(
         self, functions: WorkflowFunctions, pipeline_task: Any
-    ) -> tuple[Any, sfn.Wait]:
+    ) -> tuple[tasks.LambdaInvoke, sfn.Wait]:
         """Handle deployment quota (the ServeModel function: the next back-off, a notice at the
         first refusal, or QuotaWaitExpired) -> Waiting for a deployment quota; the caller loops it to
         Serve model."""

@@ -315,7 +315,17 @@ def test_finetune_runs_and_status_show_the_queued_runs_their_places_and_the_runs
             time.sleep(0.05)  # uploaded in this order
 
         def finetune(*args: str) -> tuple[int, str]:
-            status = main([*args, "--endpoint-url", endpoint, "--region", deployment.region])
+            # The stack by its ID: a server's stacks outlive it in this process (moto's backends are
+            # shared), and an earlier test's stack may have the same name
+            where = [
+                "--endpoint-url",
+                endpoint,
+                "--region",
+                deployment.region,
+                "--stack",
+                deployment.stack_id,
+            ]
+            status = main([*args, *where])
             return status, capsys.readouterr().out
 
         def both_wait() -> dict[str, Any] | None:
