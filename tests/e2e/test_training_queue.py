@@ -315,8 +315,7 @@ def test_finetune_runs_and_status_show_the_queued_runs_their_places_and_the_runs
             time.sleep(0.05)  # uploaded in this order
 
         def finetune(*args: str) -> tuple[int, str]:
-            # The stack by its ID: a server's stacks outlive it in this process (moto's backends are
-            # shared), and an earlier test's stack may have the same name
+            # The stack by its ID (any stack name would do; this one names exactly this deployment)
             where = [
                 "--endpoint-url",
                 endpoint,
