@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from bedrock_finetune.layout import DATASETS_PREFIX, REPORTS_PREFIX, TRAIN_FILE
+from bedrock_finetune.training_queue import QueueView, list_queue
 from finetune.output import CommandFailed
 
 #: How many executions ``status RUN`` looks through (newest first) for the line's latest one.
@@ -189,9 +192,53 @@ def progress(sfn: Any, execution_arn: str) -> Progress:
     return found
 
 
+# ---------------------------------------------------------------------------- the training queue
+def read_queue(dynamodb: Any, table: str | None) -> QueueView | None:
+    """The training queue now (the stack output ``TrainingQueueTableName``), or None when the stack has
+    no queue or the caller may not read it (a Reader policy from before the queue)."""
+    if not table:
+        return None
+    try:
+        return list_queue(dynamodb, table)
+    except ClientError:
+        return None
+
+
+def queue_place(view: QueueView | None, execution_arn: str) -> dict[str, Any] | None:
+    """Where one execution is in the queue: ``state`` (training, waiting or preparing), ``position``
+    (1-based among the runs without a slot; None while training) and the runs ``ahead`` of it, in the
+    order they get a slot. None when the run is not in the queue (not started yet, or done training)."""
+    entry = view.entry(execution_arn) if view is not None else None
+    if view is None or entry is None:
+        return None
+    return {
+        "state": entry.state,
+        "position": entry.position,
+        "ahead": [
+            {"run": e.run, "state": e.state, "executionArn": e.execution_arn}
+            # A run that holds a slot has nobody ahead of it
+            for e in (view.ahead_of(execution_arn) if entry.position is not None else [])
+        ],
+    }
+
+
+def queue_summary(view: QueueView) -> str:
+    """One line: the slots in use and who is in line, in order."""
+    slots = f"{view.in_use} of {view.limit}" if view.limit is not None else str(view.in_use)
+    line = view.in_line
+    who = ", ".join(f"{e.position}. {e.label()}" for e in line) if line else "nobody waits"
+    return f"Training queue: {slots} slot(s) in use; {len(line)} run(s) in line: {who}"
+
+
 #: (word in the state's name, who the run waits for), first match wins; ``{status}`` is the status
 #: the pipeline last read of that resource, ``{line}`` the run.
 _WAITING = (
+    (
+        "training slot",
+        "a training slot: every slot is taken, the run has its place in line (finetune runs)",
+        "",
+    ),
+    ("deployment quota", "Bedrock's deployment quota: the run waits for it with back-off", ""),
     ("approv", "you: approve or reject the purchase (finetune approve {line} / finetune reject {line})", ""),
     ("settle", "the upload to settle (the run's other files may still be arriving)", ""),
     ("validat", "the validator", ""),

@@ -123,6 +123,11 @@ class PipelineStack:
     def validate_function(self) -> str:
         return self.output("ValidateFunctionName")
 
+    @property
+    def queue_table(self) -> str | None:
+        """The training queue's table; None for a stack deployed before the queue existed."""
+        return self.outputs.get("TrainingQueueTableName") or None
+
 
 def config_context(config: str | None) -> tuple[Path | None, dict[str, Any]]:
     """cdk.json's context (``--config``, else ./cdk.json if present; ``{}`` without one)."""

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from bedrock_finetune.training_queue import QueueView
 from finetune import curves, runs
 from finetune.output import UsageError, run_command, write_json
 from finetune.stack import Clients, PipelineStack, add_stack_arguments, connect
@@ -76,8 +77,15 @@ def endpoint_of(line_record: Mapping[str, Any] | None, execution: runs.RunExecut
     return str(served["endpointArn"]) if isinstance(served, dict) and served.get("endpointArn") else None
 
 
-def list_runs(clients: Clients, stack: PipelineStack, limit: int) -> list[dict[str, Any]]:
-    """The rows of ``finetune runs``."""
+def read_queue(clients: Clients, stack: PipelineStack) -> QueueView | None:
+    """The stack's training queue now (None without one)."""
+    return runs.read_queue(clients("dynamodb"), stack.queue_table) if stack.queue_table else None
+
+
+def list_runs(
+    clients: Clients, stack: PipelineStack, limit: int, queue: QueueView | None = None
+) -> list[dict[str, Any]]:
+    """The rows of ``finetune runs``; ``queue`` gives each queued run its place (``queue`` key)."""
     sfn, s3 = clients("stepfunctions"), clients("s3")
     lines: dict[str, dict[str, Any] | None] = {}
     rows = []
@@ -96,23 +104,36 @@ def list_runs(clients: Clients, stack: PipelineStack, limit: int) -> list[dict[s
                 "model": (job or {}).get("outputModelArn") or None,
                 "endpoint": endpoint_of(lines[line], execution),
                 "execution": execution.arn,
+                "queue": runs.queue_place(queue, execution.arn) if execution.running else None,
             }
         )
     return rows
+
+
+def _place(queued: Mapping[str, Any] | None) -> str:
+    """A run's place in the training queue, in a few words."""
+    if not queued:
+        return "-"
+    if queued["state"] == "training":
+        return "training"
+    return f"#{queued['position']} {'waiting' if queued['state'] == 'waiting' else 'checking data'}"
 
 
 def _runs(args: argparse.Namespace, out: TextIO) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
     clients, stack = connect(args)
-    rows = list_runs(clients, stack, args.limit)
+    queue = read_queue(clients, stack)
+    rows = list_runs(clients, stack, args.limit, queue)
     if args.json:
-        write_json(out, "runs", {"stack": stack.name, "runs": rows})
+        write_json(
+            out, "runs", {"stack": stack.name, "runs": rows, "queue": queue.to_dict() if queue else None}
+        )
         return 0
     if not rows:
         print(f"No runs yet in {stack.name}: start one with finetune submit RUN_DIR", file=out)
         return 0
-    table = [("LINE", "VERSION", "STATUS", "STEP", "STARTED", "MODEL", "ENDPOINT")]
+    table = [("LINE", "VERSION", "STATUS", "STEP", "QUEUE", "STARTED", "MODEL", "ENDPOINT")]
     for row in rows:
         table.append(
             (
@@ -120,6 +141,7 @@ def _runs(args: argparse.Namespace, out: TextIO) -> int:
                 f"v{row['version']}" if row["version"] else "-",
                 row["status"],
                 row["step"] or "-",
+                _place(row["queue"]),
                 datetime.fromisoformat(row["started"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
                 _short(row["model"]),
                 _short(row["endpoint"]),
@@ -128,6 +150,9 @@ def _runs(args: argparse.Namespace, out: TextIO) -> int:
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip(), file=out)
+    if queue is not None and (queue.in_use or queue.in_line):
+        print("", file=out)
+        print(runs.queue_summary(queue), file=out)
     return 0
 
 
@@ -193,6 +218,10 @@ def status_document(clients: Clients, stack: PipelineStack, execution: runs.RunE
         }
     line_record = runs.read_report(s3, stack.bucket, execution.line, runs.LINE_RECORD)
     polled = found.updated.get("job")
+    queue = read_queue(clients, stack) if execution.running else None
+    queued = runs.queue_place(queue, execution.arn)
+    if queue is not None and queued is not None:
+        queued = {**queued, "slots": queue.limit, "inUse": queue.in_use, "length": len(queue.in_line)}
     return {
         "run": execution.line,
         "version": runs.dataset_version(s3, stack.bucket, execution),
@@ -219,6 +248,8 @@ def status_document(clients: Clients, stack: PipelineStack, execution: runs.RunE
         "cost": cost(validation),
         "waiting_on": runs.waiting_on(execution, found),
         "retried_or_caught": [{"state": s, "error": e} for s, e in found.failures],
+        # Its place in the training queue (None when it is not in line nor training)
+        "queue": queued,
     }
 
 
@@ -265,10 +296,25 @@ def render_status(doc: Mapping[str, Any]) -> list[str]:
         + (f"about {tokens:,} billable training tokens; " if isinstance(tokens, int) else "")
         + (spend.get("reason") or "")
     )
+    queued = doc.get("queue")
+    if queued:
+        lines.append(f"  queue       {_queue_line(queued)}")
     lines.append(f"  waiting on  {doc['waiting_on']}")
     if execution.get("error"):
         lines.append(f"  error       {execution['error']}: {execution.get('cause') or ''}")
     return lines
+
+
+def _queue_line(queued: Mapping[str, Any]) -> str:
+    slots = f"{queued['inUse']} of {queued['slots']}" if queued.get("slots") is not None else queued["inUse"]
+    if queued["state"] == "training":
+        return f"holds a training slot ({slots} in use)"
+    ahead = queued["ahead"]
+    before = ", ".join(e["run"] for e in ahead) if ahead else "nobody"
+    what = "waiting for a training slot" if queued["state"] == "waiting" else "in line (checking its data)"
+    return (
+        f"{what}: position {queued['position']} of {queued['length']}; ahead: {before}; {slots} slots in use"
+    )
 
 
 def follow(

@@ -38,6 +38,8 @@ from stacks.workflow import WorkflowFunctions
 ALARM_PERIOD = Duration.minutes(5)
 #: The inventory's metrics (bedrock_finetune.metrics) are taken over the period it promises to emit in.
 INVENTORY_PERIOD = Duration.seconds(metrics.INVENTORY_PERIOD_SECONDS)
+#: The training queue's widget: the longest line in each 5 minutes.
+QUEUE_PERIOD = Duration.minutes(5)
 
 _FIND_THE_RUN = (
     "Find the run's log lines with the saved Logs Insights query '<stack>/one-run' (README, Operating it)."
@@ -319,6 +321,21 @@ class Observability(Construct):
                 right_y_axis=cw.YAxisProps(label="USD per hour", show_units=False),
                 width=12,
             ),
+        )
+        # Each "Take a training slot" records what it saw; the maximum over 5 minutes is the longest
+        # the line got (a quiet queue records nothing, and shows as a gap, not as zero).
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Training queue: runs in line and slots in use",
+                left=[
+                    _pipeline_metric(metrics.QUEUE_LENGTH, "Maximum", QUEUE_PERIOD, label="Runs in line"),
+                    _pipeline_metric(
+                        metrics.TRAINING_SLOTS_IN_USE, "Maximum", QUEUE_PERIOD, label="Training slots in use"
+                    ),
+                ],
+                left_y_axis=cw.YAxisProps(min=0, show_units=False),
+                width=24,
+            )
         )
         return dashboard
 

@@ -9,9 +9,11 @@ They grant what the ``finetune`` command line needs for each job and nothing mor
 * **Approver** answers approval requests (the task token is in ``reports/<run>/approval.json``), and
   extends or rolls back the lines this stack serves: only throughput and deployments carrying this
   stack's ownership tag, only the schedules of this stack's serving schedule group.
-* **Reader** reads reports, the executions of the pipeline's state machines and the pipeline's logs.
+* **Reader** reads reports, the executions of the pipeline's state machines, the pipeline's logs and
+  the training queue (one item: who trains, who waits; ``finetune runs`` and ``finetune status``).
 
-Each uses the stack's key only through S3 (``kms:ViaService``).
+Each uses the stack's key only through S3 (``kms:ViaService``); the Reader also through DynamoDB, to
+read the queue's encrypted table.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -66,21 +69,23 @@ class People(Construct):
         state_machines: Sequence[sfn.StateMachine],
         log_groups: Sequence[logs.ILogGroup],
         scheduler_role_arn: str | None = None,
+        queue_table: dynamodb.ITable | None = None,
     ) -> None:
         """``scheduler_role_arn``: the role EventBridge Scheduler runs the serving schedules as; the
         approver may pass it (to ``scheduler.amazonaws.com`` only) when extending a schedule. It
         exists only when ``throughput_ttl_hours`` is set; without it there is nothing to extend.
+        ``queue_table``: the training queue's table, which the reader may read (GetItem).
         """
         super().__init__(scope, construct_id)
         self._bucket = bucket
         self._key = key
         self.submitter = self._submitter()
         self.approver = self._approver(arns, scheduler_role_arn)
-        self.reader = self._reader(state_machines, log_groups)
+        self.reader = self._reader(state_machines, log_groups, queue_table)
         for name, policy, purpose in (
             ("Submitter", self.submitter, "upload runs, read reports"),
             ("Approver", self.approver, "answer approvals, extend and roll back this stack's lines"),
-            ("Reader", self.reader, "read reports, executions and logs"),
+            ("Reader", self.reader, "read reports, executions, logs and the training queue"),
         ):
             CfnOutput(
                 Stack.of(self),
@@ -231,17 +236,37 @@ class People(Construct):
         return policy
 
     def _reader(
-        self, state_machines: Sequence[sfn.StateMachine], log_groups: Sequence[logs.ILogGroup]
+        self,
+        state_machines: Sequence[sfn.StateMachine],
+        log_groups: Sequence[logs.ILogGroup],
+        queue_table: dynamodb.ITable | None,
     ) -> iam.ManagedPolicy:
         stack = Stack.of(self)
         executions = [
             f"arn:{Aws.PARTITION}:states:{stack.region}:{stack.account}:execution:{m.state_machine_name}:*"
             for m in state_machines
         ]
+        # The queue is one item, read with GetItem (bedrock_finetune.training_queue.list_queue).
+        queue = (
+            [
+                iam.PolicyStatement(
+                    sid="ReadTrainingQueue", actions=["dynamodb:GetItem"], resources=[queue_table.table_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="UseKeyThroughDynamoDB",
+                    actions=["kms:Decrypt"],
+                    resources=[self._key.key_arn],
+                    conditions=kms_via(self, "dynamodb"),
+                ),
+            ]
+            if queue_table is not None
+            else []
+        )
         policy = self._policy(
             "Reader",
-            "read reports, the pipeline's executions and its logs",
+            "read reports, the pipeline's executions, its logs and its training queue",
             [
+                *queue,
                 *self._read_reports(),
                 self._key_via_s3("kms:Decrypt"),
                 iam.PolicyStatement(

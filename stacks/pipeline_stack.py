@@ -43,6 +43,7 @@ from stacks.tasks import (
     ValidateDataset,
     WaitForJobToEnd,
 )
+from stacks.tasks.serving import waits_for_deployment_quota
 from stacks.trigger import UploadTrigger, dead_letter_queue
 from stacks.workflow import FineTuningWorkflow, WorkflowFunctions, WorkflowTiming
 
@@ -101,7 +102,7 @@ class FineTuningPipelineStack(Stack):
             collect_training_results=CollectTrainingResults(self, ctx=ctx).function,
             plan_serving=PlanServing(self, ctx=ctx).function,
             request_approval=RequestApproval(self, ctx=ctx, topic=notifications.topic).function,
-            serve_model=ServeModel(self, ctx=ctx).function,
+            serve_model=ServeModel(self, ctx=ctx, topic=notifications.topic).function,
             get_endpoint_status=GetEndpointStatus(self, ctx=ctx).function,
             record_line_version=lines.record.function,
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
@@ -137,6 +138,7 @@ class FineTuningPipelineStack(Stack):
                 approval_timeout=Duration.hours(config.approval_timeout_hours),
                 serving=config.serving,
                 evaluation=evaluating,
+                deployment_quota_wait=waits_for_deployment_quota(ctx),
             ),
             log_group=pipeline_logs,
         )
@@ -180,6 +182,7 @@ class FineTuningPipelineStack(Stack):
                 *(c.log_group for c in self.node.find_all() if isinstance(c, PipelineFunction)),
             ],
             scheduler_role_arn=lines.scheduler_role.role_arn if lines.scheduler_role else None,
+            queue_table=queue.table,
         )
 
         CfnOutput(self, "BucketName", value=data.bucket.bucket_name, description="Upload runs here")

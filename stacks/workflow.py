@@ -4,8 +4,10 @@ Happy path: Identify run -> Join the training queue -> Let uploads settle -> Val
 (Take a training slot -> Waiting for a training slot)* -> Start customization job ->
 Wait for the job to end (a task token the job's end wakes, no polling) -> Job status? -> Release
 training slot -> Collect training results -> Quality gate met? -> Plan serving -> Approval needed? ->
-[Request approval] -> Serve model -> (Wait for endpoint -> Get endpoint status)*, waits growing from a
-minute -> Record served version -> Notify success ->
+[Request approval] -> Serve model -> [(Handle deployment quota -> Waiting for a deployment quota ->
+Serve model)*, when Bedrock refuses a deployment for a quota and deployment_quota_policy is wait] ->
+(Wait for endpoint -> Get endpoint status)*, waits growing from a minute -> Record served version ->
+Notify success ->
 Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
 Notify success -> Model trained.
 
@@ -29,7 +31,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from bedrock_finetune.errors import TRANSIENT_ERRORS
+from bedrock_finetune.errors import TRANSIENT_ERRORS, BedrockQuotaExceeded
 from bedrock_finetune.layout import DATASETS_PREFIX, TRAIN_FILE
 from stacks.nag import (
     INLINE_POLICY_REASON,
@@ -48,6 +50,11 @@ LAMBDA_SERVICE_ERRORS = [
     "Lambda.TooManyRequestsException",
     "Lambda.ClientExecutionTimeoutException",
 ]
+
+
+#: Where the deployment-quota wait keeps its rounds (and, from the catch, Bedrock's refusal).
+DEPLOYMENT_QUOTA_PATH = "$.deploymentQuota"
+DEPLOYMENT_QUOTA_REFUSAL = f"{DEPLOYMENT_QUOTA_PATH}.refusal"
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,9 @@ class WorkflowTiming:
     serving: str = "provisioned"
     #: Score each new version against the line's current model before it is served.
     evaluation: bool = False
+    #: A deployment Bedrock refuses for a quota waits (deployment_quota_policy = wait, on demand) in
+    #: "Waiting for a deployment quota"; otherwise the refusal fails the run.
+    deployment_quota_wait: bool = False
 
 
 def _with_execution(fields: dict[str, object]) -> sfn.TaskInput:
@@ -522,12 +532,26 @@ class FineTuningWorkflow(Construct):
             {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
             result_path="$.serving",
         )
+        # Bedrock refused the deployment for a quota: Handle deployment quota -> Waiting for a
+        # deployment quota -> Serve model again, until max_deployment_wait_hours (then the decision fails).
+        handle_quota, quota_wait = (
+            self._deployment_quota_wait(functions, pipeline_task)
+            if timing.deployment_quota_wait
+            else (None, None)
+        )
         serve = pipeline_task(
             "Serve model",
             functions.serve_model,
             {"run": sfn.JsonPath.object_at("$.run"), "serving": sfn.JsonPath.object_at("$.serving")},
             result_path="$.endpoint",
+            catches=(
+                (([BedrockQuotaExceeded.__name__], handle_quota, DEPLOYMENT_QUOTA_REFUSAL),)
+                if handle_quota
+                else ()
+            ),
         )
+        if quota_wait is not None:
+            quota_wait.next(serve)
         # A line's endpoint busy with another version's update is retried, patiently.
         serve.add_retry(
             errors=["EndpointBusy"],
@@ -705,6 +729,31 @@ class FineTuningWorkflow(Construct):
                 ).next(self._not_served)
             )
         )
+
+    def _deployment_quota_wait(
+        self, functions: WorkflowFunctions, pipeline_task: Any
+    ) -> tuple[tasks.LambdaInvoke, sfn.Wait]:
+        """Handle deployment quota (the ServeModel function: the next back-off, a notice at the
+        first refusal, or QuotaWaitExpired) -> Waiting for a deployment quota; the caller loops it to
+        Serve model."""
+        decide = pipeline_task(
+            "Handle deployment quota",
+            functions.serve_model,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "serving": sfn.JsonPath.object_at("$.serving"),
+                "quota": sfn.JsonPath.object_at(DEPLOYMENT_QUOTA_PATH),
+            },
+            result_path=DEPLOYMENT_QUOTA_PATH,
+        )
+        wait = sfn.Wait(
+            self,
+            "Waiting for a deployment quota",
+            comment="Back-off chosen by ServeModel: 2, 4, 8 minutes..., at most max(10 min, endpoint poll)",
+            time=sfn.WaitTime.seconds_path(f"{DEPLOYMENT_QUOTA_PATH}.waitSeconds"),
+        )
+        decide.next(wait)
+        return decide, wait
 
     def _acknowledge(self, functions: WorkflowFunctions) -> None:
         """cdk-nag on the role CDK generates for the state machine, and a description for IAM."""

@@ -92,6 +92,7 @@ def _resource_id(*parts: str) -> str:
 class _Settings:
     scenario: Scenario = field(default_factory=lambda: SCENARIOS["ok"])
     throttles_left: int = 0
+    deployment_refusals_left: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: The emulation's job clock (``finetune.local.jobs.JobTimer``) while installed: jobs then run for
     #: the scenario's ``job_hours`` of emulated time, whoever describes them, and each status change
@@ -111,6 +112,7 @@ def configure(scenario: Scenario) -> None:
     """Make the emulated Bedrock behave as ``scenario`` from now on."""
     _settings.scenario = scenario
     _settings.throttles_left = scenario.throttled_calls
+    _settings.deployment_refusals_left = scenario.deployment_quota_refusals
     transition = {"progression": "manual", "times": scenario.polls_per_status}
     state_manager.register_default_transition(JOB_MODEL, transition)
     throughput_polls = scenario.throughput_polls_per_status or scenario.polls_per_status
@@ -132,6 +134,21 @@ def _check_job_quota(state: BedrockState, job_name: str) -> None:
         "ServiceQuotaExceededException",
         f"The number of concurrent model customization jobs in this account would exceed its quota of "
         f"{quota} (emulated, scenario {_settings.scenario.name}).",
+        400,
+    )
+
+
+def _check_deployment_quota(state: BedrockState, name: str) -> None:
+    """The scenario's full deployment quota: refuse the first CreateCustomModelDeployment calls."""
+    with _settings.lock:
+        if _settings.deployment_refusals_left <= 0:
+            return
+        _settings.deployment_refusals_left -= 1
+    state.deployment_quota_refusals.append((_now(), name))
+    raise BedrockError(
+        "ServiceQuotaExceededException",
+        "The number of custom model deployments in this account would exceed its quota (emulated, "
+        f"scenario {_settings.scenario.name}).",
         400,
     )
 
@@ -451,6 +468,8 @@ class BedrockState:
     updates: list[tuple[str, str]] = field(default_factory=list)
     #: CreateModelCustomizationJob calls refused for the concurrent-jobs quota: (when, job name).
     quota_refusals: list[tuple[datetime, str]] = field(default_factory=list)
+    #: CreateCustomModelDeployment calls refused for the deployments quota: (when, deployment name).
+    deployment_quota_refusals: list[tuple[datetime, str]] = field(default_factory=list)
 
     def deployment(self, identifier: str) -> EmulatedDeployment:
         for deployment in self.deployments.values():
@@ -827,6 +846,7 @@ def create_custom_model_deployment(self: BedrockResponse) -> Any:
             raise BedrockError(
                 "ConflictException", f"A deployment named {p['modelDeploymentName']} already exists.", 409
             )
+    _check_deployment_quota(state, p["modelDeploymentName"])
     model = state.custom_model(p["modelArn"])
     spec = BUILTIN_MODELS.get(model.base_model_id)
     if spec is not None and "on_demand" not in spec.serving_modes:

@@ -79,3 +79,8 @@ def most_at_once(history: Sequence[JobRecord]) -> int:
 def quota_refusals(account: str, region: str) -> list[tuple[datetime, str]]:
     """CreateModelCustomizationJob calls the emulated quota refused: (when, job name)."""
     return list(bedrock.state_for(account, region).quota_refusals)
+
+
+def deployment_quota_refusals(account: str, region: str) -> list[tuple[datetime, str]]:
+    """CreateCustomModelDeployment calls the emulated deployments quota refused: (when, deployment name)."""
+    return list(bedrock.state_for(account, region).deployment_quota_refusals)

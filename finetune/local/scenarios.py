@@ -69,6 +69,10 @@ class Scenario:
     #: or the base model): ``better`` (the reference, against a degraded copy), ``worse`` (the other
     #: way round), or None: every model answers the same, a tie (promoted: not worse).
     candidate_quality: str | None = None
+    #: The account's custom model deployments are all taken (by other lines or tools) for a while:
+    #: CreateCustomModelDeployment answers ServiceQuotaExceededException to its first N calls, then
+    #: creates as usual.
+    deployment_quota_refusals: int = 0
 
     @property
     def user_acts(self) -> bool:
@@ -198,6 +202,14 @@ SCENARIOS: dict[str, Scenario] = {
             deployment_failure_message=(
                 "Emulated failure (scenario deployment-fails): the deployment could not be created."
             ),
+        ),
+        Scenario(
+            "deployment-quota",
+            "A Nova model served on demand while the account's custom model deployments are all taken: "
+            "Bedrock refuses the deployment for its quota 3 times; the run waits with back-off and a "
+            "notice (deployment_quota_policy = wait), then the deployment is created.",
+            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"), ("deployment_quota_policy", "wait")),
+            deployment_quota_refusals=3,
         ),
         Scenario(
             "quota-2",

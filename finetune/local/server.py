@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from moto.core.base_backend import BackendDict
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
@@ -48,6 +49,10 @@ def serving(
     # One access-log line per request would drown the run's progress.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # A fresh account, as the in-process emulation has (mock_aws resets at its start): moto's backends
+    # belong to the process, and what an earlier emulation left there (a stack of the same name, its
+    # training queue with tickets whose runs are gone) must not hold this one's runs.
+    BackendDict.reset()
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"

@@ -44,6 +44,12 @@ APPROVALS_WAITING_OVER_A_DAY = "ApprovalsWaitingOverADay"
 ENDPOINTS_IN_SERVICE = "EndpointsInService"
 #: The estimated cost per hour of every endpoint in service together, in US dollars.
 ENDPOINT_HOURLY_COST_ESTIMATE = "EndpointHourlyCostEstimate"
+# ---- TrainingQueue: one value per "Take a training slot", dimension ``service`` only ----
+#: Runs in line for a training slot (waiting, or still being validated), as the last Take saw it.
+QUEUE_LENGTH = "QueueLength"
+#: Training slots held (customization jobs the pipeline runs), as the last Take saw it.
+TRAINING_SLOTS_IN_USE = "TrainingSlotsInUse"
+
 #: The inventory runs at least this often; alarms and widgets on its metrics aggregate over it.
 INVENTORY_PERIOD_SECONDS = 3600
 

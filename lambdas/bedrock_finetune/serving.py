@@ -12,6 +12,12 @@ behind it (``UpdateProvisionedModelThroughput`` with ``desiredModelId``, or
 ``UpdateCustomModelDeployment``), so no second throughput is ever bought for a line. Every call is
 idempotent: the endpoint is found by its deterministic name first, and a create carries a token
 derived from the line and the run's upload.
+
+Deployments per account have a quota too. Under ``deployment_quota_policy = wait`` a
+``CreateCustomModelDeployment`` refused for it waits with back-off and a notice
+(:func:`wait_for_deployment_quota`), up to ``max_deployment_wait_hours``. Model units for a Provisioned
+Throughput must be requested from AWS first; they do not free up by waiting, so that refusal fails at
+once.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bedrock_finetune import pricing
 from bedrock_finetune.bedrock_jobs import _call, _find, classify, find_throughput, to_bedrock_tags
 from bedrock_finetune.endpoint_wait import wait_seconds
-from bedrock_finetune.errors import BedrockTransientError
+from bedrock_finetune.errors import BedrockQuotaExceeded, BedrockTransientError, QuotaWaitExpired
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import serving_token
+from bedrock_finetune.notifications import Notice, error_message, publish
+from bedrock_finetune.quota_wait import wait_or_fail
 from bedrock_finetune.run_ref import RunRef
-from bedrock_finetune.settings import ServingSettings
+from bedrock_finetune.settings import ServeModelSettings, ServingSettings
 
 PROVISIONED = "provisioned"
 ON_DEMAND = "on_demand"
@@ -302,3 +310,68 @@ def endpoint_status(
         "polls": polls,
         "waitSeconds": wait_seconds(polls, poll_cap_seconds),
     }
+
+
+# ---- the deployment quota: wait with back-off, or fail ----
+
+
+def wait_for_deployment_quota(
+    sns: Any,
+    run: RunRef,
+    *,
+    plan: Mapping[str, Any],
+    quota: Mapping[str, Any],
+    execution_arn: str,
+    settings: ServeModelSettings,
+) -> dict[str, Any]:
+    """After "Serve model" met a quota (``quota["refusal"]``, the Catch's error and cause, with the previous
+    round's answer around it): the next wait (``waitSeconds`` for the Wait state, ``waitedSeconds``,
+    ``attempt``, ``firstWait``, ``error``), the first refusal told in a notice.
+
+    Only an on-demand deployment waits (``deployment_quota_policy = wait``): deployments free up when
+    other lines' are deleted. Raises :class:`QuotaWaitExpired` after ``max_deployment_wait_hours`` (nothing
+    is bought), and :class:`BedrockQuotaExceeded` at once under ``fail`` or for a Provisioned Throughput
+    (its model units must be requested from AWS first; they do not free by themselves)."""
+    refusal = quota.get("refusal") or {}
+    said = error_message(str(refusal.get("Cause") or "")) or "a quota refused the deployment"
+    if plan.get("mode") != ON_DEMAND:
+        raise BedrockQuotaExceeded(said)
+    what = f"The custom model deployment of line {run.line.line} ({plan.get('endpointName')})"
+    try:
+        decided = wait_or_fail(settings.as_policy(), previous=quota, error=said, what=what)
+    except QuotaWaitExpired as exc:
+        raise QuotaWaitExpired(
+            f"{exc} (max_deployment_wait_hours). The custom model is kept: {plan.get('modelArn')}. Ask for "
+            "a higher quota of custom model deployments (Service Quotas, Amazon Bedrock), delete a "
+            "deployment you no longer use, or raise max_deployment_wait_hours; then upload train.jsonl again."
+        ) from exc
+    if decided["firstWait"]:
+        publish(sns, settings.topic_arn, deployment_quota_notice(run, plan, said, execution_arn, settings),
+                "waiting", run.run)  # fmt: skip
+    return decided
+
+
+def deployment_quota_notice(
+    run: RunRef, plan: Mapping[str, Any], said: str, execution_arn: str, settings: ServeModelSettings
+) -> Notice:
+    """The notice of a run whose deployment Bedrock refused for a quota: it waits, and until when."""
+    hours = settings.max_wait_seconds / 3600
+    body = "\n".join(
+        [
+            f"Run: {run.run}",
+            f"Status: trained; Bedrock refused to create the line's deployment ({plan.get('endpointName')}) "
+            "for a quota. The run waits and tries again (after 2, 4, 8 minutes, then at a steady interval).",
+            f"Bedrock said: {said}",
+            f"Model: {plan.get('modelArn')} (kept whatever happens)",
+            f"Gives up: after {hours:g} h of waiting (max_deployment_wait_hours) the run fails with a "
+            "notice; nothing is bought for it.",
+            "Follow it: finetune status, or the execution's state 'Waiting for a deployment quota'.",
+            f"Execution: {execution_arn}",
+        ]
+    )
+    return Notice(
+        subject=f"[fine-tuning] {run.run}: Bedrock's deployment quota is full, waiting"[:100],
+        body=body,
+        error="",
+        cause="",
+    )

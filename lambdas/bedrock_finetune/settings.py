@@ -403,3 +403,11 @@ class TeardownProperties(Settings):
     wait_seconds: int = setting("WaitSeconds")
     #: The key of the custom models and committed throughputs that outlive the stack.
     key_arn: str = setting("KeyArn", default="")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServeModelSettings(ServingSettings, DeploymentQuotaSettings, TopicSettings):
+    """ServeModel: how a line is served, what it does when Bedrock refuses a deployment for a quota,
+    and where the notice that it waits goes."""
+
+    owner: ClassVar[str] = "ServeModel"

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from bedrock_finetune.metrics import QUEUE_LENGTH, TRAINING_SLOTS_IN_USE
 from bedrock_finetune.settings import TrainingQueueSettings
 from bedrock_finetune.training_queue import QueueTable, join_queue, release_slot, take_slot
 from handlers._events import TaskEvent
@@ -43,7 +44,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     else:
         result = release_slot(table, execution_arn)
     if "inLine" in result:  # what a Take saw: the queue's length and the slots in use
-        metrics.add_metric(name="QueueLength", unit=MetricUnit.Count, value=result["inLine"])
-        metrics.add_metric(name="TrainingSlotsInUse", unit=MetricUnit.Count, value=result["inUse"])
+        metrics.add_metric(name=QUEUE_LENGTH, unit=MetricUnit.Count, value=result["inLine"])
+        metrics.add_metric(name=TRAINING_SLOTS_IN_USE, unit=MetricUnit.Count, value=result["inUse"])
     logger.info(f"training queue: {action}", extra=result)
     return result

@@ -8,12 +8,20 @@ from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from bedrock_finetune.metrics import INVENTORY_PERIOD_SECONDS
-from bedrock_finetune.settings import InventorySettings, ServingSettings
-from stacks.permissions import bucket_key_via_s3, kms_via, spend_on_this_stacks_models, tag_on_create
+from bedrock_finetune.quota_wait import cap_for
+from bedrock_finetune.settings import InventorySettings, ServeModelSettings, ServingSettings
+from stacks.permissions import (
+    bucket_key_via_s3,
+    kms_via,
+    publish_statements,
+    spend_on_this_stacks_models,
+    tag_on_create,
+)
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
 from stacks.tasks.line_record import acknowledge_records, read_line_records
@@ -62,20 +70,39 @@ class PlanServing(PipelineFunction):
         acknowledge_bedrock_ids(self.role, "provisioned-model/*", "custom-model-deployment/*")
 
 
-class ServeModel(PipelineFunction):
-    """Creates the line's endpoint, or replaces the model behind it: only for this stack's models."""
+def waits_for_deployment_quota(ctx: TaskContext) -> bool:
+    """Whether a deployment refused for a quota waits (on-demand serving, deployment_quota_policy = wait);
+    otherwise the refusal fails the run at once."""
+    return ctx.config.serving == "on_demand" and ctx.config.deployment_quota_policy == "wait"
 
-    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+
+class ServeModel(PipelineFunction):
+    """Creates the line's endpoint, or replaces the model behind it: only for this stack's models. When
+    Bedrock refuses a deployment for a quota, decides the next wait and tells the run's people once."""
+
+    def __init__(self, scope: Construct, *, ctx: TaskContext, topic: sns.ITopic) -> None:
         config, arns = ctx.config, ctx.arns
+        base = serving_settings(ctx)
+        settings = ServeModelSettings(
+            **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+            policy=config.deployment_quota_policy,
+            max_wait_seconds=config.max_deployment_wait_hours * 3600,
+            cap_seconds=cap_for(config.throughput_poll_seconds),
+            topic_arn=topic.topic_arn,
+        )
         super().__init__(
             scope,
             "ServeModel",
             runtime=ctx.runtime,
             module="serve_model",
             description="Creates a line's endpoint or puts the new model behind it (idempotent)",
-            environment=serving_settings(ctx).to_env(),
+            environment=settings.to_env(),
             invoked_synchronously_by=STATE_MACHINE,
         )
+        if waits_for_deployment_quota(ctx):
+            self.add_to_policy(
+                *publish_statements(self, topic, ctx.runtime.key, sid="DeploymentQuotaNotices")
+            )
         self.add_to_policy(
             read_endpoints(ctx),
             *spend_on_this_stacks_models(arns),

@@ -164,6 +164,7 @@ def test_runs_lists_the_run_with_its_version_model_and_endpoint(
         "VERSION",
         "STATUS",
         "STEP",
+        "QUEUE",
         "STARTED",
         "MODEL",
         "ENDPOINT",

@@ -5,16 +5,19 @@ and a rollback, each read from the summary document and the emulated Bedrock."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bedrock_finetune.catalog import NOVA_LITE
+from finetune.local.quotas import deployment_quota_refusals
 from finetune.local.runner import LocalRun, execute
 from finetune.local.scenarios import scenario
 from finetune.local.summary import build_summary
 from finetune.local.template import Synthesized, synthesize
+from tests.e2e.conftest import run_in_emulation
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +72,74 @@ def test_a_failed_deployment_fails_the_run_and_is_deleted(nova: Synthesized) -> 
     assert document["left_billing"] == NOTHING_BILLING
     [notice] = document["notifications"]
     assert "could not be created" in notice["body"]
+
+
+@pytest.fixture(scope="module")
+def waits_for_deployments(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Nova served on demand, deployment_quota_policy = wait (the deployment-quota scenario's context)."""
+    return synthesize(
+        tmp_path_factory.mktemp("cdk.out.deployment-quota"), **dict(scenario("deployment-quota").context)
+    )
+
+
+def test_a_deployment_refused_for_its_quota_waits_with_a_notice_then_is_created(
+    waits_for_deployments: Synthesized,
+) -> None:
+    # Given an account whose custom model deployments are all taken for Bedrock's first 3 answers
+    with run_in_emulation(waits_for_deployments, NOVA_SAMPLE, "deployment-quota") as (result, _):
+        refusals = deployment_quota_refusals(result.deployment.account, result.deployment.region)
+        document = build_summary(result)
+    # Then the run waited (3 refusals, 3 waits with back-off: 2, 4, 8 minutes) and was served
+    assert document["execution"]["status"] == "SUCCEEDED", (
+        document["execution"],
+        result.states,
+        result.task_failures,
+    )
+    assert len(refusals) == 3
+    assert result.states.count("Waiting for a deployment quota") == 3
+    assert result.states.count("Serve model") == 4
+    assert [e for e in result.task_failures if e[0] == "Serve model"] == [
+        ("Serve model", "BedrockQuotaExceeded")
+    ] * 3
+    assert result.final_state["deploymentQuota"]["waitedSeconds"] == 120 + 240
+    assert result.final_state["deploymentQuota"]["waitSeconds"] == 480
+    [deployment] = document["created"]["deployments"]
+    assert deployment["status"] == "Active"
+    # And the developer was told once that it waits, and why, then that the model is in service
+    waiting, served = document["notifications"]
+    assert waiting["subject"] == f"[fine-tuning] {result.run}: Bedrock's deployment quota is full, waiting"
+    assert "ServiceQuotaExceededException" in waiting["body"]
+    assert "after 6 h of waiting (max_deployment_wait_hours)" in waiting["body"]
+    assert served["subject"] == f"[fine-tuning] {result.run}: model in service"
+
+
+def test_a_deployment_quota_that_stays_full_fails_the_run_after_max_deployment_wait_hours_buying_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given a stack that waits at most 1 h for a deployment quota, in an account whose deployments stay taken
+    synth = synthesize(
+        tmp_path_factory.mktemp("cdk.out.deployment-wait"),
+        **dict(scenario("deployment-quota").context),
+        max_deployment_wait_hours=1,
+    )
+    full = replace(
+        scenario("deployment-quota"), name="deployment-quota-full", deployment_quota_refusals=10**6
+    )
+    result = execute(synth, NOVA_SAMPLE, full, io.StringIO(), time_scale=0)
+    document = build_summary(result)
+    # Then after 1 h of waits (2, 4, 8, 10, 10... minutes) the run fails, saying why, and nothing was bought
+    assert (document["execution"]["status"], document["execution"]["error"]) == ("FAILED", "QuotaWaitExpired")
+    cause = str(document["execution"]["cause"])
+    assert "waited 1 h for a quota and gave up (the maximum is 1 h); nothing was bought" in cause
+    assert "max_deployment_wait_hours" in cause and "ServiceQuotaExceededException" in cause
+    assert result.states.count("Waiting for a deployment quota") == 8  # 120+240+480+600*4+360 s = 1 h
+    assert result.aws_seconds >= 3600
+    assert document["created"]["deployments"] == []
+    assert document["left_billing"] == NOTHING_BILLING
+    waiting, gave_up = document["notifications"]
+    assert waiting["subject"].endswith("Bedrock's deployment quota is full, waiting")
+    assert gave_up["subject"] == f"[fine-tuning] {result.run}: Handle deployment quota gave up waiting"
+    assert "waited 1 h for a quota and gave up" in gave_up["body"]
 
 
 def test_a_second_version_replaces_the_model_behind_the_same_endpoint(

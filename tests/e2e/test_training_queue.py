@@ -8,6 +8,7 @@ also checks that Bedrock never had to refuse one.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -289,3 +290,96 @@ def test_a_run_that_waits_longer_than_max_queue_hours_fails_saying_why_and_buys_
     assert waiting.startswith("[fine-tuning] waits: waiting for a training slot (position ")
     assert gave_up == "[fine-tuning] waits: Take a training slot gave up waiting"
     assert [r.run for r in history] == ["trains-for-days"]
+
+
+def test_finetune_runs_and_status_show_the_queued_runs_their_places_and_the_runs_ahead(
+    synthesized: Synthesized, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import boto3
+
+    from finetune.local.server import serving
+    from finetune.main import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    endpoint = f"http://127.0.0.1:{port}"
+    # Given an account of one concurrent job, taken by a run whose job trains on, and two runs behind it
+    one_slot = Scenario(
+        "quota-1-long", "One job at a time; jobs train on.", job_quota=1, polls_per_status=10**6
+    )
+    names = ["first-in", "second-in", "third-in"]
+    folders = [write_run(tmp_path / name) for name in names]
+    with serving(port, one_slot, synthesized, time_scale=SCALE) as (cloud, deployment):
+        s3, sfn = (
+            boto3.client(name, endpoint_url=endpoint, region_name=deployment.region,
+                         aws_access_key_id="testing", aws_secret_access_key="testing")
+            for name in ("s3", "stepfunctions")
+        )  # fmt: skip
+        for folder in folders:
+            s3.put_object(
+                Bucket=deployment.bucket,
+                Key=f"datasets/{folder.name}/train.jsonl",
+                Body=(folder / "train.jsonl").read_bytes(),
+            )
+            time.sleep(0.05)  # uploaded in this order
+
+        def finetune(*args: str) -> tuple[int, str]:
+            # The stack by its ID (any stack name would do; this one names exactly this deployment)
+            where = [
+                "--endpoint-url",
+                endpoint,
+                "--region",
+                deployment.region,
+                "--stack",
+                deployment.stack_id,
+            ]
+            status = main([*args, *where])
+            return status, capsys.readouterr().out
+
+        def both_wait() -> dict[str, Any] | None:
+            status, out = finetune("runs", "--json")
+            listed = json.loads(out)
+            rows = {r["line"]: r for r in listed["runs"]}
+            places = [(rows.get(n) or {}).get("queue") or {} for n in names]
+            states = [p.get("state") for p in places]
+            return listed if status == 0 and states == ["training", "waiting", "waiting"] else None
+
+        # When the two later runs wait for the slot, and the developer asks where runs are
+        listed = _until(both_wait, "the two later runs to wait for the slot")
+        status_code, status_out = finetune("status", "third-in", "--json")
+        _, status_text = finetune("status", "third-in")
+        _, runs_text = finetune("runs")
+        for summary in sfn.list_executions(stateMachineArn=deployment.state_machine_arn)["executions"]:
+            sfn.stop_execution(executionArn=summary["executionArn"], cause="test over")
+        assert cloud.wait_until_settled(deployment, 30) == []
+
+    # Then finetune runs --json gives each queued run its place, and the runs ahead of it
+    rows = {r["line"]: r for r in listed["runs"]}
+    assert rows["first-in"]["queue"] == {"state": "training", "position": None, "ahead": []}
+    assert (rows["second-in"]["queue"]["position"], rows["second-in"]["queue"]["ahead"]) == (1, [])
+    third = rows["third-in"]["queue"]
+    assert third["position"] == 2
+    assert [a["run"] for a in third["ahead"]] == ["second-in"]
+    assert third["ahead"][0]["executionArn"] == rows["second-in"]["execution"]
+    assert (listed["queue"]["slots"], listed["queue"]["inUse"], listed["queue"]["length"]) == (1, 1, 2)
+    # And the table shows the places, with the queue under it
+    table = {line.split()[0]: line for line in runs_text.splitlines()[1:] if line.startswith(tuple(names))}
+    assert "#2 waiting" in table["third-in"] and "#1 waiting" in table["second-in"]
+    assert "training" in table["first-in"].split()
+    assert (
+        "Training queue: 1 of 1 slot(s) in use; 2 run(s) in line: 1. second-in (waiting), "
+        "2. third-in (waiting)"
+    ) in runs_text
+    # And finetune status gives the run's place, the runs ahead and the slots
+    assert status_code == 0
+    doc = json.loads(status_out)
+    assert doc["queue"]["position"] == 2 and doc["queue"]["length"] == 2
+    assert [a["run"] for a in doc["queue"]["ahead"]] == ["second-in"]
+    assert (doc["queue"]["slots"], doc["queue"]["inUse"]) == (1, 1)
+    assert doc["waiting_on"].startswith("a training slot")
+    assert (
+        "queue       waiting for a training slot: position 2 of 2; ahead: second-in; 1 of 1 slots in use"
+    ) in status_text

@@ -3,6 +3,8 @@ the line's one endpoint, and its status, against Bedrock's API shapes (botocore 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,10 +13,16 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from bedrock_finetune.errors import BedrockQuotaExceeded
+from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired
 from bedrock_finetune.run_ref import RunRef
-from bedrock_finetune.serving import EndpointBusy, endpoint_status, plan_serving, serve_model
-from bedrock_finetune.settings import ServingSettings
+from bedrock_finetune.serving import (
+    EndpointBusy,
+    endpoint_status,
+    plan_serving,
+    serve_model,
+    wait_for_deployment_quota,
+)
+from bedrock_finetune.settings import ServeModelSettings, ServingSettings
 
 BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA = "amazon.nova-lite-v1:0:300k"
@@ -311,3 +319,89 @@ def test_each_look_at_an_endpoint_says_how_long_to_wait_before_the_next_growing_
     # Then the waits after the first minute (Serve model's) double up to throughput_poll_seconds
     assert waits == [120, 240, 300, 300, 300]
     assert endpoint["polls"] == 5
+
+
+# ---- the deployment quota ----
+
+
+class _Topic:
+    """An SNS client that keeps what is published."""
+
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, **message: Any) -> dict[str, str]:
+        self.published.append(message)
+        return {"MessageId": str(len(self.published))}
+
+
+def _serve_model_settings(policy: str = "wait", max_wait_seconds: int = 3600) -> ServeModelSettings:
+    base = settings("on_demand")
+    return ServeModelSettings(
+        **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+        policy=policy,
+        max_wait_seconds=max_wait_seconds,
+        cap_seconds=600,
+        topic_arn="arn:aws:sns:us-east-1:123456789012:runs",
+    )
+
+
+ON_DEMAND_PLAN = {"mode": "on_demand", "endpointName": "support-bot", "modelArn": NEW_MODEL}
+REFUSAL = {
+    "Error": "BedrockQuotaExceeded",
+    # A Lambda error's cause is JSON
+    "Cause": json.dumps(
+        {"errorMessage": "CreateCustomModelDeployment: ServiceQuotaExceededException: too many deployments."}
+    ),
+}
+
+
+def test_a_refused_deployment_waits_with_back_off_and_tells_its_people_once() -> None:
+    # Given Bedrock refused the line's deployment for a quota, under deployment_quota_policy = wait
+    topic, config = _Topic(), _serve_model_settings()
+    # When the refusal is handled, twice in a row
+    first = wait_for_deployment_quota(
+        topic, RUN, plan=ON_DEMAND_PLAN, quota={"refusal": REFUSAL}, execution_arn=EXECUTION, settings=config
+    )
+    second = wait_for_deployment_quota(
+        topic, RUN, plan=ON_DEMAND_PLAN, quota={**first, "refusal": REFUSAL}, execution_arn=EXECUTION,
+        settings=config,
+    )  # fmt: skip
+    # Then it waits 2, then 4 minutes, and one notice says why and until when
+    assert (first["waitSeconds"], first["attempt"], first["firstWait"]) == (120, 0, True)
+    assert (second["waitSeconds"], second["waitedSeconds"], second["firstWait"]) == (240, 120, False)
+    [notice] = topic.published
+    assert notice["Subject"] == "[fine-tuning] support-bot: Bedrock's deployment quota is full, waiting"
+    assert "ServiceQuotaExceededException: too many deployments." in notice["Message"]
+    assert "after 1 h of waiting (max_deployment_wait_hours)" in notice["Message"]
+    assert notice["MessageAttributes"]["outcome"]["StringValue"] == "waiting"
+
+
+def test_a_deployment_quota_wait_gives_up_after_its_maximum_keeping_the_model() -> None:
+    topic = _Topic()
+    previous = {"attempt": 7, "waitedSeconds": 3000, "waitSeconds": 600, "refusal": REFUSAL}
+    with pytest.raises(
+        QuotaWaitExpired, match=r"waited 1 h for a quota and gave up .*nothing was bought"
+    ) as err:
+        wait_for_deployment_quota(
+            topic, RUN, plan=ON_DEMAND_PLAN, quota=previous, execution_arn=EXECUTION,
+            settings=_serve_model_settings(),
+        )  # fmt: skip
+    assert f"The custom model is kept: {NEW_MODEL}" in str(err.value)
+    assert "max_deployment_wait_hours" in str(err.value)
+    assert topic.published == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "policy"),
+    [({**ON_DEMAND_PLAN, "mode": "provisioned"}, "wait"), (ON_DEMAND_PLAN, "fail")],
+    ids=["model units of a throughput", "policy fail"],
+)
+def test_model_units_and_the_fail_policy_fail_at_once(plan: dict[str, Any], policy: str) -> None:
+    topic = _Topic()
+    with pytest.raises(BedrockQuotaExceeded, match="too many deployments"):
+        wait_for_deployment_quota(
+            topic, RUN, plan=plan, quota={"refusal": REFUSAL}, execution_arn=EXECUTION,
+            settings=_serve_model_settings(policy),
+        )  # fmt: skip
+    assert topic.published == []

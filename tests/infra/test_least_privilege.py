@@ -356,7 +356,9 @@ def test_the_approver_answers_approvals_and_changes_only_this_stacks_lines(iam_s
         assert action in ACTIONS_WITHOUT_RESOURCE_TYPE
 
 
-def test_the_reader_reads_reports_executions_and_the_pipelines_logs(iam_synth: IamSynth) -> None:
+def test_the_reader_reads_reports_executions_the_pipelines_logs_and_the_training_queue(
+    iam_synth: IamSynth,
+) -> None:
     template = iam_synth.template
     reader = _person(iam_synth, "Reader")
     executions = "arn:aws:states:us-west-2:${AWS::AccountId}:execution:"
@@ -381,6 +383,13 @@ def test_the_reader_reads_reports_executions_and_the_pipelines_logs(iam_synth: I
         "ReadPipelineLogs": _allow(
             ["logs:DescribeLogStreams", "logs:FilterLogEvents", "logs:GetLogEvents"],
             [g for g in log_groups if "Provider" not in g],
+        ),
+        # finetune runs / status show the training queue: its one item, read, through DynamoDB's key use
+        "ReadTrainingQueue": _allow(["dynamodb:GetItem"], ["<TrainingQueueTable>"]),
+        "UseKeyThroughDynamoDB": _allow(
+            ["kms:Decrypt"],
+            [_key(iam_synth)],
+            ["StringEquals kms:ViaService = dynamodb.us-west-2.amazonaws.com"],
         ),
     }
 

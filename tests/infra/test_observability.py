@@ -284,6 +284,21 @@ def test_the_dashboard_shows_endpoints_in_service_and_their_hourly_cost(synthesi
     assert widget["yAxis"]["right"]["label"] == "USD per hour"
 
 
+def test_the_dashboard_shows_the_training_queues_length_and_the_slots_in_use(
+    synthesized: Synthesized,
+) -> None:
+    """The metrics the TrainingQueue handler records at every Take, with the dimensions it gives them."""
+    widget = _widget(_dashboard(synthesized), "Training queue: runs in line and slots in use")
+    lines = {line[1]: line for line in widget["metrics"]}
+    for name, label in (
+        (metrics.QUEUE_LENGTH, "Runs in line"),
+        (metrics.TRAINING_SLOTS_IN_USE, "Training slots in use"),
+    ):
+        assert tuple(lines[name][:-1]) == (metrics.NAMESPACE, name, "service", metrics.SERVICE)
+        assert lines[name][-1]["label"] == label
+        assert lines[name][-1]["stat"] == "Maximum"
+
+
 def test_the_dashboard_shows_every_alarm_state(synthesized: Synthesized) -> None:
     alarms = _widget(_dashboard(synthesized), "Alarms")["alarms"]
     expected = {f"<{_logical_id(synthesized, f'Observability/{name}')}.Arn>" for name in _alarms(synthesized)}

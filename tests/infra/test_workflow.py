@@ -375,3 +375,62 @@ def test_the_queue_states_carry_the_run_and_its_place(definition: dict[str, Any]
         for n in ("Join the training queue", "Take a training slot", "Release training slot")
     }
     assert len(functions) == 1
+
+
+@pytest.mark.parametrize("policy", ["wait", "fail"])
+def test_a_deployment_refused_for_its_quota_waits_only_under_the_wait_policy(
+    tmp_path_factory: pytest.TempPathFactory, policy: str
+) -> None:
+    """Given on-demand serving (Nova) and deployment_quota_policy = wait, then a quota refusal of Serve
+    model goes to Handle deployment quota (which decides the back-off or fails) -> Waiting for a
+    deployment quota (its seconds from that decision) -> Serve model again, one round within the history
+    events the config check counts; and ServeModel may publish the notice. Given fail, Serve model fails
+    the run at once as before, and may publish nothing."""
+    from bedrock_finetune.quota_wait import EVENTS_PER_WAIT_ROUND
+    from iam_review.synth import synthesize
+    from stacks.config import EVENTS_PER_STATE
+
+    (stack,) = synthesize(
+        str(tmp_path_factory.mktemp(f"cdk-deployment-{policy}")),
+        base_model_id="amazon.nova-lite-v1:0:300k",
+        deployment_quota_policy=policy,
+    )
+    resources = stack.template["Resources"]
+    (machine,) = (
+        m
+        for m in resources.values()
+        if m["Type"] == "AWS::StepFunctions::StateMachine" and "/Workflow/" in m["Metadata"]["aws:cdk:path"]
+    )
+    states = json.loads(_render(machine["Properties"]["DefinitionString"]))["States"]
+    (serve_role_policy,) = (
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and "/ServeModel/" in r["Metadata"]["aws:cdk:path"]
+    )
+    sids = {s.get("Sid") for s in serve_role_policy["Properties"]["PolicyDocument"]["Statement"]}
+    catches = states["Serve model"]["Catch"]
+    if policy == "fail":
+        assert [c["Next"] for c in catches] == ["Serve model failed"]
+        assert not {"Handle deployment quota", "Waiting for a deployment quota"} & set(states)
+        assert "PublishDeploymentQuotaNotices" not in sids
+        return
+    quota, everything = catches
+    assert quota == {
+        "ErrorEquals": ["BedrockQuotaExceeded"],
+        "ResultPath": "$.deploymentQuota.refusal",
+        "Next": "Handle deployment quota",
+    }
+    assert everything["Next"] == "Serve model failed"
+    handle = states["Handle deployment quota"]
+    assert (handle["Parameters"]["quota.$"], handle["ResultPath"]) == (
+        "$.deploymentQuota",
+        "$.deploymentQuota",
+    )
+    assert handle["Next"] == "Waiting for a deployment quota"
+    # QuotaWaitExpired (after max_deployment_wait_hours) fails the run through the failure chain
+    assert handle["Catch"][-1]["Next"] == "Handle deployment quota failed"
+    wait = states["Waiting for a deployment quota"]
+    assert (wait["SecondsPath"], wait["Next"]) == ("$.deploymentQuota.waitSeconds", "Serve model")
+    loop = ["Serve model", "Handle deployment quota", "Waiting for a deployment quota"]
+    assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in loop) <= EVENTS_PER_WAIT_ROUND
+    assert {"PublishDeploymentQuotaNotices", "EncryptDeploymentQuotaNoticesViaSns"} <= sids
