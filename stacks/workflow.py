@@ -638,6 +638,17 @@ class FineTuningWorkflow(Construct):
                     "Endpoint failed", "Serving", "EndpointFailed", "$.endpoint.failureMessage"
                 ).next(failure_chain),
             )
+            .when(
+                # A later version of the line (or a rollback) asked for another model meanwhile: this
+                # version is kept, and its clean-up must not take the endpoint from the later one.
+                sfn.Condition.string_equals("$.endpoint.state", "superseded"),
+                sfn.Pass(
+                    self,
+                    "Superseded by a later version",
+                    parameters={"why.$": "$.endpoint.failureMessage", "expired": "false"},
+                    result_path="$.notServed",
+                ).next(self._not_served),
+            )
             .otherwise(wait)
         )
         self._evaluating = timing.evaluation and functions.evaluate_candidate is not None

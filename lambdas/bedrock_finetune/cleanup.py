@@ -58,7 +58,7 @@ def _code(exc: ClientError) -> str:
 
 
 def _created_by(bedrock: Any, arn: str) -> str | None:
-    """The execution tag of a job or throughput (None when it has none or cannot be read)."""
+    """The execution tag of a job, custom model or endpoint (None when it has none or cannot be read)."""
     try:
         tags = bedrock.list_tags_for_resource(resourceARN=arn).get("tags") or []
     except ClientError as exc:
@@ -78,6 +78,33 @@ def _not_ours(bedrock: Any, arn: str, execution_arn: str | None) -> str | None:
     if creator is None or creator == tag_value(execution_arn):
         return None
     return f"{arn} was created by execution {creator}, not by this one; it is left to that execution"
+
+
+def _serves_another_execution(
+    bedrock: Any, arn: str, described: Mapping[str, Any], execution_arn: str | None
+) -> str | None:
+    """Why an endpoint this execution created must still be left alone: it serves, or is being given,
+    a model another execution trained (a later version of the line, or a rollback). None otherwise."""
+    if execution_arn is None:
+        return None
+    ours = tag_value(execution_arn)
+    models = {
+        str(m)
+        for m in (
+            described.get("modelArn"),
+            described.get("desiredModelArn"),
+            (described.get("updateDetails") or {}).get("modelArn"),
+        )
+        if m
+    }
+    for model in sorted(models):
+        creator = _created_by(bedrock, model)
+        if creator is not None and creator != ours:
+            return (
+                f"{arn} serves, or is being given, {model}, which execution {creator} trained; it is "
+                "left serving that version"
+            )
+    return None
 
 
 def clean_up_run(
@@ -193,7 +220,9 @@ def _clean_throughput(bedrock: Any, name: str, execution_arn: str | None, work: 
     if pt is None:
         return
     arn, status = str(pt["provisionedModelArn"]), str(pt.get("status", ""))
-    foreign = _not_ours(bedrock, arn, execution_arn)
+    foreign = _not_ours(bedrock, arn, execution_arn) or _serves_another_execution(
+        bedrock, arn, pt, execution_arn
+    )
     if foreign:
         work.done.append(f"provisioned throughput {foreign}")
     elif pt.get("commitmentDuration"):
@@ -220,7 +249,9 @@ def _clean_deployment(bedrock: Any, name: str, execution_arn: str | None, work: 
     if deployment is None:
         return
     arn, status = str(deployment["customModelDeploymentArn"]), str(deployment.get("status", ""))
-    foreign = _not_ours(bedrock, arn, execution_arn)
+    foreign = _not_ours(bedrock, arn, execution_arn) or _serves_another_execution(
+        bedrock, arn, deployment, execution_arn
+    )
     if foreign:
         work.done.append(f"custom model deployment {foreign}")
     elif status == "Creating":

@@ -434,7 +434,8 @@ def record_line_version(
     why = str(task.get("why") or "")
     if not served:
         why = _answer_of(s3, settings.bucket_name, run.run, execution_arn) or why
-    if not served and task.get("approvalExpired"):
+    # The state machine passes the flag as a string ("true" / "false", from a Pass state's parameters).
+    if not served and str(task.get("approvalExpired")).lower() == "true":
         from bedrock_finetune.approvals import close_unanswered  # noqa: PLC0415 - only this path
 
         close_unanswered(s3, settings.bucket_name, run.run, execution_arn=execution_arn, why=why, now=at)

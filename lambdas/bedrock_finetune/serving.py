@@ -260,10 +260,11 @@ def _update(bedrock: Any, mode: str, arn: str, model_arn: str) -> None:
 def endpoint_status(
     bedrock: Any, endpoint: Mapping[str, Any], *, poll_cap_seconds: int, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The Get endpoint status task: ``state`` is ``ready`` (serving the model), ``failed`` or
-    ``waiting``, with Bedrock's ``status`` and ``failureMessage``. An endpoint still not ready at its
-    ``deadline`` is ``failed``, so the waiting loop ends by itself. ``polls`` counts the looks so far and
-    ``waitSeconds`` is the wait before the next (:mod:`bedrock_finetune.endpoint_wait`)."""
+    """The Get endpoint status task: ``state`` is ``ready`` (serving the model), ``failed``,
+    ``superseded`` (a third model was asked for since) or ``waiting``, with Bedrock's ``status`` and
+    ``failureMessage``. An endpoint still not ready at its ``deadline`` is ``failed``, so the waiting
+    loop ends by itself. ``polls`` counts the looks so far and ``waitSeconds`` is the wait before the
+    next (:mod:`bedrock_finetune.endpoint_wait`)."""
     mode = str(endpoint["mode"])
     arn = str(endpoint["endpointArn"])
     model_arn = str(endpoint["modelArn"])
@@ -275,6 +276,7 @@ def endpoint_status(
         serving = str(described.get("modelArn", ""))
         ready = status == "InService" and serving == model_arn
         failed = status == "Failed"
+        requested = str(described.get("desiredModelArn") or serving)
     else:
         described = _call(
             "GetCustomModelDeployment",
@@ -286,10 +288,19 @@ def endpoint_status(
         serving = str(described.get("modelArn", ""))
         ready = status == "Active" and update in ("", "UpdateCompleted") and serving == model_arn
         failed = status == "Failed" or update == "UpdateFailed"
+        requested = str((described.get("updateDetails") or {}).get("modelArn") or serving)
         if update:
             status = f"{status} ({update})"
     message = str(described.get("failureMessage", ""))
     state = "ready" if ready else "failed" if failed else "waiting"
+    if state == "waiting" and requested and requested not in (model_arn, endpoint.get("previousModelArn")):
+        # Someone asked for a third model since this run's request (a later version of the line, or a
+        # rollback): this run's model will not be served, and its wait must not end in a clean-up.
+        state = "superseded"
+        message = (
+            f"{arn} is now being given {requested}, asked for after this run's request (a later version "
+            "of the line, or a rollback); this version is kept, not served"
+        )
     deadline = endpoint.get("deadline")
     if (
         state == "waiting"

@@ -100,7 +100,11 @@ class CleanUpEndedExecution(PipelineFunction):
             ],
         )
         acknowledge_bedrock_ids(
-            self.role, "model-customization-job/*", "provisioned-model/*", "custom-model-deployment/*"
+            self.role,
+            "model-customization-job/*",
+            "custom-model/*",
+            "provisioned-model/*",
+            "custom-model-deployment/*",
         )
         acknowledge_wildcard_resource(
             self.role,

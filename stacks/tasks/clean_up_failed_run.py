@@ -33,7 +33,8 @@ def clean_up_statements(arns: BedrockArns) -> list[iam.PolicyStatement]:
         iam.PolicyStatement(
             sid="ReadWhichExecutionCreatedThem",
             actions=["bedrock:ListTagsForResource"],
-            resources=[arns.jobs, arns.provisioned_models, arns.deployments],
+            # custom models too: an endpoint serving another execution's model is left serving it
+            resources=[arns.jobs, arns.custom_models, arns.provisioned_models, arns.deployments],
         ),
         stop_jobs_of_this_stack(arns),
         delete_throughput_of_this_stack(arns),
@@ -65,5 +66,9 @@ class CleanUpFailedRun(PipelineFunction):
         )
         self.add_to_policy(*clean_up_statements(ctx.arns), *give_back_statements(self, ctx.queue))
         acknowledge_bedrock_ids(
-            self.role, "model-customization-job/*", "provisioned-model/*", "custom-model-deployment/*"
+            self.role,
+            "model-customization-job/*",
+            "custom-model/*",
+            "provisioned-model/*",
+            "custom-model-deployment/*",
         )

@@ -161,6 +161,7 @@ def test_a_creating_throughput_is_not_deleted_yet_and_asks_for_another_attempt(
     _not_found(stubber, "get_model_customization_job")
     stubber.add_response("get_provisioned_model_throughput", _pt(status="Creating"))
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": MODEL_ARN})
     _not_found(stubber, "get_custom_model_deployment")
     result = clean_up_run(
         client, NAMES, line=LINE, execution_arn=EXECUTION, previous={"attempt": 0}, max_attempts=3
@@ -216,6 +217,32 @@ def test_what_another_execution_created_is_left_to_it(stubbed: tuple[Any, Stubbe
     assert f"created by execution {original}" in result["summary"]
 
 
+def test_a_throughput_this_execution_created_but_now_serving_a_later_version_is_left_serving(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    """Given this execution created the line's throughput, and a later version of the line (another
+    execution) put its model behind it, when this execution is cleaned up, then the throughput is not
+    deleted: it serves the later version, and the summary says why."""
+    client, stubber = stubbed
+    later = "arn:aws:states:us-west-2:123456789012:execution:Pipeline:later"
+    later_model = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{BASE}/latermodel01"
+    _not_found(stubber, "get_model_customization_job")
+    stubber.add_response(
+        "get_provisioned_model_throughput", {**_pt(status="Updating"), "desiredModelArn": later_model}
+    )
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": MODEL_ARN})
+    stubber.add_response("list_tags_for_resource", _tags(later), {"resourceARN": later_model})
+    # No delete call is stubbed: making one would fail the test.
+    _not_found(stubber, "get_custom_model_deployment")
+    result = clean_up_run(client, NAMES, line=LINE, execution_arn=EXECUTION)
+    assert (result["throughputDeleted"], result["stillBilling"]) == (False, [])
+    assert (
+        f"{later_model}, which execution {later} trained; it is left serving that version"
+        in result["summary"]
+    )
+
+
 def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     stubbed: tuple[Any, Stubber],
 ) -> None:
@@ -243,6 +270,7 @@ def test_a_throughput_bought_after_the_abort_is_found_by_the_second_look(
     _not_found(stubber, "get_model_customization_job")
     stubber.add_response("get_provisioned_model_throughput", _pt())
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": PT_ARN})
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": MODEL_ARN})
     stubber.add_response("delete_provisioned_model_throughput", {}, {"provisionedModelId": PT_ARN})
     _not_found(stubber, "get_custom_model_deployment")
     _not_found(stubber, "get_custom_model_deployment")

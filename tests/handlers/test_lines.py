@@ -295,3 +295,28 @@ def test_the_inventory_counts_what_lines_serve_past_their_ttl_and_approvals_left
     assert inventory["approvalsWaitingOverADay"] == 1
     assert inventory["endpointHourlyCostEstimate"] == 20.0
     assert inventory["lines"]["pastTtl"] == ["bot"] and inventory["lines"]["approvalsWaiting"] == ["asks"]
+
+
+@pytest.mark.parametrize(("expired", "status"), [("false", "waiting"), ("true", "expired")])
+def test_a_kept_version_closes_its_request_only_when_the_approval_expired(
+    s3: Any, expired: str, status: str
+) -> None:
+    from bedrock_finetune.settings import LineSettings
+
+    # Given this execution's approval request is still waiting
+    _request(s3)
+    settings = LineSettings(bucket_name=BUCKET, stack_name="S", region="us-west-2", topic_arn="arn:topic")
+    task = {
+        "job": job(1),
+        "mode": "provisioned",
+        "served": False,
+        "why": "kept for a reason",
+        "executionArn": "arn:exec/1",
+        # as the state machine passes it: a string from a Pass state's parameters
+        "approvalExpired": expired,
+    }
+    # When the version is recorded as kept
+    lines.record_line_version(s3, None, run("v1"), task=task, settings=settings, now=NOW)
+    # Then the request is marked expired only when the approval expired ("false" is not true)
+    stored = approvals.read_request(s3, BUCKET, "bot")
+    assert stored is not None and stored["status"] == status

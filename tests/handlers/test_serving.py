@@ -28,6 +28,7 @@ BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA = "amazon.nova-lite-v1:0:300k"
 NEW_MODEL = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{BASE}/newmodel0001"
 OLD_MODEL = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{BASE}/oldmodel0001"
+LATER_MODEL = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{BASE}/latermodel01"
 PT_ARN = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/abcdefghijkl"
 DEPLOYMENT_ARN = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abcdefghijkl"
 EXECUTION = "arn:aws:states:us-west-2:123456789012:execution:sm:run-1"
@@ -72,7 +73,9 @@ def _pt(status: str = "InService", model: str = OLD_MODEL, desired: str | None =
     }
 
 
-def _deployment(status: str = "Active", model: str = OLD_MODEL, update: str | None = None) -> dict[str, Any]:
+def _deployment(
+    status: str = "Active", model: str = OLD_MODEL, update: str | None = None, update_model: str = NEW_MODEL
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "customModelDeploymentArn": DEPLOYMENT_ARN,
         "modelDeploymentName": RUN.line.deployment_name,
@@ -81,7 +84,7 @@ def _deployment(status: str = "Active", model: str = OLD_MODEL, update: str | No
         "status": status,
     }
     if update:
-        response["updateDetails"] = {"modelArn": NEW_MODEL, "updateStatus": update}
+        response["updateDetails"] = {"modelArn": update_model, "updateStatus": update}
     return response
 
 
@@ -261,6 +264,10 @@ def test_the_tokens_differ_per_upload_but_not_per_retry() -> None:
         (_pt("Updating", model=OLD_MODEL, desired=NEW_MODEL), "waiting"),
         (_pt("InService", model=OLD_MODEL), "waiting"),
         ({**_pt("Failed", model=NEW_MODEL), "failureMessage": "capacity"}, "failed"),
+        # a later version (or a rollback) asked for another model since this run's update
+        (_pt("Updating", model=OLD_MODEL, desired=LATER_MODEL), "superseded"),
+        (_pt("Updating", model=NEW_MODEL, desired=LATER_MODEL), "superseded"),
+        (_pt("InService", model=LATER_MODEL), "superseded"),
     ],
 )
 def test_a_throughput_is_ready_only_when_it_serves_the_new_model(
@@ -268,7 +275,8 @@ def test_a_throughput_is_ready_only_when_it_serves_the_new_model(
 ) -> None:
     client, stubber = stubbed
     stubber.add_response("get_provisioned_model_throughput", described)
-    endpoint = {**_plan(), "endpointArn": PT_ARN}
+    # (this run put its model behind the line's throughput, which served OLD_MODEL)
+    endpoint = {**_plan(), "endpointArn": PT_ARN, "previousModelArn": OLD_MODEL}
     assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
 
 
@@ -280,6 +288,11 @@ def test_a_throughput_is_ready_only_when_it_serves_the_new_model(
         (_deployment("Active", model=NEW_MODEL, update="UpdateCompleted"), "ready"),
         (_deployment("Active", model=OLD_MODEL, update="UpdateFailed"), "failed"),
         (_deployment("Failed", model=NEW_MODEL), "failed"),
+        (_deployment("Active", model=NEW_MODEL, update="Updating", update_model=LATER_MODEL), "superseded"),
+        (
+            _deployment("Active", model=LATER_MODEL, update="UpdateCompleted", update_model=LATER_MODEL),
+            "superseded",
+        ),
     ],
 )
 def test_a_deployment_is_ready_when_active_with_its_update_completed(
@@ -287,8 +300,25 @@ def test_a_deployment_is_ready_when_active_with_its_update_completed(
 ) -> None:
     client, stubber = stubbed
     stubber.add_response("get_custom_model_deployment", described)
-    endpoint = {**_plan("on_demand"), "endpointArn": DEPLOYMENT_ARN}
+    endpoint = {**_plan("on_demand"), "endpointArn": DEPLOYMENT_ARN, "previousModelArn": OLD_MODEL}
     assert endpoint_status(client, endpoint, poll_cap_seconds=300)["state"] == state
+
+
+def test_a_throughput_this_run_created_that_is_given_a_later_model_supersedes_the_run(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    # Given this run created the line's throughput for its model (nothing served before), and a later
+    # version of the line asked for its own model before this run saw the throughput in service
+    client, stubber = stubbed
+    stubber.add_response(
+        "get_provisioned_model_throughput", _pt("Updating", model=NEW_MODEL, desired=LATER_MODEL)
+    )
+    endpoint = {**_plan(), "endpointArn": PT_ARN, "previousModelArn": None}
+    # When its status is read
+    status = endpoint_status(client, endpoint, poll_cap_seconds=300)
+    # Then this run stops waiting for a model that will not be served, and says why
+    assert status["state"] == "superseded"
+    assert LATER_MODEL in status["failureMessage"] and "kept, not served" in status["failureMessage"]
 
 
 def test_an_endpoint_not_ready_by_its_deadline_fails_the_wait(stubbed: tuple[Any, Stubber]) -> None:

@@ -93,7 +93,14 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     assert states["Get endpoint status"]["Next"] == "Endpoint ready?"
     assert states["Endpoint ready?"]["Default"] == "Wait for endpoint"
     by_state = {c["StringEquals"]: c["Next"] for c in states["Endpoint ready?"]["Choices"]}
-    assert by_state == {"failed": "Endpoint failed", "ready": "Evaluate candidate"}
+    assert by_state == {
+        "failed": "Endpoint failed",
+        "ready": "Evaluate candidate",
+        "superseded": "Superseded by a later version",
+    }
+    # A later version (or a rollback) took the endpoint meanwhile: kept, with the status's reason.
+    assert states["Superseded by a later version"]["Next"] == "Not served"
+    assert states["Superseded by a later version"]["Parameters"]["why.$"] == "$.endpoint.failureMessage"
     assert states["Evaluate candidate"]["Next"] == "Candidate scored?"
     assert states["Candidate scored?"]["Choices"][0]["Next"] == "Evaluation gate passed?"
     assert states["Evaluation gate passed?"]["Choices"][0]["Next"] == "Record served version"
