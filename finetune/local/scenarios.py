@@ -207,8 +207,13 @@ SCENARIOS: dict[str, Scenario] = {
             "deployment-quota",
             "A Nova model served on demand while the account's custom model deployments are all taken: "
             "Bedrock refuses the deployment for its quota 3 times; the run waits with back-off and a "
-            "notice (deployment_quota_policy = wait), then the deployment is created.",
-            context=(("base_model_id", "amazon.nova-lite-v1:0:300k"), ("deployment_quota_policy", "wait")),
+            "notice (deployment_quota_policy = wait), then the deployment is created. Evaluation is off: "
+            "its temporary deployment does not wait for the quota yet (a refusal fails the run).",
+            context=(
+                ("base_model_id", "amazon.nova-lite-v1:0:300k"),
+                ("deployment_quota_policy", "wait"),
+                ("evaluation", "false"),
+            ),
             deployment_quota_refusals=3,
         ),
         Scenario(

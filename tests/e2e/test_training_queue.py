@@ -308,7 +308,11 @@ def test_finetune_runs_and_status_show_the_queued_runs_their_places_and_the_runs
     endpoint = f"http://127.0.0.1:{port}"
     # Given an account of one concurrent job, taken by a run whose job trains on, and two runs behind it
     one_slot = Scenario(
-        "quota-1-long", "One job at a time; jobs train on.", job_quota=1, polls_per_status=10**6
+        "quota-1-long",
+        "One job at a time; jobs train on.",
+        job_quota=1,
+        job_hours=10**4,
+        polls_per_status=10**6,
     )
     names = ["first-in", "second-in", "third-in"]
     folders = [write_run(tmp_path / name) for name in names]

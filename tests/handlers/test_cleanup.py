@@ -307,6 +307,8 @@ def test_the_candidates_evaluation_deployment_this_execution_made_is_deleted(
         {"customModelDeploymentIdentifier": name},
     )
     stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": temp})
+    # it serves this execution's own model (the candidate): nothing else to protect
+    stubber.add_response("list_tags_for_resource", _tags(EXECUTION), {"resourceARN": MODEL_ARN})
     stubber.add_response("delete_custom_model_deployment", {}, {"customModelDeploymentIdentifier": temp})
     result = clean_up_run(client, NAMES, line=LINE, execution_arn=EXECUTION, evaluation_deployment=name)
     assert result["deploymentDeleted"] is True
