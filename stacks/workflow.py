@@ -306,25 +306,14 @@ class FineTuningWorkflow(Construct):
             {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
             result_path="$.training",
         )
-        notify_success = lambda_task(
-            self,
+        notify_success = self._notify_outcome(
+            functions,
             "Notify success",
-            functions.notify,
-            {"outcome": "succeeded", "state": sfn.JsonPath.object_at("$")},
-            result_path="$.notice",
-        )
-        # The run did what it should either way; a lost notification must not trigger clean-up.
-        notify_success.add_catch(
-            sfn.Fail(
-                self,
-                "Model in service (notification not sent)",
-                error="NotificationFailed",
-                cause="The run ended as planned (its model is served, or kept when serving is none), but "
-                "the success notification could not be published; see the execution output and the "
-                "Notify success logs.",
-            ),
-            errors=["States.ALL"],
-            result_path="$.notifyError",
+            "succeeded",
+            "Model in service (notification not sent)",
+            "The run ended as planned (its model is served, or kept when serving is none), but the "
+            "success notification could not be published; see the execution output and the Notify "
+            "success logs.",
         )
 
         def record_version(name: str, *, served: bool, why: str | None = None) -> tasks.LambdaInvoke:
@@ -357,23 +346,13 @@ class FineTuningWorkflow(Construct):
                 sfn.Condition.string_equals("$.endpoint.state", "ready"),
                 self._when_ready(functions, pipeline_task, timing, record_served),
             )
-            notify_kept = lambda_task(
-                self,
+            notify_kept = self._notify_outcome(
+                functions,
                 "Notify model kept",
-                functions.notify,
-                {"outcome": "kept", "state": sfn.JsonPath.object_at("$")},
-                result_path="$.notice",
-            )
-            notify_kept.add_catch(
-                sfn.Fail(
-                    self,
-                    "Model kept (notification not sent)",
-                    error="NotificationFailed",
-                    cause="The model was kept and nothing was bought, but the notification could not be "
-                    "published; see the Notify model kept logs.",
-                ),
-                errors=["States.ALL"],
-                result_path="$.notifyError",
+                "kept",
+                "Model kept (notification not sent)",
+                "The model was kept and nothing was bought, but the notification could not be "
+                "published; see the Notify model kept logs.",
             )
             self._not_served.next(record_version("Record kept version", served=False)).next(
                 notify_kept.next(sfn.Succeed(self, "Model kept, not served"))
@@ -430,6 +409,25 @@ class FineTuningWorkflow(Construct):
         notify_failure.add_catch(notification_lost, errors=["States.ALL"], result_path="$.notifyError")
         notify_failure.next(run_failed)
         return notify_failure
+
+    def _notify_outcome(
+        self, functions: WorkflowFunctions, name: str, outcome: str, unsent: str, cause: str
+    ) -> tasks.LambdaInvoke:
+        """A Notify task for an outcome the run reached as planned: a lost notification ends in the Fail
+        state ``unsent`` (NotificationFailed), never in the clean-up."""
+        notify = lambda_task(
+            self,
+            name,
+            functions.notify,
+            {"outcome": outcome, "state": sfn.JsonPath.object_at("$")},
+            result_path="$.notice",
+        )
+        notify.add_catch(
+            sfn.Fail(self, unsent, error="NotificationFailed", cause=cause),
+            errors=["States.ALL"],
+            result_path="$.notifyError",
+        )
+        return notify
 
     def _failure_chain(
         self, functions: WorkflowFunctions, timing: WorkflowTiming, notify_failure: tasks.LambdaInvoke

@@ -107,6 +107,16 @@ def _serves_another_execution(
     return None
 
 
+def _left_to_another(
+    bedrock: Any, arn: str, described: Mapping[str, Any], execution_arn: str | None
+) -> str | None:
+    """Why a line's endpoint must be left alone: another execution created it, or it serves (or is
+    being given) another execution's model. None when this execution may delete it."""
+    return _not_ours(bedrock, arn, execution_arn) or _serves_another_execution(
+        bedrock, arn, described, execution_arn
+    )
+
+
 def clean_up_run(
     bedrock: Any,
     names: RunNames,
@@ -220,9 +230,7 @@ def _clean_throughput(bedrock: Any, name: str, execution_arn: str | None, work: 
     if pt is None:
         return
     arn, status = str(pt["provisionedModelArn"]), str(pt.get("status", ""))
-    foreign = _not_ours(bedrock, arn, execution_arn) or _serves_another_execution(
-        bedrock, arn, pt, execution_arn
-    )
+    foreign = _left_to_another(bedrock, arn, pt, execution_arn)
     if foreign:
         work.done.append(f"provisioned throughput {foreign}")
     elif pt.get("commitmentDuration"):
@@ -249,9 +257,7 @@ def _clean_deployment(bedrock: Any, name: str, execution_arn: str | None, work: 
     if deployment is None:
         return
     arn, status = str(deployment["customModelDeploymentArn"]), str(deployment.get("status", ""))
-    foreign = _not_ours(bedrock, arn, execution_arn) or _serves_another_execution(
-        bedrock, arn, deployment, execution_arn
-    )
+    foreign = _left_to_another(bedrock, arn, deployment, execution_arn)
     if foreign:
         work.done.append(f"custom model deployment {foreign}")
     elif status == "Creating":
