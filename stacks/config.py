@@ -177,16 +177,16 @@ EVENTS_PER_STATE: Mapping[str, int] = {
 }
 #: One poll of the endpoint loop: Wait -> Lambda task -> Choice.
 EVENTS_PER_POLL = EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
-#: Waiting for the customization job, whatever its length: "Wait for the job to end" (a task token,
-#: answered once, when the job has ended) -> "Job status?".
-JOB_WAIT_EVENTS = EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
+#: Waiting for the customization job, whatever its length: "Wait for the job to end", a task token
+#: answered once, when the job has ended (a failed or stopped job fails it: no Choice follows).
+JOB_WAIT_EVENTS = EVENTS_PER_STATE["Task"]
 
 
 def polling_history_events(*, throughput_poll_seconds: int, endpoint_wait_hours: int = 6) -> int:
     """The most history events waiting for the job and polling the endpoint add to one execution.
 
     The job is not polled: "Wait for the job to end" waits on a task token that the job's end answers
-    once (``JOB_WAIT_EVENTS`` = 7 events, for a job of a minute or of ``max_job_hours``). The endpoint
+    once (``JOB_WAIT_EVENTS`` = 5 events, for a job of a minute or of ``max_job_hours``). The endpoint
     is polled, 9 events a look::
 
         Wait for endpoint        WaitStateEntered, WaitStateExited                   2
@@ -197,15 +197,15 @@ def polling_history_events(*, throughput_poll_seconds: int, endpoint_wait_hours:
     with waits of 1, 2, 4... minutes up to ``throughput_poll_seconds``, until the endpoint is ready or
     ``endpoint_wait_hours`` have passed (Get endpoint status then reports it failed)::
 
-        events = 7 + 9 * endpoint_wait.polls_within(endpoint_wait_hours, throughput_poll_seconds)
+        events = 5 + 9 * endpoint_wait.polls_within(endpoint_wait_hours, throughput_poll_seconds)
 
-    Defaults: 6 h with waits up to 300 s: 74 looks, 673 events. 48 h at 30 s: 5,760 looks (51,847
+    Defaults: 6 h with waits up to 300 s: 74 looks, 671 events. 48 h at 30 s: 5,760 looks (51,845
     events), over the budget.
 
     The rest of a run adds about 70 events (execution started and ended; Identify run, Join the
     training queue, Let uploads settle, Validate dataset, Take a training slot, Training slot taken?,
-    Start customization job, Release training slot, Collect training results, Quality gate met?,
-    Plan serving, Approval needed?, Request approval, Serve model, Record served version, Notify;
+    Start customization job, Collect training results, Plan serving, Approval needed?, Request
+    approval, the evaluation's steps, Serve model, Record served version, Notify;
     or a failure's Pass, Clean up failed run, Notify failure and Run failed), which
     :data:`POLLING_EVENT_BUDGET` leaves room for; the waits for a training slot are counted by
     :func:`waiting_history_events`.
@@ -386,7 +386,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "max_job_hours": (
         72,
         "Maximum customization job duration in hours (1-720): the timeout of Wait for the job to end, "
-        "and part of the execution timeout. Waiting for the job adds the same 7 history events however "
+        "and part of the execution timeout. Waiting for the job adds the same 5 history events however "
         "long it runs (see polling_history_events).",
     ),
     "max_concurrent_jobs": (

@@ -43,7 +43,10 @@ ACTIONS_WITHOUT_RESOURCE_TYPE: dict[str, str] = {
         f"{APPROVAL_ANSWER_REASON} JobEnded and Wait for the job to end also wake a run waiting on its "
         "job with it: that token is readable only from reports/_waiting/ in the dataset bucket."
     ),
-    "states:SendTaskFailure": APPROVAL_ANSWER_REASON,
+    "states:SendTaskFailure": (
+        f"{APPROVAL_ANSWER_REASON} JobEnded and Wait for the job to end also fail a run's wait with it "
+        "when its job failed or was stopped: that token is readable only from reports/_waiting/."
+    ),
 }
 
 #: Action wildcards that CDK's own custom-resource providers receive through resource policies (which

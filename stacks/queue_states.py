@@ -5,10 +5,11 @@
                                        (otherwise) -> Waiting for a training slot -> Take a training slot
     Start customization job -(BedrockQuotaExceeded: the account's jobs are all busy)-> Take a training slot
       (which keeps the run's slot and answers "waiting", with back-off and a notice)
-    Job status? -(Completed)-> Release training slot -> Collect training results
 
-A job that failed or was stopped, and every other failure, gives its slot back in the failure chain's
-clean-up; an aborted or timed-out execution, in the clean-up of ended executions. The pattern: the
+The slot is given back when the job ends, whatever its status, by JobEnded as it wakes the run
+(stacks/tasks/job_wait.py): no state of the run's is needed for it. Every other failure gives it back
+in the failure chain's clean-up; an aborted or timed-out execution, in the clean-up of ended
+executions. The pattern: the
 Step Functions semaphore with DynamoDB conditional writes
 (https://aws.amazon.com/blogs/compute/controlling-concurrency-in-distributed-systems-using-aws-step-functions/).
 """
@@ -16,7 +17,6 @@ Step Functions semaphore with DynamoDB conditional writes
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
@@ -85,16 +85,3 @@ class TrainingQueueStates:
         """The catch for "Start customization job": Bedrock's quota refused the job, so the run keeps its
         slot and waits (the Take state sees ``$.queue.refusal``)."""
         return [BedrockQuotaExceeded.__name__], self.take, f"{QUEUE_PATH}.refusal"
-
-    def release_then(self, following: sfn.IChainable) -> sfn.IChainable:
-        """ "Release training slot" before ``following``; a release that fails after its retries is left
-        to the lease (the job has ended, so the next run to look gives the slot back)."""
-        release: Any = self._lambda_task(
-            self._scope,
-            "Release training slot",
-            self._function,
-            {"action": "release", "run": sfn.JsonPath.object_at("$.run")},
-            result_path=f"{QUEUE_PATH}.release",
-        )
-        release.add_catch(following, errors=["States.ALL"], result_path=f"{QUEUE_PATH}.releaseError")
-        return release.next(following)

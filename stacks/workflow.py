@@ -2,20 +2,20 @@
 
 Happy path: Identify run -> Join the training queue -> Let uploads settle -> Validate dataset ->
 (Take a training slot -> Waiting for a training slot)* -> Start customization job ->
-Wait for the job to end (a task token the job's end wakes, no polling) -> Job status? -> Release
-training slot -> Collect training results -> Quality gate met? -> Plan serving -> Approval needed? ->
+Wait for the job to end (a task token the job's end wakes, no polling; it gives the training slot
+back) -> Collect training results -> Plan serving -> Approval needed? ->
 [Request approval] -> Serve model -> [(Handle deployment quota -> Waiting for a deployment quota ->
 Serve model)*, when Bedrock refuses a deployment for a quota and deployment_quota_policy is wait] ->
 (Wait for endpoint -> Get endpoint status)*, waits growing from a minute -> Record served version ->
 Notify success ->
-Model in service. With ``serving = none`` the run ends after the gate: Record trained version ->
-Notify success -> Model trained.
+Model in service. With ``serving = none`` the run ends after the training results: Record trained
+version -> Notify success -> Model trained.
 
 A rejected or expired approval buys nothing: Record kept version -> Notify model kept -> Model kept,
-not served. Every failure (a task's error after its retries, job Failed/Stopped, endpoint Failed or
-not ready in time, quality gate not met) records ``$.failure = {step, error, cause}`` and goes
-through Clean up failed run -> Notify failure -> Run failed, whose error and cause come from the
-notification step.
+not served. Every failure (a task's error after its retries; job Failed/Stopped, which fails the
+wait; endpoint Failed or not ready in time; quality gate not met, which fails Collect training
+results) records ``$.failure = {step, error, cause}`` and goes through Clean up failed run -> Notify
+failure -> Run failed, whose error and cause come from the notification step.
 """
 
 from __future__ import annotations
@@ -178,13 +178,17 @@ class FineTuningWorkflow(Construct):
         notify_failure = self._notify_failure(functions)
         failure_chain = self._failure_chain(functions, timing, notify_failure)
 
-        def record_failure(step: str) -> sfn.Pass:
+        def caught_failure(name: str, step: str) -> sfn.Pass:
+            """A Pass that records the error in ``$.caught`` as ``step`` failing."""
             return sfn.Pass(
                 self,
-                f"{step} failed",
+                name,
                 parameters={"step": step, "error.$": "$.caught.Error", "cause.$": "$.caught.Cause"},
                 result_path="$.failure",
             )
+
+        def record_failure(step: str) -> sfn.Pass:
+            return caught_failure(f"{step} failed", step)
 
         def pipeline_task(
             step: str,
@@ -295,16 +299,35 @@ class FineTuningWorkflow(Construct):
             task_timeout=sfn.Timeout.duration(Duration.hours(timing.max_job_hours)),
         )
         with_standard_retries(wait_for_job)
+        # A job that ended without a model fails the wait with its own error (JobEnded's
+        # SendTaskFailure), so no Choice on the job's status follows the wait.
+        for error, name in (
+            ("CustomizationJobFailed", "Customization job failed"),
+            ("CustomizationJobStopped", "Customization job stopped"),
+        ):
+            wait_for_job.add_catch(
+                caught_failure(name, "Customization job").next(failure_chain),
+                errors=[error],
+                result_path="$.caught",
+            )
         wait_for_job.add_catch(
             record_failure("Wait for the job to end").next(failure_chain),
             errors=["States.ALL"],
             result_path="$.caught",
         )
+        # A quality gate not met fails Collect training results (QualityGateNotMet, after its report).
         collect = pipeline_task(
             "Collect training results",
             functions.collect_training_results,
             {"run": sfn.JsonPath.object_at("$.run"), "job": sfn.JsonPath.object_at("$.job")},
             result_path="$.training",
+            catches=(
+                (
+                    ["QualityGateNotMet"],
+                    caught_failure("Quality gate not met", "Quality gate").next(failure_chain),
+                    "$.caught",
+                ),
+            ),
         )
         notify_success = self._notify_outcome(
             functions,
@@ -358,23 +381,8 @@ class FineTuningWorkflow(Construct):
                 notify_kept.next(sfn.Succeed(self, "Model kept, not served"))
             )
 
-        quality_gate = (
-            sfn.Choice(self, "Quality gate met?")
-            .when(sfn.Condition.boolean_equals("$.training.qualityGate.passed", True), passed)
-            .otherwise(
-                status_failure(
-                    "Quality gate not met",
-                    "Quality gate",
-                    "QualityGateNotMet",
-                    "$.training.qualityGate.reason",
-                ).next(failure_chain)
-            )
-        )
-
-        wait_for_job.next(
-            self._job_status(queue.release_then(collect), wait_for_job, status_failure, failure_chain)
-        )
-        collect.next(quality_gate)
+        wait_for_job.next(collect)  # the slot was given back as the job ended (JobEnded)
+        collect.next(passed)
         definition = identify_run.next(is_a_run)
         queue.around(settle.next(validate), start_job.next(wait_for_job))
 
@@ -474,44 +482,6 @@ class FineTuningWorkflow(Construct):
             .otherwise(notify_failure)
         )
         return failure_chain
-
-    def _job_status(
-        self,
-        collect: sfn.IChainable,
-        wait_for_job: sfn.IChainable,
-        status_failure: Any,
-        failure_chain: sfn.IChainable,
-    ) -> sfn.Choice:
-        """Job status?: Completed -> ``collect`` (Release training slot first); Failed or Stopped -> the
-        failure chain; else wait again (only a terminal status wakes the wait, so this is a safeguard)."""
-        return (
-            sfn.Choice(self, "Job status?")
-            .when(sfn.Condition.string_equals("$.job.status", "Completed"), collect)
-            .when(
-                sfn.Condition.string_equals("$.job.status", "Failed"),
-                status_failure(
-                    "Customization job failed",
-                    "Customization job",
-                    "CustomizationJobFailed",
-                    "$.job.failureMessage",
-                ).next(failure_chain),
-            )
-            .when(
-                sfn.Condition.string_equals("$.job.status", "Stopped"),
-                sfn.Pass(
-                    self,
-                    "Customization job stopped",
-                    parameters={
-                        "step": "Customization job",
-                        "error": "CustomizationJobStopped",
-                        "cause.$": "States.Format('The job was stopped before it completed. {}', "
-                        "$.job.failureMessage)",
-                    },
-                    result_path="$.failure",
-                ).next(failure_chain),
-            )
-            .otherwise(wait_for_job)
-        )
 
     def _serving(
         self,
@@ -663,11 +633,7 @@ class FineTuningWorkflow(Construct):
         )
         if self._evaluating and timing.serving == "on_demand":
             # The candidate is scored on a temporary deployment of its own, beside the line's endpoint.
-            return plan.next(
-                self._evaluation_loop(
-                    functions, pipeline_task, "both", self._evaluation_gate(approval), timing=timing
-                )
-            )
+            return plan.next(self._evaluation_loop(functions, pipeline_task, "both", approval, timing=timing))
         return plan.next(approval)
 
     def _when_ready(
@@ -676,7 +642,7 @@ class FineTuningWorkflow(Construct):
         """What follows a ready endpoint: ``served``; on a provisioned line that evaluates, the
         candidate is scored where it now serves first (a failed one is swapped back and kept)."""
         if self._evaluating and timing.serving == "provisioned":
-            return self._evaluation_loop(functions, pipeline_task, "candidate", self._evaluation_gate(served))
+            return self._evaluation_loop(functions, pipeline_task, "candidate", served)
         return served
 
     def _evaluation_loop(
@@ -688,7 +654,9 @@ class FineTuningWorkflow(Construct):
         timing: WorkflowTiming | None = None,
     ) -> sfn.IChainable:
         """Evaluate ... -> ... scored? -> (again, after a wait while the candidate's deployment is
-        created) -> ``then``. Each step scores a bounded number of prompts (Lambda's 15 minutes)."""
+        created) -> ``then``. Each step scores as many prompts as the Lambda's time allows. Where the
+        candidate is scored, the same Choice applies the evaluation gate: a candidate that fails it is
+        kept (Evaluation gate not met), the notice says why."""
         name, question = {
             "both": ("Evaluate candidate", "Candidate scored?"),
             "current": ("Evaluate current model", "Current model scored?"),
@@ -709,9 +677,22 @@ class FineTuningWorkflow(Construct):
             result_path="$.evaluation",
             timeout=Duration.minutes(15),
         )
-        scored = sfn.Choice(self, question).when(
-            sfn.Condition.boolean_equals("$.evaluation.done", True), then
-        )
+        done = sfn.Condition.boolean_equals("$.evaluation.done", True)
+        scored = sfn.Choice(self, question)
+        if phase == "current":
+            scored.when(done, then)
+        else:
+            scored.when(
+                sfn.Condition.and_(done, sfn.Condition.boolean_equals("$.evaluation.passed", True)), then
+            ).when(
+                done,
+                sfn.Pass(
+                    self,
+                    "Evaluation gate not met",
+                    parameters={"why.$": "$.evaluation.why", "expired": "false"},
+                    result_path="$.notServed",
+                ).next(self._not_served),
+            )
         if timing is not None:
             wait = sfn.Wait(
                 self,
@@ -723,21 +704,6 @@ class FineTuningWorkflow(Construct):
         scored.otherwise(task)
         task.next(scored)
         return task
-
-    def _evaluation_gate(self, passed: sfn.IChainable) -> sfn.Choice:
-        """Evaluation gate passed? -> ``passed``, or the model is kept (the notice says why)."""
-        return (
-            sfn.Choice(self, "Evaluation gate passed?")
-            .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), passed)
-            .otherwise(
-                sfn.Pass(
-                    self,
-                    "Evaluation gate not met",
-                    parameters={"why.$": "$.evaluation.why", "expired": "false"},
-                    result_path="$.notServed",
-                ).next(self._not_served)
-            )
-        )
 
     def _deployment_quota_wait(
         self, functions: WorkflowFunctions, pipeline_task: Any

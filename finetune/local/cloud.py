@@ -48,11 +48,15 @@ import boto3
 from moto import mock_aws
 from moto.cloudformation.models import cloudformation_backends
 from moto.core.config import default_user_config
+from moto.core.exceptions import AWSError
+from moto.core.responses import EmptyResult
 from moto.sns.models import sns_backends
 from moto.stepfunctions.models import stepfunctions_backends
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
-from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from finetune.local import bedrock
 from finetune.local import logs as cloudwatch_logs
@@ -218,9 +222,34 @@ def template_for_moto(
 def _stops_stay_stopped() -> Iterator[None]:
     """An error recorded after StopExecution does not turn the stopped execution into a failed one;
     and StopExecution ends a task waiting for a task token at once, as on AWS (moto's interpreter
-    would keep the execution running until the token is answered or times out)."""
+    would keep the execution running until the token is answered or times out). SendTaskFailure, like
+    SendTaskSuccess, answers only a running execution's token: a stopped one's is TaskDoesNotExist on
+    AWS, and moto 5.2.5 would accept it; and it carries its ``cause`` into the execution (moto's
+    response drops it)."""
     original = Environment.set_error
     original_stop = Environment.set_stop
+    original_failure = StepFunctionsParserBackend.send_task_failure
+
+    def send_task_failure(
+        self: StepFunctionsParserBackend, task_token: str, error: Any = None, cause: Any = None
+    ) -> Any:
+        if any(
+            execution.status != ExecutionStatus.RUNNING
+            and task_token in getattr(execution.exec_worker.env.callback_pool_manager, "_pool", {})
+            for execution in self._get_executions()
+            if execution.exec_worker is not None
+        ):
+            raise AWSError(
+                "Task Does Not Exist: the execution waiting on this token has ended", "TaskDoesNotExist"
+            )
+        return original_failure(self, task_token, error, cause)
+
+    def send_task_failure_response(self: StepFunctionResponse) -> Any:
+        backend: Any = self.stepfunction_backend  # the parser's backend, which takes the cause
+        backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
 
     def set_error(self: Environment, error: Any) -> None:
         with self._state_mutex:
@@ -237,6 +266,8 @@ def _stops_stay_stopped() -> Iterator[None]:
     with (
         mock.patch.object(Environment, "set_error", set_error),
         mock.patch.object(Environment, "set_stop", set_stop),
+        mock.patch.object(StepFunctionsParserBackend, "send_task_failure", send_task_failure),
+        mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure_response),
     ):
         yield
 

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import boto3
 
 from bedrock_finetune.evaluation import parse_prompts
+from bedrock_finetune.job_wait import JOB_END_ERRORS
 from bedrock_finetune.layout import (
     DATASETS_PREFIX,
     EVALUATION_FILE,
@@ -47,6 +48,8 @@ SETTLE_SECONDS = 60.0
 #: The states whose output reports a status: the job's when its end wakes the run, the endpoint's at
 #: each look.
 _POLL_STATES = {"Wait for the job to end": "job", "Get endpoint status": "endpoint"}
+#: The job's status, from the error a job that ended without a model fails the wait with.
+_JOB_END_STATUS = {error: status for status, error in JOB_END_ERRORS.items()}
 WAIT_FOR_JOB_STATE = "Wait for the job to end"
 APPROVAL_STATE = "Request approval"
 SETTLE_STATE = "Let uploads settle"
@@ -170,6 +173,13 @@ class Follower:
         stamp = f"{elapsed:6.2f}s  AWS +{aws // 3600}:{aws // 60 % 60:02d}:{aws % 60:02d}"
         print(f"  {stamp}  {text}", file=self.out, flush=True)
 
+    def _polled(self, at: float, field_name: str, status: str, polled: dict[str, Any]) -> None:
+        self.polls[field_name].append(status)
+        if polled.get("mode") == "provisioned":
+            self.polls["throughput"].append(status)
+        what = polled.get("kind", field_name)
+        self._line(at, f"    poll {len(self.polls[field_name])}: {what} {status}")
+
     def feed(self, events: list[dict[str, Any]]) -> None:
         for event in events[self.seen :]:
             kind = event["type"]
@@ -187,17 +197,15 @@ class Follower:
                 if isinstance(output, dict):
                     self.last_output = output
                     field_name = _POLL_STATES.get(details["name"])
-                    if field_name:
-                        polled = output.get(field_name) or {}
-                        status = str(polled.get("status"))
-                        self.polls[field_name].append(status)
-                        if polled.get("mode") == "provisioned":
-                            self.polls["throughput"].append(status)
-                        what = polled.get("kind", field_name)
-                        self._line(at, f"    poll {len(self.polls[field_name])}: {what} {status}")
+                    polled = output.get(field_name) or {} if field_name else {}
+                    # (a job that failed or was stopped failed the wait: seen at its TaskFailed)
+                    if field_name and "status" in polled:
+                        self._polled(at, field_name, str(polled["status"]), polled)
             elif kind in ("TaskFailed", "LambdaFunctionFailed"):
                 details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
                 error = (details or {}).get("error", "")
+                if self._current == WAIT_FOR_JOB_STATE and error in _JOB_END_STATUS:
+                    self._polled(at, "job", _JOB_END_STATUS[error], {})
                 self.task_failures.append((self._current, error))
                 self._line(at, f"    {self._current} failed: {error} (the state's Retry/Catch decides)")
         self.seen = len(events)

@@ -51,6 +51,11 @@ class DatasetInvalid(PipelineError):
     """The run's dataset or hyperparameters failed validation; the report says what to fix."""
 
 
+class QualityGateNotMet(PipelineError):
+    """What training achieved is below the configured quality gate (or it had nothing to measure): the
+    custom model is kept and nothing is bought; the training report has the losses."""
+
+
 class RunNotFound(PipelineError):
     """The run's training object no longer exists (deleted or overwritten before the run started)."""
 

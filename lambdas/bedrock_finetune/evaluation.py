@@ -32,10 +32,12 @@ import json
 import random
 import re
 import statistics
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,18 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SCORE = re.compile(r"score\s*[:=]\s*([1-5])\b", re.IGNORECASE)
 _BASE_VARIANT = re.compile(r":\d+k$")
 #: Polls of the candidate's temporary deployment before the evaluation gives up on it. With the
-#: scoring steps (at most 1,000 prompts x 2 models x 2 with a judge / calls_per_invocation 40 = 100
-#: steps of 7 history events), the evaluation adds at most 120 x 9 + 100 x 7 = 1,780 events: inside
-#: the 5,000 that stacks/config.py's POLLING_EVENT_BUDGET leaves for the rest of a run.
+#: scoring steps (at most MAX_SCORING_STEPS of 7 history events), the evaluation adds at most
+#: 120 x 9 + 100 x 7 = 1,780 events: inside the 5,000 that stacks/config.py's POLLING_EVENT_BUDGET
+#: leaves for the rest of a run.
 MAX_DEPLOYMENT_POLLS = 120
+#: Scoring steps (Lambda invocations) of one evaluation, both phases together, before it gives up.
+#: A step scores until its Lambda has STEP_RESERVE_SECONDS left (a sample of 100 prompts usually takes
+#: one step), so 100 steps is about a day of Converse calls: only a Bedrock far slower than usual
+#: reaches it, and the history stays bounded whatever the latency.
+MAX_SCORING_STEPS = 100
+#: What a scoring step keeps in hand before its Lambda's timeout, in seconds, to save its progress:
+#: at least this, and at least twice its slowest Converse call so far.
+STEP_RESERVE_SECONDS = 60
 #: The longest wait between two looks at the temporary deployment (the waits start at a minute and
 #: double, as for a line's endpoint): 120 looks cover about ten hours.
 DEPLOYMENT_POLL_CAP_SECONDS = 300
@@ -518,33 +528,61 @@ def _prompt_of(result: Mapping[str, Any]) -> EvaluationPrompt:
     )
 
 
+class _StepClock:
+    """When a scoring step must stop: out of calls (``calls_per_invocation``), or out of time (the
+    Lambda's remaining time below the reserve). A step always makes at least one call."""
+
+    def __init__(self, calls: int, time_left: Callable[[], float] | None) -> None:
+        self.calls, self.time_left = calls, time_left
+        self.made, self.slowest = 0, 0.0
+
+    def must_stop(self) -> bool:
+        if self.made >= self.calls:
+            return True
+        if self.time_left is None or self.made == 0:
+            return False
+        return self.time_left() < max(STEP_RESERVE_SECONDS, 2 * self.slowest)
+
+    def timed(self, call: Callable[[], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+        started = time.monotonic()
+        answer = call()
+        self.made += 1
+        self.slowest = max(self.slowest, time.monotonic() - started)
+        return answer
+
+
 def _score_batch(
-    runtime: Any, progress: _Progress, roles: Sequence[str], settings: EvaluationSettings
+    runtime: Any,
+    progress: _Progress,
+    roles: Sequence[str],
+    settings: EvaluationSettings,
+    time_left: Callable[[], float] | None,
 ) -> bool:
-    """Score up to ``calls_per_invocation`` answers not scored yet; True when every one of ``roles`` is."""
+    """Score the answers not scored yet while the step has calls and time left (``time_left``: the
+    Lambda's remaining seconds; None: no time bound); True when every one of ``roles`` is scored."""
     config = settings.evaluation
     rubric = _rubric() if config.judge_model_id else ""
-    budget = config.calls_per_invocation
+    clock = _StepClock(config.calls_per_invocation, time_left)
     targets = progress.doc["targets"]
     for result in progress.doc["results"]:
         for role in roles:
             if role in result["answers"]:
                 continue
-            if budget <= 0:
+            if clock.must_stop():
                 return False
             prompt = _prompt_of(result)
-            text, usage = converse(runtime, str(targets[role]["modelId"]), prompt, config.max_tokens)
+            model_id = str(targets[role]["modelId"])
+            text, usage = clock.timed(partial(converse, runtime, model_id, prompt, config.max_tokens))
             progress.usage.setdefault(role, Usage()).add(usage)
             scores: dict[str, Any] = score_answer(text, prompt.reference, config.format)
             answer: dict[str, Any] = {"text": text, "scores": scores, "usage": usage}
-            budget -= 1
             if config.judge_model_id:
-                verdict, judged = converse(
-                    runtime, config.judge_model_id, _judged(prompt, rubric, text), JUDGE_MAX_TOKENS
+                question = _judged(prompt, rubric, text)
+                verdict, judged = clock.timed(
+                    partial(converse, runtime, config.judge_model_id, question, JUDGE_MAX_TOKENS)
                 )
                 progress.usage.setdefault("judge", Usage()).add(judged)
                 scores["judge"], answer["judgeReasoning"] = parse_judgement(verdict)
-                budget -= 1
             result["answers"][role] = answer
     return True
 
@@ -716,9 +754,11 @@ def evaluate_candidate(
     *,
     task: Mapping[str, Any],
     settings: EvaluationSettings,
+    time_left: Callable[[], float] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The Evaluate current model / Evaluate candidate tasks: one bounded step of the evaluation.
+    """The Evaluate current model / Evaluate candidate tasks: one step of the evaluation, scoring while
+    the Lambda has time left (``time_left``: its remaining seconds).
 
     ``task``: ``phase`` (``both``: on-demand, candidate on its temporary deployment; ``current``:
     provisioned, before the swap; ``candidate``: provisioned, after it), ``serving`` (the plan),
@@ -751,7 +791,16 @@ def evaluate_candidate(
         raise EvaluationFailed(
             f"evaluation_judge_model_id {judge} is the candidate; a model never judges itself"
         )
-    complete = _score_batch(runtime, progress, _phase_roles(phase), settings)
+    steps = int(progress.doc.get("scoringSteps") or 0) + 1
+    progress.doc["scoringSteps"] = steps
+    complete = _score_batch(runtime, progress, _phase_roles(phase), settings, time_left)
+    if not complete and steps >= MAX_SCORING_STEPS:
+        raise EvaluationFailed(
+            f"scoring took {steps} steps of the evaluation's Lambda and is not done "
+            f"({sum(len(r['answers']) for r in progress.doc['results'])} answers scored): Bedrock answered "
+            "far slower than usual. The model is kept; run again, or lower evaluation_sample_size or "
+            "evaluation_max_tokens."
+        )
     if not complete or phase == "current":
         progress.save(s3, run.bucket, key)
         return _result(progress, uri, done=complete)

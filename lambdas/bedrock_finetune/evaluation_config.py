@@ -19,7 +19,8 @@ class EvaluationConfig:
     below the current model's by more than this. ``gate_floor``: it fails below this absolute score
     (None: no floor). ``sample_size``: prompts taken from ``validation.jsonl`` when the run has no
     ``evaluation.jsonl``. ``calls_per_invocation`` bounds the Converse calls of one Lambda invocation
-    (the state machine loops until every prompt is scored).
+    (the state machine loops until every prompt is scored); its default is every call an evaluation
+    can need (1,000 prompts x 2 models x 2 with a judge), so the Lambda's remaining time bounds a step.
     """
 
     enabled: bool = True
@@ -30,5 +31,5 @@ class EvaluationConfig:
     gate_floor: float | None = None
     sample_size: int = 100
     max_tokens: int = 1024
-    calls_per_invocation: int = 40
+    calls_per_invocation: int = 4000
     bootstrap_resamples: int = 1000

@@ -201,9 +201,8 @@ def _explained_by(state: Mapping[str, Any], error: str, why: str, links: Links) 
             f"s3://{links.bucket}/{RunLocation(bucket=links.bucket, run=run).report_key}"
         )
         return "" if uri in why else f"The validation report {uri} lists every problem."
-    training_report = (state.get("training") or {}).get("reportUri")
-    if error == "QualityGateNotMet" and training_report:
-        return f"The training report {training_report} has the losses."
+    if error == "QualityGateNotMet" and "training report" in why:
+        return ""  # Collect training results names the report in its error
     return f"CloudWatch Logs {links.log_group} and the execution history have the details."
 
 

@@ -257,14 +257,6 @@ class InventorySettings(ServingSettings, BucketSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class JobWaitSettings(BucketSettings):
-    """WaitForJobToEnd and JobEnded: where the waiting runs' task tokens are kept
-    (``reports/_waiting/``, see :mod:`bedrock_finetune.job_wait`)."""
-
-    owner: ClassVar[str] = "the job-wait functions"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class TopicSettings(Settings):
     """The notification topic, for every function that publishes a notice."""
 
@@ -319,6 +311,15 @@ class QueueTableSettings(Settings):
                 f"{self.variable('queue_table')} is not set for {self.owner}; redeploy the stack"
             )
         return self.queue_table
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class JobWaitSettings(BucketSettings, QueueTableSettings):
+    """WaitForJobToEnd and JobEnded: where the waiting runs' task tokens are kept
+    (``reports/_waiting/``, see :mod:`bedrock_finetune.job_wait`), and the training queue's table,
+    whose slot a run gives back when its job ends."""
+
+    owner: ClassVar[str] = "the job-wait functions"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

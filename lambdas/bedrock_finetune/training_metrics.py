@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bedrock_finetune import metrics
+from bedrock_finetune.errors import QualityGateNotMet
 from bedrock_finetune.layout import OUTPUTS_PREFIX
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
@@ -282,6 +283,16 @@ def collect_training_results(
     }
     results["reportUri"] = write_json(s3, location.bucket, location.training_report_key, report)
     return results
+
+
+def require_quality_gate(results: Mapping[str, Any]) -> None:
+    """Raise :class:`QualityGateNotMet` (the run fails, its model is kept, nothing is bought) unless
+    the results passed the quality gate; the error's message is the gate's reason and the report."""
+    gate = results.get("qualityGate") or {}
+    if gate.get("passed") is True:
+        return
+    reason = str(gate.get("reason") or "the quality gate was not evaluated").rstrip(".")
+    raise QualityGateNotMet(f"{reason}. The training report {results.get('reportUri')} has the losses.")
 
 
 #: The losses published as CloudWatch metrics, by metric name and results field.

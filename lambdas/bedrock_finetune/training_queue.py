@@ -27,9 +27,10 @@ a change that keeps losing races to others is a transient error the state machin
   ``free`` tickets without one, ``free`` being the limit less the holding tickets in the same version.
   Two runs racing for the last slot both compute from the same version; only the first write lands,
   and the other, computing again from the new version, finds no slot.
-- **Release** when the job has ended (Completed: its own state; Failed, Stopped or any failure: the
-  clean-up; abort and timeout: the clean-up of ended executions): the ticket goes, so the slot is
-  given back once however many clean-ups try.
+- **Release** when the job has ended (whatever its status: JobEnded, as it wakes the run, see
+  ``job_wait``; any other failure: the clean-up; abort and timeout: the clean-up of ended
+  executions), through :class:`RunSlot`: the ticket goes, so the slot is given back once however
+  many try.
 - **Leases**: a Take renews its own ticket. A ticket whose lease expired is checked by the next run
   that looks: a waiting ticket is dropped (a live run re-joins at its original place on its next
   Take); a holding one is given back only when Bedrock says its job has ended or never started, and
@@ -567,25 +568,6 @@ def running_jobs(bedrock: Any) -> list[str]:
         if not page.get("nextToken"):
             return arns
         params["nextToken"] = page["nextToken"]
-
-
-def release_slot(table: QueueTable, execution_arn: str) -> dict[str, Any]:
-    """ "Release training slot", once the job has completed: the slot goes to the next run in line."""
-
-    def step(state: QueueState) -> Change:
-        mine = state.ticket(execution_arn)
-        if mine is None:
-            return Change(None, {"released": False, "summary": "no ticket: the slot was given back already"})
-        if mine.state == WAITING:
-            return Change(
-                state.without(execution_arn), {"released": False, "summary": "left the training queue"}
-            )
-        return Change(
-            state.without(execution_arn), {"released": True, "summary": "gave back its training slot"}
-        )
-
-    result: dict[str, Any] = table.change(step)
-    return result
 
 
 @dataclass(frozen=True)

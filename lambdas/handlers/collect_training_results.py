@@ -10,7 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.metrics import RUN_DIMENSION
 from bedrock_finetune.settings import CollectTrainingResultsSettings
-from bedrock_finetune.training_metrics import collect_training_results, reported_metrics
+from bedrock_finetune.training_metrics import (
+    collect_training_results,
+    reported_metrics,
+    require_quality_gate,
+)
 from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
@@ -21,7 +25,8 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, sett
 @event_source(data_class=TaskEvent)
 @typed_errors
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
-    """Input: ``run``, ``job`` (completed). Output: the training summary with ``qualityGate``."""
+    """Input: ``run``, ``job`` (completed). Output: the training summary with ``qualityGate``; a gate
+    not met raises QualityGateNotMet (after the report and the metrics)."""
     run = event.run
     results = collect_training_results(
         client("s3"), run, event.job, event.execution_arn, settings(CollectTrainingResultsSettings)
@@ -32,4 +37,5 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
             metric.add_dimension(name=RUN_DIMENSION, value=run.run)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     logger.info("training results", extra=results)
+    require_quality_gate(results)
     return results

@@ -1,4 +1,5 @@
-"""EvaluateCandidate: one bounded step of scoring the new version against the line's current model."""
+"""EvaluateCandidate: one step of scoring the new version against the line's current model, as long as
+the invocation's remaining time allows."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
         event.run,
         task=dict(event),
         settings=settings(EvaluationSettings),
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     logger.info("evaluation step", extra={k: result[k] for k in ("done", "scored", "prompts", "outcome")})
     if result["done"] and result["evaluated"]:

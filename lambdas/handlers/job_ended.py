@@ -5,12 +5,14 @@ the fallback schedule ("Scheduled Event"), because Bedrock delivers its events o
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.job_wait import check_waiting_jobs, job_ended
 from bedrock_finetune.settings import JobWaitSettings
+from bedrock_finetune.training_queue import run_slot
 from handlers._runtime import client, logger, metrics, settings, tracer, typed_errors
 
 JOB_STATE_CHANGE = "Model Customization Job State Change"
@@ -22,16 +24,20 @@ JOB_STATE_CHANGE = "Model Customization Job State Change"
 @typed_errors
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Input: the job's state-change event, or the schedule's event. Output: what was woken."""
-    bucket = settings(JobWaitSettings).bucket_name
+    config = settings(JobWaitSettings)
+    bucket = config.bucket_name
     s3, bedrock, sfn = client("s3"), client("bedrock"), client("stepfunctions")
+    slot_of = partial(run_slot, client("dynamodb"), config.queue_table)
     if event.get("detail-type") == JOB_STATE_CHANGE:
         detail = event.get("detail") or {}
-        woken = job_ended(s3, bedrock, sfn, bucket=bucket, job_name=str(detail.get("jobName")))
+        woken = job_ended(
+            s3, bedrock, sfn, bucket=bucket, job_name=str(detail.get("jobName")), slot_of=slot_of
+        )
         logger.info(
             "job state change",
             extra={"jobArn": detail.get("jobArn"), "jobStatus": detail.get("jobStatus"), "woken": woken},
         )
         return {"woken": woken}
-    result = check_waiting_jobs(s3, bedrock, sfn, bucket=bucket)
+    result = check_waiting_jobs(s3, bedrock, sfn, bucket=bucket, slot_of=slot_of)
     logger.info("fallback check of the waiting jobs", extra=result)
     return result

@@ -5,6 +5,7 @@ timeout (``max_job_hours``) passes."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
@@ -12,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bedrock_finetune.job_wait import wait_for_job_to_end
 from bedrock_finetune.settings import JobWaitSettings
+from bedrock_finetune.training_queue import run_slot
 from handlers._events import TaskEvent
 from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, settings, tracer, typed_errors
 
@@ -24,16 +26,18 @@ from handlers._runtime import CORRELATION_ID_PATH, client, logger, metrics, sett
 def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
     """Input: ``run``, ``job`` (the Start customization job result), ``taskToken``, ``executionArn``,
     ``executionName``."""
+    config = settings(JobWaitSettings)
     result = wait_for_job_to_end(
         client("s3"),
         client("bedrock"),
         client("stepfunctions"),
-        bucket=settings(JobWaitSettings).bucket_name,
+        bucket=config.bucket_name,
         run=event.run.run,
         job=event.job,
         task_token=str(event["taskToken"]),
         execution_arn=event.execution_arn,
         execution_name=str(event["executionName"]),
+        slot_of=partial(run_slot, client("dynamodb"), config.queue_table),
     )
     logger.info("waiting for the job to end", extra={"jobArn": event.job.get("jobArn"), **result})
     return result

@@ -20,14 +20,16 @@ from stacks.nag import acknowledge_wildcard_resource, logical_ref
 from stacks.permissions import bucket_key_via_s3
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
+from stacks.tasks.training_queue import give_back_statements
 
 #: The event Bedrock sends when a customization job changes state
 #: (https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge-how-it-works.html).
 JOB_STATE_CHANGE = "Model Customization Job State Change"
 
 _WAKE_REASON = (
-    "Only X-Ray trace upload (no resource type) and states:SendTaskSuccess, which has no resource type "
-    "either: the task token, readable only from reports/_waiting/ in the dataset bucket, is the control."
+    "Only X-Ray trace upload (no resource type) and states:SendTaskSuccess / SendTaskFailure, which have "
+    "no resource type either: the task token, readable only from reports/_waiting/ in the dataset "
+    "bucket, is the control."
 )
 _WAITING_REASON = (
     "The waiting runs' records only: reports/_waiting/<job name>/<execution name>.json, named at run time."
@@ -38,7 +40,8 @@ def _job_wait_statements(
     function: PipelineFunction, ctx: TaskContext, s3_actions: list[str], kms_actions: tuple[str, ...]
 ) -> None:
     """What both functions need: their waiting records, the bucket's key through S3, the job's status,
-    and SendTaskSuccess (no resource type, see stacks/nag.py)."""
+    SendTaskSuccess / SendTaskFailure (no resource type, see stacks/nag.py), and the training queue's
+    table, where a run whose job ended gives its slot back."""
     bucket = ctx.data.bucket
     function.add_to_policy(
         iam.PolicyStatement(
@@ -58,9 +61,10 @@ def _job_wait_statements(
         ),
         iam.PolicyStatement(
             sid="WakeTheWaitingRun",
-            actions=["states:SendTaskSuccess"],
+            actions=["states:SendTaskFailure", "states:SendTaskSuccess"],
             resources=["*"],  # no resource type: the task token is the control (stacks/nag.py)
         ),
+        *give_back_statements(function, ctx.queue),
     )
     acknowledge_bedrock_ids(function.role, "model-customization-job/*")
     policy = function.role.node.find_child("DefaultPolicy")
@@ -68,6 +72,11 @@ def _job_wait_statements(
     acknowledge_wildcard_resource(
         function.role, f"<{logical_ref(ctx.data.bucket)}.Arn>/{WAITING_PREFIX}*", _WAITING_REASON
     )
+
+
+def _settings(ctx: TaskContext) -> JobWaitSettings:
+    queue = ctx.queue.table.table_name if ctx.queue is not None else None
+    return JobWaitSettings(bucket_name=ctx.data.bucket.bucket_name, queue_table=queue)
 
 
 class WaitForJobToEnd(PipelineFunction):
@@ -81,7 +90,7 @@ class WaitForJobToEnd(PipelineFunction):
             runtime=ctx.runtime,
             module="wait_for_job_to_end",
             description="Keeps the run's task token until its customization job ends",
-            environment=JobWaitSettings(bucket_name=ctx.data.bucket.bucket_name).to_env(),
+            environment=_settings(ctx).to_env(),
             invoked_synchronously_by=STATE_MACHINE,
         )
         _job_wait_statements(
@@ -100,7 +109,7 @@ class JobEnded(PipelineFunction):
             runtime=ctx.runtime,
             module="job_ended",
             description="Wakes the runs waiting on a customization job that ended (event, or fallback check)",
-            environment=JobWaitSettings(bucket_name=ctx.data.bucket.bucket_name).to_env(),
+            environment=_settings(ctx).to_env(),
             dead_letter_queue=dead_letters,
         )
         _job_wait_statements(self, ctx, ["s3:GetObject", "s3:DeleteObject"], ("kms:Decrypt",))

@@ -1,5 +1,6 @@
-"""TrainingQueue: the semaphore of customization jobs (a DynamoDB table) and the function of its three
-states, "Join the training queue", "Take a training slot" and "Release training slot".
+"""TrainingQueue: the semaphore of customization jobs (a DynamoDB table) and the function of its two
+states, "Join the training queue" and "Take a training slot" (the slot is given back when the job ends:
+stacks/tasks/job_wait.py).
 
 The table is its own construct, created before the tasks: the clean-ups give a run's slot back there
 too (see :func:`give_back_statements`). Its limit is the preflight's answer (``MaxConcurrentJobs``: the
@@ -79,7 +80,7 @@ def give_back_statements(scope: Construct, queue: TrainingQueueTable | None) -> 
 
 
 class TrainingQueue(PipelineFunction):
-    """Join, take, release: reads and writes the queue's table, reads jobs (a lapsed lease is checked
+    """Join, take: reads and writes the queue's table, reads jobs (a lapsed lease is checked
     against the job's real status), counts the account's running jobs, publishes waiting notices."""
 
     def __init__(self, scope: Construct, *, ctx: TaskContext, topic: sns.ITopic) -> None:
@@ -98,7 +99,7 @@ class TrainingQueue(PipelineFunction):
             "TrainingQueue",
             runtime=ctx.runtime,
             module="training_queue",
-            description="Training queue: joins it, takes a training slot in upload order, releases it",
+            description="Training queue: joins it, takes a training slot in upload order",
             environment=settings.to_env(),
             invoked_synchronously_by=STATE_MACHINE,
         )

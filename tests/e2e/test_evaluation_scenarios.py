@@ -39,7 +39,7 @@ def test_better_candidate_is_promoted_and_its_temporary_deployment_deleted(nova_
     with run_in_emulation(nova_json, NOVA_SAMPLE, "better-candidate") as (result, cloud):
         # The run served the candidate at the line's endpoint
         assert result.status == "SUCCEEDED", result.cause
-        assert "Evaluate candidate" in result.states and "Evaluation gate passed?" in result.states
+        assert "Evaluate candidate" in result.states and "Candidate scored?" in result.states
         evaluation = result.final_state["evaluation"]
         assert evaluation["passed"] is True and evaluation["outcome"] == "promoted"
         assert evaluation["prompts"] == 42 and evaluation["scored"] == 84

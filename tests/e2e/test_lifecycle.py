@@ -182,11 +182,18 @@ def test_a_model_below_the_quality_gate_gets_no_throughput(gated: Synthesized, r
     with run_in_emulation(gated, run_folder, "ok") as (result, cloud):
         assert result.status == "FAILED"
         assert result.error == "QualityGateNotMet"
-        assert result.states == [*START, *JOB_WAIT, *TO_THROUGHPUT[:3],
+        assert result.states == [*START, *JOB_WAIT, *TO_THROUGHPUT[:1],
                                  "Quality gate not met", *FAILURE_END]  # fmt: skip
-        training = result.final_state["training"]
-        assert training["qualityGate"]["passed"] is False
-        assert "is above the configured maximum 0.01" in training["qualityGate"]["reason"]
+        # Collect training results wrote its report, then failed with the gate's reason and the report
+        key = f"reports/{result.run}/training.json"
+        report = json.loads(
+            cloud.client("s3").get_object(Bucket=result.deployment.bucket, Key=key)["Body"].read()
+        )
+        assert report["qualityGate"]["passed"] is False
+        assert "is above the configured maximum 0.01" in report["qualityGate"]["reason"]
+        assert f"The training report s3://{result.deployment.bucket}/{key} has the losses" in str(
+            result.cause
+        )
         # No throughput was bought; the custom model is kept for a later decision
         bedrock = cloud.client("bedrock")
         assert bedrock.list_provisioned_model_throughputs()["provisionedModelSummaries"] == []

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from bedrock_finetune.catalog import BUILTIN_MODELS, CLAUDE_3_HAIKU
+from bedrock_finetune.errors import QualityGateNotMet
 from bedrock_finetune.settings import (
     CleanUpSettings,
     CollectTrainingResultsSettings,
@@ -218,17 +219,26 @@ def test_collect_training_results_writes_the_report_and_applies_the_gate(
         "outputModelArn": "arn:custom-model",
         "hyperparameters": {"epochCount": "2"},
     }
-    result = handler(
-        {"run": RUN, "job": job, "executionArn": EXECUTION_ARN, "executionName": "e"}, FakeLambdaContext()
+    # When the results are collected for a final validation loss above the gate's maximum
+    with pytest.raises(QualityGateNotMet) as raised:
+        handler(
+            {"run": RUN, "job": job, "executionArn": EXECUTION_ARN, "executionName": "e"},
+            FakeLambdaContext(),
+        )
+    # Then the task fails with QualityGateNotMet (the state machine's Catch: Quality gate not met),
+    # naming the reason and the report, which was written first
+    assert str(raised.value) == (
+        "final validation loss 1.5000 is above the configured maximum 1; the custom model is kept, no "
+        "throughput was bought. The training report s3://data-bucket/reports/run-1/training.json has "
+        "the losses."
     )
-    assert result["finalValidationLoss"] == 1.5
-    assert result["qualityGate"]["passed"] is False
     report = json.loads(s3.get_object(Bucket="data-bucket", Key="reports/run-1/training.json")["Body"].read())
+    assert report["finalValidationLoss"] == 1.5
+    assert report["qualityGate"]["passed"] is False
     assert report["run"] == "run-1"
     assert report["execution"] == EXECUTION_ARN
     assert report["dataset"] == "s3://data-bucket/datasets/run-1/train.jsonl"
     assert report["customModelArn"] == "arn:custom-model"
-    assert result["reportUri"] == "s3://data-bucket/reports/run-1/training.json"
 
 
 def test_ended_execution_is_cleaned_up_and_looked_at_once_more(

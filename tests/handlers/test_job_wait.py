@@ -34,16 +34,39 @@ class FakeBedrock:
 
 
 class FakeStepFunctions:
-    """SendTaskSuccess: records each call; answers ``dead`` (an error code) for the tokens in it."""
+    """SendTaskSuccess / SendTaskFailure: records each call; answers ``dead`` (an error code) for the
+    tokens in it."""
 
     def __init__(self, dead: dict[str, str] | None = None) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.failed: list[tuple[str, str, str]] = []
         self.dead = dead or {}
 
+    def _answer(self, token: str, operation: str) -> None:
+        if token in self.dead:
+            raise ClientError({"Error": {"Code": self.dead[token], "Message": "x"}}, operation)
+
     def send_task_success(self, *, taskToken: str, output: str) -> None:
-        if taskToken in self.dead:
-            raise ClientError({"Error": {"Code": self.dead[taskToken], "Message": "x"}}, "SendTaskSuccess")
+        self._answer(taskToken, "SendTaskSuccess")
         self.sent.append((taskToken, json.loads(output)))
+
+    def send_task_failure(self, *, taskToken: str, error: str, cause: str) -> None:
+        self._answer(taskToken, "SendTaskFailure")
+        self.failed.append((taskToken, error, cause))
+
+
+class FakeSlot:
+    """A run's place in the training queue: records what the wake gave back, or fails with ``error``."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.given_back: list[str] = []
+        self.error = error
+
+    def give_back(self, job_status: str | None) -> tuple[str | None, str | None]:
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "PutItem")
+        self.given_back.append(str(job_status))
+        return "gave back its training slot", None
 
 
 @pytest.fixture
@@ -82,7 +105,13 @@ def test_a_running_job_keeps_the_token_beside_it_and_its_end_event_wakes_the_run
     woken = job_wait.job_ended(s3, bedrock, sfn, bucket=BUCKET, job_name=JOB["jobName"])
     # Then the run gets the job's status with the started job's fields, once, and the record is gone
     assert woken == [
-        {"jobName": JOB["jobName"], "execution": "exec-1", "status": "Completed", "outcome": "woken"}
+        {
+            "jobName": JOB["jobName"],
+            "execution": "exec-1",
+            "status": "Completed",
+            "outcome": "woken",
+            "slot": None,
+        }
     ]
     ((token, output),) = sfn.sent
     assert token == "token-exec-1"
@@ -99,9 +128,98 @@ def test_a_job_that_already_ended_wakes_the_run_at_once(s3: Any) -> None:
     """No lost wake-up: the job ended before the run looked (its event went by unseen)."""
     bedrock, sfn = FakeBedrock("Failed"), FakeStepFunctions()
     result = _wait(s3, bedrock, sfn, "exec-1")
-    assert result == {"waiting": False, "status": "Failed", "woken": "woken"}
-    assert [output["status"] for _, output in sfn.sent] == ["Failed"]
+    assert result == {"waiting": False, "status": "Failed", "woken": "woken", "slot": None}
+    # A failed job fails the wait with its own error (the state machine catches it): no success sent
+    assert sfn.sent == []
+    assert sfn.failed == [
+        ("token-exec-1", "CustomizationJobFailed", "Bedrock gave no failure message; see the job in the "
+         "Bedrock console.")
+    ]  # fmt: skip
     assert _waiting(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error", "cause"),
+    [
+        ("Failed", "Out of memory.", "CustomizationJobFailed", "Out of memory."),
+        ("Stopped", "", "CustomizationJobStopped", "The job was stopped before it completed."),
+        (
+            "Stopped",
+            "By admin.",
+            "CustomizationJobStopped",
+            "The job was stopped before it completed. By admin.",
+        ),
+    ],
+)
+def test_a_job_that_ended_without_a_model_fails_the_wait_with_its_error_and_cause(
+    s3: Any, status: str, message: str, error: str, cause: str
+) -> None:
+    # Given a run waiting for its job
+    bedrock, sfn = FakeBedrock("InProgress"), FakeStepFunctions()
+    _wait(s3, bedrock, sfn, "exec-1")
+    # When the job ends without a model, with Bedrock's failure message
+    bedrock.status = status
+    original = bedrock.get_model_customization_job
+
+    def with_message(jobIdentifier: str) -> dict[str, Any]:
+        return {**original(jobIdentifier), **({"failureMessage": message} if message else {})}
+
+    bedrock.get_model_customization_job = with_message  # type: ignore[method-assign]
+    job_wait.job_ended(s3, bedrock, sfn, bucket=BUCKET, job_name=JOB["jobName"])
+    # Then the wait fails with the error the state machine catches, and the cause says why
+    assert sfn.failed == [("token-exec-1", error, cause)]
+    assert sfn.sent == []
+
+
+@pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped"])
+def test_the_job_end_wakes_the_run_and_gives_its_training_slot_back(s3: Any, status: str) -> None:
+    # Given a run holding a training slot, waiting for its job
+    bedrock, sfn, slot = FakeBedrock("InProgress"), FakeStepFunctions(), FakeSlot()
+    slots = {"arn:aws:states:us-west-2:123456789012:execution:sm:exec-1": slot}
+    job_wait.wait_for_job_to_end(
+        s3, bedrock, sfn, bucket=BUCKET, run="bot", job=JOB, task_token="token-exec-1",
+        execution_arn="arn:aws:states:us-west-2:123456789012:execution:sm:exec-1",
+        execution_name="exec-1", slot_of=slots.get,
+    )  # fmt: skip
+    assert slot.given_back == []  # a running job keeps its slot
+    # When the job ends, whatever its status
+    bedrock.status = status
+    [woken] = job_wait.job_ended(s3, bedrock, sfn, bucket=BUCKET, job_name=JOB["jobName"], slot_of=slots.get)
+    # Then the slot is given back (the next run in line may start), and the run is woken
+    assert slot.given_back == [status]
+    assert (woken["slot"], woken["outcome"]) == ("gave back its training slot", "woken")
+    assert len(sfn.sent) + len(sfn.failed) == 1
+
+
+def test_a_run_that_ended_while_it_waited_leaves_its_slot_to_the_ended_execution_s_clean_up(
+    s3: Any,
+) -> None:
+    # Given a run that was stopped while it waited (its token is dead), holding a training slot
+    bedrock, slot = FakeBedrock("InProgress"), FakeSlot()
+    sfn = FakeStepFunctions(dead={"token-exec-1": "TaskDoesNotExist"})
+    job_wait.wait_for_job_to_end(
+        s3, bedrock, sfn, bucket=BUCKET, run="bot", job=JOB, task_token="token-exec-1",
+        execution_arn="exec-arn", execution_name="exec-1", slot_of=lambda _: slot,
+    )  # fmt: skip
+    # When its job's end arrives (stopped by that clean-up)
+    bedrock.status = "Stopped"
+    [woken] = job_wait.job_ended(
+        s3, bedrock, sfn, bucket=BUCKET, job_name=JOB["jobName"], slot_of=lambda _: slot
+    )
+    # Then the slot is left to that clean-up (which gives it back and says so), and the record goes
+    assert (woken["outcome"], woken["slot"]) == ("gone", None)
+    assert slot.given_back == []
+    assert _waiting(s3) == []
+
+
+def test_a_slot_that_cannot_be_given_back_is_left_to_the_lease_and_the_run_still_wakes(s3: Any) -> None:
+    bedrock, sfn, slot = FakeBedrock("Completed"), FakeStepFunctions(), FakeSlot(error="InternalServerError")
+    result = job_wait.wait_for_job_to_end(
+        s3, bedrock, sfn, bucket=BUCKET, run="bot", job=JOB, task_token="token-exec-1",
+        execution_arn="exec-arn", execution_name="exec-1", slot_of=lambda _: slot,
+    )  # fmt: skip
+    assert result["slot"] == "left to the lease (InternalServerError)"
+    assert [token for token, _ in sfn.sent] == ["token-exec-1"]
 
 
 def test_an_event_of_a_job_that_has_not_ended_or_is_not_ours_wakes_nothing(s3: Any) -> None:
@@ -136,7 +254,8 @@ def test_the_fallback_check_wakes_every_execution_waiting_on_an_ended_job_and_ig
         ("exec-1", "gone"),
         ("exec-2", "woken"),
     }
-    assert [(token, output["status"]) for token, output in sfn.sent] == [("token-exec-2", "Stopped")]
+    assert sfn.sent == []
+    assert [(token, error) for token, error, _ in sfn.failed] == [("token-exec-2", "CustomizationJobStopped")]
     assert _waiting(s3) == []
     # And the next check, with nothing waiting, reads nothing from Bedrock
     gets = bedrock.gets

@@ -24,7 +24,6 @@ from bedrock_finetune.training_queue import (
     join_queue,
     list_queue,
     queue_wait_seconds,
-    release_slot,
     take_slot,
     upload_order,
 )
@@ -156,8 +155,11 @@ def test_slots_go_to_the_oldest_uploads_even_when_a_younger_run_asks_first(world
     assert world.take("a", queue["a"])["status"] == "granted"
     assert world.take("b", queue["b"])["status"] == "granted"
     assert world.held() == 2
-    # When a's job has completed and a gives its slot back
-    assert release_slot(world.table, execution("a"))["released"] is True
+    # When a's job has completed and its end gives a's slot back (JobEnded)
+    assert RunSlot(world.table, execution("a")).give_back("Completed") == (
+        "gave back its training slot",
+        None,
+    )
     # Then c, next in line, gets it on its next try, after the back-off doubled
     again = world.take("c", c)
     assert again["status"] == "granted"
@@ -204,11 +206,11 @@ def test_a_slot_is_given_back_once_however_many_clean_ups_try(world: World) -> N
     queue = world.join("a", uploaded_ms=1000)
     world.take("a", queue)
     slot = RunSlot(world.table, execution("a"))
-    # When the run's own release, then the failure chain's clean-up and the ended-execution clean-up
+    # When the job's end (JobEnded), then the failure chain's clean-up and the ended-execution clean-up
     # all give the same slot back
-    assert release_slot(world.table, execution("a"))["released"] is True
+    assert slot.give_back("Completed") == ("gave back its training slot", None)
     assert slot.give_back("Completed") == (None, None)
-    assert release_slot(world.table, execution("a"))["released"] is False
+    assert slot.give_back("Failed") == (None, None)
     # Then it was given back once
     assert world.held() == 0
 
@@ -400,7 +402,7 @@ def test_the_queue_as_the_cli_lists_it(world: World) -> None:
     assert document["entries"][0]["executionArn"] == execution("a")
 
 
-def test_the_handler_joins_takes_and_releases(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_handler_joins_and_takes(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from handlers.training_queue import handler
 
     set_settings(monkeypatch, world.settings)
@@ -411,8 +413,9 @@ def test_the_handler_joins_takes_and_releases(world: World, monkeypatch: pytest.
     assert joined["order"] == "001800000000000#exec-a"
     taken = handler({**payload, "action": "take", "queue": joined}, FakeLambdaContext())
     assert taken["status"] == "granted"
-    released = handler({**payload, "action": "release"}, FakeLambdaContext())
-    assert released == {"released": True, "summary": "gave back its training slot"}
+    # The slot is given back by the job's end (JobEnded), not by a state of this function
+    with pytest.raises(ValueError, match="release"):
+        handler({**payload, "action": "release"}, FakeLambdaContext())
 
 
 @pytest.mark.parametrize(

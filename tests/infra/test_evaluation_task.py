@@ -43,10 +43,14 @@ def test_a_provisioned_line_scores_the_current_model_before_the_swap_and_the_can
     assert states["Current model scored?"]["Default"] == "Evaluate current model"
     ready = [c for c in states["Endpoint ready?"]["Choices"] if c.get("StringEquals") == "ready"]
     assert [c["Next"] for c in ready] == ["Evaluate candidate"]
-    [passed] = states["Evaluation gate passed?"]["Choices"]
-    assert passed["Next"] == "Record served version"
-    assert states["Evaluation gate passed?"]["Default"] == "Evaluation gate not met"
+    # The candidate's Choice is the gate too: scored and passed -> served; scored, not passed -> kept
+    promoted, kept = states["Candidate scored?"]["Choices"]
+    assert [c["Variable"] for c in promoted["And"]] == ["$.evaluation.done", "$.evaluation.passed"]
+    assert promoted["Next"] == "Record served version"
+    assert (kept["Variable"], kept["Next"]) == ("$.evaluation.done", "Evaluation gate not met")
+    assert states["Candidate scored?"]["Default"] == "Evaluate candidate"
     assert states["Evaluation gate not met"]["Next"] == "Not served"
+    assert "Evaluation gate passed?" not in states
     for name in ("Evaluate current model", "Evaluate candidate"):
         task = states[name]
         assert task["Retry"] and task["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
@@ -68,12 +72,12 @@ def test_an_on_demand_line_scores_the_candidate_on_its_own_deployment_before_ser
     states = on_demand_states
     assert states["Plan serving"]["Next"] == "Evaluate candidate"
     scored = states["Candidate scored?"]
-    assert [(c["Variable"], c["Next"]) for c in scored["Choices"]] == [
-        ("$.evaluation.done", "Evaluation gate passed?"),
+    assert [(c.get("Variable"), c["Next"]) for c in scored["Choices"]] == [
+        (None, "Approval needed?"),  # done and passed (an And)
+        ("$.evaluation.done", "Evaluation gate not met"),
         ("$.evaluation.waiting", "Wait for candidate deployment"),
     ]
     assert states["Wait for candidate deployment"]["Next"] == "Evaluate candidate"
-    assert states["Evaluation gate passed?"]["Choices"][0]["Next"] == "Approval needed?"
     assert "Evaluate current model" not in states
 
 

@@ -62,10 +62,9 @@ def test_a_round_of_waiting_for_bedrocks_job_quota_adds_the_events_the_check_cou
 
 
 def test_waiting_for_the_job_adds_the_events_the_check_counts_once(states: dict[str, Any]) -> None:
-    """Start customization job -> Wait for the job to end -> Job status?: the wait is one task, answered
-    once when the job ends, so it adds JOB_WAIT_EVENTS whatever the job's length."""
+    """Start customization job -> Wait for the job to end -> Collect training results: the wait is one
+    task, answered once when the job ends, so it adds JOB_WAIT_EVENTS whatever the job's length."""
     assert states["Start customization job"]["Next"] == "Wait for the job to end"
-    assert states["Wait for the job to end"]["Next"] == "Job status?"
-    wait = ["Wait for the job to end", "Job status?"]
-    assert [states[name]["Type"] for name in wait] == ["Task", "Choice"]
-    assert sum(EVENTS_PER_STATE[states[name]["Type"]] for name in wait) == JOB_WAIT_EVENTS == 7
+    assert states["Wait for the job to end"]["Next"] == "Collect training results"
+    assert states["Wait for the job to end"]["Type"] == "Task"
+    assert EVENTS_PER_STATE["Task"] == JOB_WAIT_EVENTS == 5

@@ -69,13 +69,11 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     assert states["Training slot taken?"]["Default"] == "Waiting for a training slot"
     assert states["Waiting for a training slot"]["Next"] == "Take a training slot"
     assert states["Start customization job"]["Next"] == "Wait for the job to end"
-    assert states["Wait for the job to end"]["Next"] == "Job status?"
-    assert states["Job status?"]["Default"] == "Wait for the job to end"
-    completed = next(c for c in states["Job status?"]["Choices"] if c.get("StringEquals") == "Completed")
-    assert completed["Next"] == "Release training slot"
-    assert states["Release training slot"]["Next"] == "Collect training results"
-    assert states["Collect training results"]["Next"] == "Quality gate met?"
-    assert states["Quality gate met?"]["Choices"][0]["Next"] == "Plan serving"
+    # The job's end wakes the wait (a failed or stopped job fails it: see the next test), and gives the
+    # training slot back as it does (JobEnded): no Choice on the status, no release state
+    assert states["Wait for the job to end"]["Next"] == "Collect training results"
+    # A quality gate not met fails Collect training results (QualityGateNotMet): no Choice either
+    assert states["Collect training results"]["Next"] == "Plan serving"
     assert states["Plan serving"]["Next"] == "Approval needed?"
     (needed,) = states["Approval needed?"]["Choices"]
     assert needed == {
@@ -102,8 +100,17 @@ def test_happy_path_states_in_order(definition: dict[str, Any]) -> None:
     assert states["Superseded by a later version"]["Next"] == "Not served"
     assert states["Superseded by a later version"]["Parameters"]["why.$"] == "$.endpoint.failureMessage"
     assert states["Evaluate candidate"]["Next"] == "Candidate scored?"
-    assert states["Candidate scored?"]["Choices"][0]["Next"] == "Evaluation gate passed?"
-    assert states["Evaluation gate passed?"]["Choices"][0]["Next"] == "Record served version"
+    # Scored and through the evaluation gate: served; scored and not: kept (the gate is this Choice)
+    promoted, kept = states["Candidate scored?"]["Choices"]
+    assert promoted == {
+        "And": [
+            {"Variable": "$.evaluation.done", "BooleanEquals": True},
+            {"Variable": "$.evaluation.passed", "BooleanEquals": True},
+        ],
+        "Next": "Record served version",
+    }
+    assert kept == {"Variable": "$.evaluation.done", "BooleanEquals": True, "Next": "Evaluation gate not met"}
+    assert states["Candidate scored?"]["Default"] == "Evaluate candidate"
     assert states["Record served version"]["Next"] == "Notify success"
     assert states["Notify success"]["Next"] == "Model in service"
     assert states["Model in service"]["Type"] == "Succeed"
@@ -146,8 +153,22 @@ def test_the_job_is_waited_for_with_a_task_token_bounded_by_max_job_hours(
     assert wait["Parameters"]["Payload"]["job.$"] == "$.job"
     assert wait["ResultPath"] == "$.job"
     assert wait["TimeoutSeconds"] == synthesized.config.max_job_hours * 3600
-    (catch,) = wait["Catch"]
-    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], "Wait for the job to end failed")
+    # A job that failed or was stopped fails the wait with its own error (JobEnded's SendTaskFailure),
+    # recorded as the customization job's failure with Bedrock's message as the cause
+    catches = {tuple(c["ErrorEquals"]): (c["Next"], c["ResultPath"]) for c in wait["Catch"]}
+    assert catches == {
+        ("CustomizationJobFailed",): ("Customization job failed", "$.caught"),
+        ("CustomizationJobStopped",): ("Customization job stopped", "$.caught"),
+        ("States.ALL",): ("Wait for the job to end failed", "$.caught"),
+    }
+    for name in ("Customization job failed", "Customization job stopped"):
+        assert states[name]["Parameters"] == {
+            "step": "Customization job",
+            "error.$": "$.caught.Error",
+            "cause.$": "$.caught.Cause",
+        }
+        assert states[name]["ResultPath"] == "$.failure"
+        assert states[name]["Next"] == "Begin clean-up"
     assert states["Wait for the job to end failed"]["Next"] == "Begin clean-up"
     assert not any(s["Type"] == "Wait" and "job" in name.lower() for name, s in states.items())
 
@@ -172,8 +193,8 @@ def test_waits_come_from_configuration(synthesized: Synthesized, definition: dic
 def test_every_task_retries_transient_errors_only_and_catches_everything(definition: dict[str, Any]) -> None:
     tasks = {name: s for name, s in definition["States"].items() if s["Type"] == "Task"}
     # 11 pipeline tasks; Notify failure/success/model kept share a function, Record served/kept too;
-    # and the training queue's three states
-    assert len(tasks) == 19  # with Evaluate current model and Evaluate candidate (provisioned line)
+    # and the training queue's two states
+    assert len(tasks) == 18  # with Evaluate current model and Evaluate candidate (provisioned line)
     for name, task in tasks.items():
         retried = [e for r in task["Retry"] for e in r["ErrorEquals"]]
         assert "States.ALL" not in retried, name
@@ -191,6 +212,10 @@ def test_every_task_retries_transient_errors_only_and_catches_everything(definit
             continue
         if name == "Start customization job":  # Bedrock's job quota: wait in the queue, not fail
             assert caught == [["BedrockQuotaExceeded"], ["States.ALL"]], name
+        elif name == "Collect training results":  # a quality gate not met: its own failure step
+            assert caught == [["QualityGateNotMet"], ["States.ALL"]], name
+        elif name == "Wait for the job to end":  # a job that failed or was stopped (test above)
+            assert caught[-1] == ["States.ALL"], name
         else:
             assert caught == [["States.ALL"]], name
         assert "TimeoutSeconds" in task, name
@@ -321,8 +346,9 @@ def test_state_machine_logs_everything_and_traces(synthesized: Synthesized) -> N
 def test_the_serving_mode_shapes_the_machine(
     tmp_path_factory: pytest.TempPathFactory, context: dict[str, str], absent: set[str], end: str
 ) -> None:
-    """Given serving = none, then the run ends after the gate (nothing is planned or bought); given a
-    Nova model (auto: on demand), then it plans serving, and approval is asked only by policy."""
+    """Given serving = none, then the run ends after the training results (nothing is planned or
+    bought); given a Nova model (auto: on demand), then it plans serving, and approval is asked only by
+    policy."""
     from iam_review.synth import synthesize
 
     (stack,) = synthesize(str(tmp_path_factory.mktemp("cdk-serving")), **context)
@@ -332,7 +358,7 @@ def test_the_serving_mode_shapes_the_machine(
         if m["Type"] == "AWS::StepFunctions::StateMachine" and "/Workflow/" in m["Metadata"]["aws:cdk:path"]
     )
     states = json.loads(_render(machine["Properties"]["DefinitionString"]))["States"]
-    assert states["Quality gate met?"]["Choices"][0]["Next"] == end
+    assert states["Collect training results"]["Next"] == end
     assert not absent & set(states)
     if end == "Record trained version":
         assert states["Record trained version"]["Next"] == "Notify success"
@@ -371,17 +397,11 @@ def test_the_queue_states_carry_the_run_and_its_place(definition: dict[str, Any]
         "$.queue",
         "$.queue",
     )
-    # A release that fails after its retries does not fail a trained run: the lease gives the slot back
-    release = states["Release training slot"]
-    assert release["Parameters"]["action"] == "release"
-    (catch,) = release["Catch"]
-    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], "Collect training results")
-    # Join, Take and Release run one function; its errors are the pipeline's typed errors
-    functions = {
-        states[n]["Resource"]
-        for n in ("Join the training queue", "Take a training slot", "Release training slot")
-    }
+    # Join and Take run one function; its errors are the pipeline's typed errors. No state gives the
+    # slot back: the job's end does (JobEnded), and the clean-ups on every other way out
+    functions = {states[n]["Resource"] for n in ("Join the training queue", "Take a training slot")}
     assert len(functions) == 1
+    assert not any("release" in str(state.get("Parameters", {}).get("action")) for state in states.values())
 
 
 @pytest.mark.parametrize("policy", ["wait", "fail"])

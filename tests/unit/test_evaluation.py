@@ -350,6 +350,67 @@ def test_provisioned_candidate_worse_than_current_is_swapped_back(s3: Any) -> No
     assert sum(1 for c, _ in bedrock.calls if c == "update") == 1
 
 
+class LambdaClock:
+    """The Lambda's remaining time, in seconds: each Converse call takes ``per_call`` of it."""
+
+    def __init__(self, left: float, per_call: float, runtime: FakeRuntime) -> None:
+        self.left, self.per_call, self.runtime = left, per_call, runtime
+        self.calls_seen = 0
+
+    def __call__(self) -> float:
+        spent = (len(self.runtime.calls) - self.calls_seen) * self.per_call
+        self.calls_seen, self.left = len(self.runtime.calls), self.left - spent
+        return self.left
+
+
+def _current_step(runtime: FakeRuntime, s3: Any, time_left: Any, **config: Any) -> dict[str, Any]:
+    plan = {"mode": "provisioned", "action": "update", "modelArn": MODEL, "endpointArn": PT}
+    return evaluate_candidate(
+        FakeBedrock(), runtime, s3, RUN,
+        task={"phase": "current", "serving": plan, "executionArn": EXECUTION},
+        settings=_settings(**config), time_left=time_left,
+    )  # fmt: skip
+
+
+def test_a_step_scores_every_prompt_while_the_lambda_has_time(s3: Any) -> None:
+    # Given 42 prompts, no count bound, and a Lambda with 15 minutes, each call taking 2 seconds
+    _upload(s3, "validation.jsonl", 42)
+    runtime = FakeRuntime(good=set())
+    clock = LambdaClock(900, 2, runtime)
+    # When the current model is scored
+    step = _current_step(runtime, s3, clock, calls_per_invocation=4000)
+    # Then one step scores them all (one state-machine round instead of one per 40 calls)
+    assert (step["done"], step["scored"], len(runtime.calls)) == (True, 42, 42)
+
+
+def test_a_step_stops_while_it_keeps_the_reserve_and_twice_its_slowest_call(s3: Any) -> None:
+    # Given 42 prompts and a Lambda with 200 s left, each call taking 40 s
+    _upload(s3, "validation.jsonl", 42)
+    runtime = FakeRuntime(good=set())
+    # When a step scores
+    step = _current_step(runtime, s3, LambdaClock(200, 40, runtime), calls_per_invocation=4000)
+    # Then it stops once fewer than max(60 s, 2 x 40 s) are left: after 4 calls (40 s left), not done
+    assert (step["done"], step["scored"]) == (False, 4)
+    # And a step that starts with less than the reserve still makes one call (it always progresses)
+    step = _current_step(runtime, s3, LambdaClock(10, 40, runtime), calls_per_invocation=4000)
+    assert (step["done"], step["scored"]) == (False, 5)
+
+
+def test_an_evaluation_that_needs_too_many_steps_fails_and_keeps_the_model(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a Bedrock so slow that each step scores one prompt, and a cap of 3 steps
+    monkeypatch.setattr(evaluation, "MAX_SCORING_STEPS", 3)
+    _upload(s3, "validation.jsonl", 5)
+    runtime = FakeRuntime(good=set())
+    for _ in range(2):
+        assert _current_step(runtime, s3, None, calls_per_invocation=1)["done"] is False
+    # When the third step is not done either
+    with pytest.raises(evaluation.EvaluationFailed, match=r"scoring took 3 steps .*\(3 answers scored\)"):
+        _current_step(runtime, s3, None, calls_per_invocation=1)
+    # Then the evaluation failed (the run's clean-up keeps the model; nothing more is called)
+
+
 def test_a_run_without_prompts_is_not_evaluated_and_says_why(s3: Any) -> None:
     plan = {"mode": "on_demand", "action": "create", "modelArn": MODEL, "endpointArn": None}
     result = evaluate_candidate(
@@ -531,8 +592,7 @@ def test_the_judge_grades_each_answer_and_its_reasoning_is_kept(s3: Any) -> None
 def test_the_evaluations_history_events_fit_in_what_the_polling_budget_leaves() -> None:
     from stacks.config import EVENTS_PER_POLL, EVENTS_PER_STATE, HISTORY_EVENT_LIMIT, POLLING_EVENT_BUDGET
 
-    steps = -(-evaluation.MAX_RECORDS * 2 * 2 // EvaluationConfig().calls_per_invocation)
-    events = evaluation.MAX_DEPLOYMENT_POLLS * EVENTS_PER_POLL + steps * (
+    events = evaluation.MAX_DEPLOYMENT_POLLS * EVENTS_PER_POLL + evaluation.MAX_SCORING_STEPS * (
         EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
     )
     assert events == 1_780

@@ -27,14 +27,6 @@ def _cause(step: str, error: str, message: str, **state: object) -> str:
     ("step", "error", "message", "state", "points_at"),
     [
         pytest.param(
-            "Quality gate",
-            "QualityGateNotMet",
-            "final validation loss 2.1 is above the configured maximum 1.5",
-            {"validation": VALIDATED, "training": TRAINED},
-            "The training report s3://data-bucket/reports/run-1/training.json has the losses.",
-            id="quality gate: the training report, not the validation report",
-        ),
-        pytest.param(
             "Validate dataset",
             "DatasetInvalid",
             "run run-1 has 40 error(s) and was not started",
@@ -63,6 +55,19 @@ def test_a_cause_ends_with_a_sentence_naming_what_explains_the_failure(
     assert f": {message}. " in cause
     assert cause.endswith(points_at)
     assert "Look at:" not in cause
+
+
+def test_a_quality_gate_not_met_points_at_the_training_report_its_error_names():
+    # Given Collect training results' error for a gate not met, which names the report it wrote
+    message = (
+        "final validation loss 2.1 is above the configured maximum 1.5. The training report "
+        "s3://data-bucket/reports/run-1/training.json has the losses."
+    )
+    # When the cause is built (the run had a validation report too)
+    cause = _cause("Quality gate", "QualityGateNotMet", message, validation=VALIDATED)
+    # Then it ends with the training report, named once, and not the validation report or the logs
+    assert cause == f"Quality gate not met: {message}"
+    assert "validation.json" not in cause and "CloudWatch" not in cause
 
 
 def test_a_message_that_already_names_its_report_is_not_repeated():

@@ -9,9 +9,16 @@ from typing import Any
 import boto3
 import pytest
 
+from bedrock_finetune.errors import QualityGateNotMet
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.settings import QualityGate
-from bedrock_finetune.training_metrics import LossSeries, evaluate_gate, parse_loss_csv, training_results
+from bedrock_finetune.training_metrics import (
+    LossSeries,
+    evaluate_gate,
+    parse_loss_csv,
+    require_quality_gate,
+    training_results,
+)
 
 BASE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 JOB_ARN = f"arn:aws:bedrock:us-west-2:123456789012:model-customization-job/{BASE}/abc123def456"
@@ -271,3 +278,29 @@ def test_report_is_written_as_json(aws: None) -> None:
     assert uri == "s3://bkt/reports/run-1/training.json"
     body = s3.get_object(Bucket="bkt", Key="reports/run-1/training.json")["Body"].read()
     assert json.loads(body) == {"finalTrainingLoss": 1.2}
+
+
+@pytest.mark.parametrize(
+    ("gate", "raises"),
+    [
+        ({"passed": True, "reason": "no quality gate configured"}, None),
+        ({"passed": True, "reason": "skipped: no validation loss (quality_gate_optional)"}, None),
+        ({"passed": False, "reason": "final validation loss 2.1 is above the configured maximum 1.5"},
+         "final validation loss 2.1 is above the configured maximum 1.5. The training report "
+         "s3://b/reports/r/training.json has the losses."),
+        ({}, "the quality gate was not evaluated. The training report"),
+    ],
+)  # fmt: skip
+def test_a_gate_not_met_fails_collect_training_results_naming_the_report(
+    gate: dict[str, object], raises: str | None
+) -> None:
+    # Given the results of a run, with its gate's verdict
+    results = {"qualityGate": gate, "reportUri": "s3://b/reports/r/training.json"}
+    # When Collect training results checks it
+    if raises is None:
+        require_quality_gate(results)  # Then a passed gate lets the run go on
+        return
+    # Then a gate not met (or never evaluated) fails the task with QualityGateNotMet
+    with pytest.raises(QualityGateNotMet) as error:
+        require_quality_gate(results)
+    assert str(error.value).startswith(raises)

@@ -88,10 +88,10 @@ def test_the_defaults_stay_within_the_budget_with_the_longest_waits() -> None:
         max_queue_hours=config.max_queue_hours,
         max_deployment_wait_hours=config.max_deployment_wait_hours,
     )
-    # The job is waited for with a task token (7 events) and the endpoint polled with back-off for 6 h
+    # The job is waited for with a task token (5 events) and the endpoint polled with back-off for 6 h
     # (74 looks); nothing polls while a run waits, so every round of a wait counts (14 events): 145
     # rounds for a day in the queue, 37 for 6 h waiting for a deployment quota
-    assert (polling, waiting) == (7 + 9 * 74, 14 * (145 + 37))
+    assert (polling, waiting) == (5 + 9 * 74, 14 * (145 + 37))
     assert polling + waiting <= POLLING_EVENT_BUDGET
 
 
@@ -106,7 +106,7 @@ def test_a_queue_wait_that_could_outgrow_the_history_fails_synth_naming_it() -> 
     }
     assert (
         polling_history_events(throughput_poll_seconds=1200, endpoint_wait_hours=6)
-        == 7 + EVENTS_PER_POLL * 22
+        == 5 + EVENTS_PER_POLL * 22
     )
     load_config(cdk_json_context(**context, max_queue_hours="24"))
     # When runs may also wait 20 days for a slot, checking every 20 minutes (14 events a round)
