@@ -249,6 +249,7 @@ def waiting_history_events(
     throughput_poll_seconds: int,
     max_queue_hours: int,
     max_deployment_wait_hours: int | None,
+    evaluation_deployment: bool = False,
 ) -> int:
     """The most history events the waiting loops add on top of :func:`polling_history_events`.
 
@@ -259,11 +260,15 @@ def waiting_history_events(
     up to ``max_queue_hours``. A deployment that waits for its quota (``max_deployment_wait_hours``,
     None under the fail policy) loops the same way, its waits capped by max(10 min,
     throughput_poll_seconds). Nothing else polls meanwhile (the job is waited for with a task token),
-    so every round counts. Defaults: a 24 h queue wait takes at most 145 rounds, 2,030 events.
+    so every round counts. With ``evaluation_deployment`` (an on-demand line that evaluates), the
+    candidate's temporary deployment may wait for the quota as long again (Evaluate candidate ->
+    Candidate scored? -> Wait for candidate deployment: 9 events a round, counted as 14). Defaults: a
+    24 h queue wait takes at most 145 rounds, 2,030 events.
     """
     rounds = _waiting_rounds(max_queue_hours * 3600, cap_for(job_poll_seconds))
     if max_deployment_wait_hours:
-        rounds += _waiting_rounds(max_deployment_wait_hours * 3600, cap_for(throughput_poll_seconds))
+        deployment = _waiting_rounds(max_deployment_wait_hours * 3600, cap_for(throughput_poll_seconds))
+        rounds += deployment * (2 if evaluation_deployment else 1)
     return EVENTS_PER_WAIT_ROUND * rounds
 
 
@@ -274,6 +279,7 @@ def _check_waiting_history(
     max_queue_hours: int,
     max_deployment_wait_hours: int | None,
     endpoint_wait_hours: int = 6,
+    evaluation_deployment: bool = False,
 ) -> None:
     """Reject waits for a slot or a quota that, with the polling, could outgrow the execution history."""
     polling = polling_history_events(
@@ -284,6 +290,7 @@ def _check_waiting_history(
         throughput_poll_seconds=throughput_poll_seconds,
         max_queue_hours=max_queue_hours,
         max_deployment_wait_hours=max_deployment_wait_hours,
+        evaluation_deployment=evaluation_deployment,
     )
     if polling + waiting <= POLLING_EVENT_BUDGET:
         return
@@ -638,12 +645,14 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             f"deployment_quota_policy = {deployment_quota_policy!r}: allowed values are wait, fail"
         )
     max_deployment_wait_hours = r.integer("max_deployment_wait_hours", 1, 72)
+    evaluation = _evaluation(r)
     _check_waiting_history(
         job_poll_seconds=job_poll_seconds,
         throughput_poll_seconds=throughput_poll_seconds,
         max_queue_hours=max_queue_hours,
         max_deployment_wait_hours=max_deployment_wait_hours if deployment_quota_policy == "wait" else None,
         endpoint_wait_hours=endpoint_wait_hours,
+        evaluation_deployment=serving == "on_demand" and evaluation.enabled,
     )
 
     return PipelineConfig(
@@ -689,7 +698,7 @@ def load_config(context: Mapping[str, Any], environment: Mapping[str, str] | Non
             max_loss_ratio=r.optional_number("quality_gate_max_loss_ratio", 0, 100),
             optional=r.boolean("quality_gate_optional"),
         ),
-        evaluation=_evaluation(r),
+        evaluation=evaluation,
     )
 
 

@@ -108,7 +108,9 @@ class FineTuningPipelineStack(Stack):
             clean_up_failed_run=CleanUpFailedRun(self, ctx=ctx).function,
             notify=Notify(self, ctx=ctx, topic=notifications.topic, pipeline_logs=pipeline_logs).function,
             training_queue=training_queue.function,
-            evaluate_candidate=EvaluateCandidate(self, ctx=ctx).function if evaluating else None,
+            evaluate_candidate=(
+                EvaluateCandidate(self, ctx=ctx, topic=notifications.topic).function if evaluating else None
+            ),
         )
         # Deploy-time preflight and teardown on `cdk destroy` (see stacks/bedrock_guards.py).
         guards = BedrockGuards(

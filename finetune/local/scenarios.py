@@ -207,12 +207,24 @@ SCENARIOS: dict[str, Scenario] = {
             "deployment-quota",
             "A Nova model served on demand while the account's custom model deployments are all taken: "
             "Bedrock refuses the deployment for its quota 3 times; the run waits with back-off and a "
-            "notice (deployment_quota_policy = wait), then the deployment is created. Evaluation is off: "
-            "its temporary deployment does not wait for the quota yet (a refusal fails the run).",
+            "notice (deployment_quota_policy = wait), then the deployment is created. Evaluation is off, "
+            "so that the line's own deployment meets the refusals (evaluation-deployment-quota: the "
+            "evaluation's).",
             context=(
                 ("base_model_id", "amazon.nova-lite-v1:0:300k"),
                 ("deployment_quota_policy", "wait"),
                 ("evaluation", "false"),
+            ),
+            deployment_quota_refusals=3,
+        ),
+        Scenario(
+            "evaluation-deployment-quota",
+            "As deployment-quota, with evaluation on: Bedrock refuses the candidate's temporary "
+            "evaluation deployment (created first) for its quota 3 times; the evaluation waits with "
+            "back-off and one notice, then scores the candidate, which is served.",
+            context=(
+                ("base_model_id", "amazon.nova-lite-v1:0:300k"),
+                ("deployment_quota_policy", "wait"),
             ),
             deployment_quota_refusals=3,
         ),

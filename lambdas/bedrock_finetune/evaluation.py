@@ -45,7 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_finetune import endpoint_wait, pricing
 from bedrock_finetune.bedrock_jobs import _call, classify, to_bedrock_tags
-from bedrock_finetune.errors import BedrockPermanentError
+from bedrock_finetune.errors import BedrockPermanentError, BedrockQuotaExceeded, QuotaWaitExpired
 from bedrock_finetune.evaluation_config import EvaluationConfig
 from bedrock_finetune.evaluation_set import (
     MAX_RECORDS,
@@ -56,8 +56,11 @@ from bedrock_finetune.evaluation_set import (
 from bedrock_finetune.layout import EVALUATION_FILE
 from bedrock_finetune.lineage import run_tags
 from bedrock_finetune.naming import evaluation_deployment_name
+from bedrock_finetune.notifications import publish
+from bedrock_finetune.quota_wait import wait_or_fail
 from bedrock_finetune.reports import write_json
 from bedrock_finetune.run_ref import RunRef
+from bedrock_finetune.serving import deployment_quota_notice
 from bedrock_finetune.settings import EvaluationSettings
 
 SCHEMA_VERSION = 1
@@ -647,9 +650,13 @@ def _result(progress: _Progress, uri: str, *, done: bool, waiting: bool = False)
         "waiting": waiting,
         # the "Wait for candidate deployment" state's SecondsPath
         "waitSeconds": (
-            endpoint_wait.wait_seconds(int(doc.get("deploymentPolls") or 0) - 1, DEPLOYMENT_POLL_CAP_SECONDS)
-            if waiting
-            else 0
+            0
+            if not waiting
+            else int(doc["quotaWait"]["waitSeconds"])
+            if doc.get("quotaWait")
+            else endpoint_wait.wait_seconds(
+                int(doc.get("deploymentPolls") or 0) - 1, DEPLOYMENT_POLL_CAP_SECONDS
+            )
         ),
         "evaluated": evaluated,
         "passed": bool(decision.get("passed", True)) if done else None,
@@ -681,7 +688,12 @@ def _ensure_deployment(
                 )["customModelDeploymentArn"]
             )
         except (ClientError, BotoCoreError) as exc:
-            raise classify(exc, "CreateCustomModelDeployment") from exc
+            error = classify(exc, "CreateCustomModelDeployment")
+            if not isinstance(error, BedrockQuotaExceeded):
+                raise error from exc
+            progress.doc["quotaWait"] = _quota_wait(progress, name, str(error), settings)
+            return False
+        progress.doc.pop("quotaWait", None)
         progress.doc["targets"][CANDIDATE].update(modelId=arn, deploymentName=name)
         return False
     progress.doc["targets"][CANDIDATE].update(modelId=found["customModelDeploymentArn"], deploymentName=name)
@@ -698,6 +710,41 @@ def _ensure_deployment(
             f"the candidate's evaluation deployment {name} failed: {found.get('failureMessage', '')}"
         )
     return status == "Active"
+
+
+def _quota_wait(progress: _Progress, name: str, said: str, settings: EvaluationSettings) -> dict[str, Any]:
+    """Bedrock refused the temporary deployment for a quota: the next wait under the line's
+    ``deployment_quota_policy`` (2, 4, 8 minutes..., as Serve model waits), or the typed error that
+    fails the run (``fail``; or ``max_deployment_wait_hours`` spent: QuotaWaitExpired)."""
+    what = f"The candidate's temporary evaluation deployment ({name})"
+    try:
+        return wait_or_fail(
+            settings.as_policy(), previous=progress.doc.get("quotaWait"), error=said, what=what
+        )
+    except QuotaWaitExpired as exc:
+        raise QuotaWaitExpired(
+            f"{exc} (max_deployment_wait_hours). Nothing was served; the custom model is kept: "
+            f"{progress.doc['targets'][CANDIDATE].get('modelArn')}. Ask for a higher quota of custom model "
+            "deployments (Service Quotas, Amazon Bedrock), delete a deployment you no longer use, or raise "
+            "max_deployment_wait_hours; then upload train.jsonl again."
+        ) from exc
+
+
+def _announce_quota_wait(
+    sns: Any, run: RunRef, doc: Mapping[str, Any], execution_arn: str, settings: EvaluationSettings
+) -> None:
+    """Tell the run's people, once, that the evaluation waits for a deployment quota."""
+    name = evaluation_deployment_name(run.line, run.identity)
+    notice = deployment_quota_notice(
+        run,
+        deployment=f"the temporary deployment that scores the candidate ({name})",
+        model_arn=doc["targets"][CANDIDATE].get("modelArn"),
+        said=str(doc["quotaWait"]["error"]),
+        state="Wait for candidate deployment",
+        max_wait_seconds=settings.max_wait_seconds,
+        execution_arn=execution_arn,
+    )
+    publish(sns, settings.topic_arn, notice, "waiting", run.run)
 
 
 def _find_deployment(bedrock: Any, name: str) -> dict[str, Any] | None:
@@ -755,6 +802,7 @@ def evaluate_candidate(
     task: Mapping[str, Any],
     settings: EvaluationSettings,
     time_left: Callable[[], float] | None = None,
+    sns: Any = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The Evaluate current model / Evaluate candidate tasks: one step of the evaluation, scoring while
@@ -784,6 +832,9 @@ def evaluate_candidate(
     judge = settings.evaluation.judge_model_id
     if phase == "both" and not _ensure_deployment(bedrock, run, progress, execution_arn, settings):
         progress.save(s3, run.bucket, key)
+        wait = progress.doc.get("quotaWait")
+        if wait and wait["firstWait"] and sns is not None:
+            _announce_quota_wait(sns, run, progress.doc, execution_arn, settings)
         return _result(progress, uri, done=False, waiting=True)
     if phase == "candidate":
         progress.doc["targets"][CANDIDATE]["modelId"] = task["endpoint"]["endpointArn"]

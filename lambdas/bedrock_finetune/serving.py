@@ -357,26 +357,41 @@ def wait_for_deployment_quota(
             "deployment you no longer use, or raise max_deployment_wait_hours; then upload train.jsonl again."
         ) from exc
     if decided["firstWait"]:
-        publish(sns, settings.topic_arn, deployment_quota_notice(run, plan, said, execution_arn, settings),
-                "waiting", run.run)  # fmt: skip
+        notice = deployment_quota_notice(
+            run,
+            deployment=f"the line's deployment ({plan.get('endpointName')})",
+            model_arn=plan.get("modelArn"),
+            said=said,
+            state="Waiting for a deployment quota",
+            max_wait_seconds=settings.max_wait_seconds,
+            execution_arn=execution_arn,
+        )
+        publish(sns, settings.topic_arn, notice, "waiting", run.run)
     return decided
 
 
 def deployment_quota_notice(
-    run: RunRef, plan: Mapping[str, Any], said: str, execution_arn: str, settings: ServeModelSettings
+    run: RunRef,
+    *,
+    deployment: str,
+    model_arn: object,
+    said: str,
+    state: str,
+    max_wait_seconds: int,
+    execution_arn: str,
 ) -> Notice:
-    """The notice of a run whose deployment Bedrock refused for a quota: it waits, and until when."""
-    hours = settings.max_wait_seconds / 3600
+    """The notice of a run whose ``deployment`` (what it is, and its name) Bedrock refused for a quota:
+    it waits in ``state``, and until when."""
     body = "\n".join(
         [
             f"Run: {run.run}",
-            f"Status: trained; Bedrock refused to create the line's deployment ({plan.get('endpointName')}) "
-            "for a quota. The run waits and tries again (after 2, 4, 8 minutes, then at a steady interval).",
+            f"Status: trained; Bedrock refused to create {deployment} for a quota. The run waits and "
+            "tries again (after 2, 4, 8 minutes, then at a steady interval).",
             f"Bedrock said: {said}",
-            f"Model: {plan.get('modelArn')} (kept whatever happens)",
-            f"Gives up: after {hours:g} h of waiting (max_deployment_wait_hours) the run fails with a "
-            "notice; nothing is bought for it.",
-            "Follow it: finetune status, or the execution's state 'Waiting for a deployment quota'.",
+            f"Model: {model_arn} (kept whatever happens)",
+            f"Gives up: after {max_wait_seconds / 3600:g} h of waiting (max_deployment_wait_hours) the run "
+            "fails with a notice; nothing is bought for it.",
+            f"Follow it: finetune status, or the execution's state '{state}'.",
             f"Execution: {execution_arn}",
         ]
     )

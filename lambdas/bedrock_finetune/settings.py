@@ -235,14 +235,6 @@ class ServingSettings(PriceSettings, TaggingSettings, BaseModelSettings):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EvaluationSettings(TokenEstimateSettings, PriceSettings, TaggingSettings, BaseModelSettings):
-    """EvaluateCandidate: how a new version is scored and gated, and how its tokens are priced."""
-
-    owner: ClassVar[str] = "EvaluateCandidate"
-    evaluation: EvaluationConfig = setting("EVALUATION", default_factory=EvaluationConfig)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class BucketSettings(Settings):
     """The dataset bucket (runs, reports and line records)."""
 
@@ -363,6 +355,23 @@ class DeploymentQuotaSettings(Settings):
             max_wait_seconds=self.max_wait_seconds,
             cap_seconds=self.cap_seconds,
         )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluationSettings(
+    TokenEstimateSettings,
+    PriceSettings,
+    TaggingSettings,
+    BaseModelSettings,
+    DeploymentQuotaSettings,
+    TopicSettings,
+):
+    """EvaluateCandidate: how a new version is scored and gated, how its tokens are priced, and what
+    to do when Bedrock refuses the candidate's temporary deployment for a quota (the line's
+    ``deployment_quota_policy``; the first wait is announced on the topic)."""
+
+    owner: ClassVar[str] = "EvaluateCandidate"
+    evaluation: EvaluationConfig = setting("EVALUATION", default_factory=EvaluationConfig)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

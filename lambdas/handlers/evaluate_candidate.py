@@ -31,6 +31,7 @@ def handler(event: TaskEvent, context: LambdaContext) -> dict[str, Any]:
         task=dict(event),
         settings=settings(EvaluationSettings),
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        sns=client("sns"),
     )
     logger.info("evaluation step", extra={k: result[k] for k in ("done", "scored", "prompts", "outcome")})
     if result["done"] and result["evaluated"]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from bedrock_finetune.evaluation import EVALUATION_FILE, on_demand_model_id
 from bedrock_finetune.layout import VALIDATION_FILE
+from bedrock_finetune.quota_wait import cap_for
 from bedrock_finetune.settings import EvaluationSettings
 from stacks.nag import acknowledge_wildcard_resource, logical_ref
 from stacks.permissions import (
@@ -17,13 +19,14 @@ from stacks.permissions import (
     delete_throughput_of_this_stack,
     kms_via,
     owned_by_stack,
+    publish_statements,
     spend_on_this_stacks_models,
     tag_on_create,
     write_reports,
 )
 from stacks.pipeline_function import PipelineFunction
 from stacks.tasks.context import STATE_MACHINE, TaskContext, acknowledge_bedrock_ids
-from stacks.tasks.serving import read_endpoints
+from stacks.tasks.serving import read_endpoints, waits_for_deployment_quota
 
 #: Converse calls one invocation makes at most; with the judge's, each takes seconds, and the
 #: function's 15 minutes leave room for slow answers.
@@ -42,7 +45,7 @@ class EvaluateCandidate(PipelineFunction):
     and deletes the candidate's temporary deployment; on provisioned lines swaps a failed candidate
     back. Everything it creates, changes or deletes is tagged with this stack."""
 
-    def __init__(self, scope: Construct, *, ctx: TaskContext) -> None:
+    def __init__(self, scope: Construct, *, ctx: TaskContext, topic: sns.ITopic) -> None:
         config, arns, data = ctx.config, ctx.arns, ctx.data
         settings = EvaluationSettings(
             base_model_id=config.base_model_id,
@@ -51,6 +54,11 @@ class EvaluateCandidate(PipelineFunction):
             chars_per_token=config.chars_per_token,
             stack_tag=Aws.STACK_ID,
             resource_tags=dict(config.tags),
+            # A temporary deployment refused for a quota waits as the line's own would (Serve model)
+            policy=config.deployment_quota_policy,
+            max_wait_seconds=config.max_deployment_wait_hours * 3600,
+            cap_seconds=cap_for(config.throughput_poll_seconds),
+            topic_arn=topic.topic_arn,
         )
         super().__init__(
             scope,
@@ -108,6 +116,10 @@ class EvaluateCandidate(PipelineFunction):
                 conditions=kms_via(self, "bedrock"),
             ),
         )
+        if waits_for_deployment_quota(ctx):
+            self.add_to_policy(
+                *publish_statements(self, topic, ctx.runtime.key, sid="DeploymentQuotaNotices")
+            )
         data.acknowledge_prefixes(self.role, "reports")
         bucket_ref = f"<{logical_ref(data.bucket)}.Arn>"
         for name, what in (

@@ -142,6 +142,36 @@ def test_a_deployment_quota_that_stays_full_fails_the_run_after_max_deployment_w
     assert "waited 1 h for a quota and gave up" in gave_up["body"]
 
 
+def test_an_evaluation_deployment_refused_for_its_quota_waits_like_the_line_s_then_scores_and_serves(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given an on-demand line that evaluates (deployment_quota_policy = wait), in an account whose
+    # deployments are all taken for Bedrock's first 3 answers
+    synth = synthesize(
+        tmp_path_factory.mktemp("cdk.out.evaluation-quota"),
+        **dict(scenario("evaluation-deployment-quota").context),
+    )
+    with run_in_emulation(synth, NOVA_SAMPLE, "evaluation-deployment-quota") as (result, _):
+        refusals = deployment_quota_refusals(result.deployment.account, result.deployment.region)
+        document = build_summary(result)
+    # Then the candidate's temporary deployment waited (2, 4, 8 minutes) instead of failing the run,
+    # was created, scored the candidate and was deleted; the line's deployment serves the model
+    assert document["execution"]["status"] == "SUCCEEDED", (document["execution"], result.states)
+    assert len(refusals) == 3
+    assert result.states.count("Serve model") == 1
+    assert "Waiting for a deployment quota" not in result.states
+    assert result.final_state["evaluation"]["outcome"] == "promoted"
+    temporary, line = document["created"]["deployments"]
+    assert (temporary["status"], line["status"]) == ("Deleted", "Active")
+    assert document["left_billing"]["deployments"] == [line]
+    # And the developer was told once that it waits, naming the evaluation's state, then the outcome
+    waiting, served = document["notifications"]
+    assert waiting["subject"] == f"[fine-tuning] {result.run}: Bedrock's deployment quota is full, waiting"
+    assert "the temporary deployment that scores the candidate" in waiting["body"]
+    assert "'Wait for candidate deployment'" in waiting["body"]
+    assert served["subject"] == f"[fine-tuning] {result.run}: model in service"
+
+
 def test_a_second_version_replaces_the_model_behind_the_same_endpoint(
     synthesized: Synthesized, run_folder: Path
 ) -> None:

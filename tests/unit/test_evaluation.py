@@ -12,6 +12,7 @@ import pytest
 
 from bedrock_finetune import evaluation
 from bedrock_finetune.catalog import CLAUDE_3_HAIKU
+from bedrock_finetune.errors import BedrockQuotaExceeded, QuotaWaitExpired
 from bedrock_finetune.evaluation import (
     EvaluationFailed,
     aggregate,
@@ -39,6 +40,7 @@ MODEL = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{NOVA}/new"
 OLD = f"arn:aws:bedrock:us-west-2:123456789012:custom-model/{NOVA}/old"
 LINE_DEPLOYMENT = "arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/line"
 PT = "arn:aws:bedrock:us-west-2:123456789012:provisioned-model/line"
+TOPIC = "arn:aws:sns:us-west-2:123456789012:fine-tuning"
 
 
 # ---- prompts ----
@@ -175,12 +177,16 @@ def test_judge_score_is_rescaled_and_its_reasoning_kept() -> None:
 # ---- the use case ----
 
 
-def _settings(**config: Any) -> EvaluationSettings:
+def _settings(policy: str = "wait", **config: Any) -> EvaluationSettings:
     return EvaluationSettings(
         base_model_id=NOVA,
         stack_tag="arn:aws:cloudformation:us-west-2:123456789012:stack/S/1",
         chars_per_token=4.0,
         evaluation=EvaluationConfig(**{"format": "json", "calls_per_invocation": 4, **config}),
+        policy=policy,
+        max_wait_seconds=3600,
+        cap_seconds=600,
+        topic_arn=TOPIC,
     )
 
 
@@ -205,9 +211,10 @@ class FakeRuntime:
 class FakeBedrock:
     """The deployment and throughput calls the evaluation makes, recorded."""
 
-    def __init__(self, deployment_polls: int = 1) -> None:
+    def __init__(self, deployment_polls: int = 1, quota_refusals: int = 0) -> None:
         self.deployments: dict[str, dict[str, Any]] = {}
         self.polls_left = deployment_polls
+        self.quota_refusals = quota_refusals
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def get_custom_model_deployment(self, customModelDeploymentIdentifier: str) -> dict[str, Any]:
@@ -221,7 +228,13 @@ class FakeBedrock:
         return found
 
     def create_custom_model_deployment(self, **params: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
         self.calls.append(("create", params))
+        if self.quota_refusals > 0:
+            self.quota_refusals -= 1
+            error = {"Code": "ServiceQuotaExceededException", "Message": "deployments per account: 2"}
+            raise ClientError({"Error": error}, "CreateCustomModelDeployment")
         arn = "arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/temp"
         self.deployments[params["modelDeploymentName"]] = {
             "customModelDeploymentArn": arn,
@@ -409,6 +422,68 @@ def test_an_evaluation_that_needs_too_many_steps_fails_and_keeps_the_model(
     with pytest.raises(evaluation.EvaluationFailed, match=r"scoring took 3 steps .*\(3 answers scored\)"):
         _current_step(runtime, s3, None, calls_per_invocation=1)
     # Then the evaluation failed (the run's clean-up keeps the model; nothing more is called)
+
+
+class FakeSns:
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, **params: Any) -> dict[str, Any]:
+        self.published.append(params)
+        return {"MessageId": "m"}
+
+
+def _both_step(bedrock: FakeBedrock, s3: Any, sns: FakeSns, policy: str = "wait") -> dict[str, Any]:
+    plan = {"mode": "on_demand", "action": "create", "modelArn": MODEL, "endpointArn": None}
+    return evaluate_candidate(
+        bedrock, FakeRuntime(good=set()), s3, RUN,
+        task={"phase": "both", "serving": plan, "executionArn": EXECUTION},
+        settings=_settings(policy=policy), sns=sns,
+    )  # fmt: skip
+
+
+def test_a_temporary_deployment_refused_for_its_quota_waits_with_back_off_and_one_notice(s3: Any) -> None:
+    # Given an on-demand line that evaluates, deployment_quota_policy = wait, and an account whose
+    # deployments are taken for Bedrock's first 2 answers
+    _upload(s3, "validation.jsonl", 3)
+    bedrock, sns = FakeBedrock(quota_refusals=2), FakeSns()
+    # When the evaluation asks for its temporary deployment
+    first, second, created = (_both_step(bedrock, s3, sns) for _ in range(3))
+    # Then it waits 2, then 4 minutes (the Wait for candidate deployment state reads waitSeconds) ...
+    assert [(r["done"], r["waiting"], r["waitSeconds"]) for r in (first, second)] == [
+        (False, True, 120),
+        (False, True, 240),
+    ]
+    # ... then the deployment is created and polled as usual, the quota's wait forgotten
+    assert (created["waiting"], created["waitSeconds"]) == (True, 30)
+    assert [c for c, _ in bedrock.calls] == ["create"] * 3
+    # And the run's people were told once, with Bedrock's words and the state to follow
+    [notice] = sns.published
+    assert notice["Subject"] == "[fine-tuning] bot: Bedrock's deployment quota is full, waiting"
+    assert "the temporary deployment that scores the candidate" in notice["Message"]
+    assert "deployments per account: 2" in notice["Message"]
+    assert "after 1 h of waiting (max_deployment_wait_hours)" in notice["Message"]
+
+
+def test_a_temporary_deployment_refused_for_its_quota_fails_at_once_under_the_fail_policy(s3: Any) -> None:
+    _upload(s3, "validation.jsonl", 3)
+    with pytest.raises(BedrockQuotaExceeded, match="The configured policy is to fail"):
+        _both_step(FakeBedrock(quota_refusals=1), s3, FakeSns(), policy="fail")
+
+
+def test_a_quota_that_stays_full_fails_the_evaluation_after_max_deployment_wait_hours(s3: Any) -> None:
+    # Given deployments that stay taken, and at most 1 h of waiting
+    _upload(s3, "validation.jsonl", 3)
+    bedrock, sns = FakeBedrock(quota_refusals=10**6), FakeSns()
+    waits = []
+    with pytest.raises(QuotaWaitExpired) as expired:
+        for _ in range(20):
+            waits.append(_both_step(bedrock, s3, sns)["waitSeconds"])
+    # Then the waits add up to the hour, and the error says nothing was served and the model is kept
+    assert sum(waits) == 3600
+    assert "waited 1 h for a quota and gave up" in str(expired.value)
+    assert f"the custom model is kept: {MODEL}" in str(expired.value)
+    assert len(sns.published) == 1
 
 
 def test_a_run_without_prompts_is_not_evaluated_and_says_why(s3: Any) -> None:
