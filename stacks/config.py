@@ -120,11 +120,27 @@ class PipelineConfig:
         return _approval_possible(self.serving, self.approval)
 
     @property
+    def waits_for_deployment_quota(self) -> bool:
+        """Whether a deployment refused for a quota waits (on-demand serving, deployment_quota_policy =
+        wait); otherwise the refusal fails the run at once."""
+        return self.serving == "on_demand" and self.deployment_quota_policy == "wait"
+
+    @property
+    def deployment_quota_wait_hours(self) -> int:
+        """The longest a run may wait for Bedrock's deployment quota: for the line's deployment (on-demand
+        serving under deployment_quota_policy = wait), and as long again for the candidate's temporary
+        deployment when the line evaluates."""
+        if not self.waits_for_deployment_quota:
+            return 0
+        return self.max_deployment_wait_hours * (2 if self.evaluation.enabled else 1)
+
+    @property
     def execution_timeout_hours(self) -> int:
-        """The whole execution's timeout: the job's maximum, the longest approval wait, and a margin
-        for validation, serving (Provisioned Throughput can take tens of minutes) and notification."""
+        """The whole execution's timeout: the job's maximum, the longest approval wait, the longest waits
+        for a deployment quota, and a margin for validation, serving (Provisioned Throughput can take
+        tens of minutes) and notification."""
         approval = self.approval_timeout_hours if self.approval_possible else 0
-        return self.max_job_hours + approval + EXECUTION_MARGIN_HOURS
+        return self.max_job_hours + approval + self.deployment_quota_wait_hours + EXECUTION_MARGIN_HOURS
 
     @property
     def queue_wait_cap_seconds(self) -> int:

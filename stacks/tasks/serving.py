@@ -73,7 +73,7 @@ class PlanServing(PipelineFunction):
 def waits_for_deployment_quota(ctx: TaskContext) -> bool:
     """Whether a deployment refused for a quota waits (on-demand serving, deployment_quota_policy = wait);
     otherwise the refusal fails the run at once."""
-    return ctx.config.serving == "on_demand" and ctx.config.deployment_quota_policy == "wait"
+    return ctx.config.waits_for_deployment_quota
 
 
 class ServeModel(PipelineFunction):

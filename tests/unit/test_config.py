@@ -241,3 +241,31 @@ def test_readme_documents_every_configuration_key() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [key for key in DEFAULTS if f"| `{key}` |" not in readme]
     assert missing == [], f"README configuration table lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("context", "quota_hours"),
+    [
+        ({}, 0),  # Claude 3 Haiku: Provisioned Throughput, whose model units never free up by waiting
+        ({"base_model_id": "amazon.nova-lite-v1:0:300k"}, 0),  # on demand, but the policy is fail
+        ({"base_model_id": "amazon.nova-lite-v1:0:300k", "deployment_quota_policy": "wait"}, 2 * 6),
+        (
+            {
+                "base_model_id": "amazon.nova-lite-v1:0:300k",
+                "deployment_quota_policy": "wait",
+                "evaluation": "false",
+            },
+            6,
+        ),
+    ],
+)
+def test_the_execution_timeout_leaves_room_for_every_wait_for_a_deployment_quota(
+    context: dict[str, str], quota_hours: int
+) -> None:
+    # Given a configuration, then the execution's timeout is the job's maximum, the approval's, the
+    # deployment-quota waits (the line's, and the evaluation's temporary deployment's) and the margin,
+    # so a run whose job used most of max_job_hours does not time out while it waits for a quota
+    config = load_config(cdk_json_context(**context))
+    assert config.deployment_quota_wait_hours == quota_hours
+    approval = config.approval_timeout_hours if config.approval_possible else 0
+    assert config.execution_timeout_hours == config.max_job_hours + approval + quota_hours + 2
