@@ -481,3 +481,33 @@ def test_a_run_bedrock_keeps_refusing_gives_up_after_max_queue_hours(world: Worl
     assert "Bedrock kept refusing its job for a quota (ServiceQuotaExceededException: too many jobs)" in str(
         gave_up.value
     )
+
+
+def test_every_fallback_tick_reports_the_queue_so_a_quiet_queue_charts_as_zero(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bedrock_finetune import metrics
+    from bedrock_finetune.settings import JobWaitSettings
+    from handlers.job_ended import handler
+
+    # Given a stack with a queue (one run training, one waiting) and no run waiting for its job
+    bucket = "data-bucket"
+    boto3.client("s3", region_name="us-west-2").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    set_settings(monkeypatch, JobWaitSettings(bucket_name=bucket, queue_table="queue"))
+    world.take("a", world.join("a", uploaded_ms=1000))
+    world.join("b", uploaded_ms=2000)
+    capsys.readouterr()
+    # When the fallback schedule ticks
+    result = handler({"detail-type": "Scheduled Event", "detail": {}}, FakeLambdaContext())
+    # Then it reports the queue's length and the slots in use, as the queue's own states do
+    assert result["queue"] == {"inLine": 1, "inUse": 1}
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {
+        name: document[name]
+        for document in emitted
+        for name in (metrics.QUEUE_LENGTH, metrics.TRAINING_SLOTS_IN_USE)
+        if name in document
+    }
+    assert values == {metrics.QUEUE_LENGTH: [1.0], metrics.TRAINING_SLOTS_IN_USE: [1.0]}
