@@ -262,13 +262,9 @@ def _clean_deployment(bedrock: Any, name: str, execution_arn: str | None, work: 
         work.done.append(f"custom model deployment {foreign}")
     elif status == "Creating":
         work.settling = True
+        why = "Bedrock cannot delete a deployment while it is Creating"
         work.still_billing.append(
-            {
-                "arn": arn,
-                "status": status,
-                "why": "Bedrock cannot delete a deployment while it is Creating",
-                "deleteCommand": deployment_delete_command(arn, _region(arn)),
-            }
+            _billing(arn, status, why, command=deployment_delete_command(arn, _region(arn)))
         )
         work.pending.append(f"custom model deployment {arn} is Creating and cannot be deleted yet")
     else:
@@ -323,9 +319,17 @@ def _delete_throughput(bedrock: Any, arn: str, status: str) -> str | None:
 
 
 def _billing(
-    arn: str, status: str, why: str, *, region: str | None = None, after: str | None = None
+    arn: str,
+    status: str,
+    why: str,
+    *,
+    region: str | None = None,
+    after: str | None = None,
+    command: str | None = None,
 ) -> dict[str, str]:
-    command = delete_command(arn, region or _region(arn))
+    """A resource still billing, with the command that deletes it (``command``; by default a
+    throughput's), to run ``after`` a date when it cannot be deleted before."""
+    command = command or delete_command(arn, region or _region(arn))
     return {
         "arn": arn,
         "status": status,
