@@ -31,7 +31,7 @@ $(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyprojec
 
 # pip --platform picks the Lambda's wheels on any machine, without Docker; --no-compile: the venv's
 # Python would write bytecode for its own version, not the runtime's.
-$(LAYER_STAMP): requirements-lambda-layer.txt $(STAMP)
+$(LAYER_STAMP): requirements-lambda-layer.txt | $(STAMP)
 	@echo "Fetching the Lambda layer's parsers (Python $(LAMBDA_PYTHON), $(LAMBDA_PLATFORM)) into $(LAYER_DIR)..."
 	@rm -rf $(LAYER_DIR)
 	@$(PY) -m pip install --quiet --no-deps --no-compile --require-hashes --only-binary=:all: \
