@@ -5,6 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The ValidateDataset Lambda's layer of compiled parsers: manylinux wheels for the functions' runtime
+# and architecture (stacks/parsers_layer.py; a test checks these against the synthesized function).
+LAYER_DIR := build/parsers-layer
+LAYER_STAMP := build/.parsers-layer.installed
+LAMBDA_PYTHON := 3.14
+LAMBDA_PLATFORM := manylinux2014_x86_64
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -12,7 +18,7 @@ CDK := npx --no-install cdk
 
 .PHONY: install synth test lint typecheck unit deploy destroy demo bench clean iam-report iam-snapshot
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(LAYER_STAMP)
 
 $(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -21,6 +27,17 @@ $(STAMP): requirements.txt requirements-lambda.txt requirements-dev.txt pyprojec
 	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
 	@$(PY) -m pip install --quiet -r requirements-dev.txt 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
 	@$(PY) -m pip install --quiet --no-deps -e . 2>&1 | grep -v "is ignored"; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+# pip --platform picks the Lambda's wheels on any machine, without Docker; --no-compile: the venv's
+# Python would write bytecode for its own version, not the runtime's.
+$(LAYER_STAMP): requirements-lambda-layer.txt | $(STAMP)
+	@echo "Fetching the Lambda layer's parsers (Python $(LAMBDA_PYTHON), $(LAMBDA_PLATFORM)) into $(LAYER_DIR)..."
+	@rm -rf $(LAYER_DIR)
+	@$(PY) -m pip install --quiet --no-deps --no-compile --require-hashes --only-binary=:all: \
+		--implementation cp --python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM) \
+		--target $(LAYER_DIR)/python -r requirements-lambda-layer.txt 2>&1 | grep -v "is ignored"; \
+		test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json

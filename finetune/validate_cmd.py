@@ -19,7 +19,6 @@ from bedrock_finetune.dataset import (
     ValidationReport,
     validate_run,
 )
-from bedrock_finetune.evaluation_set import add_to_report, check_evaluation_file
 from bedrock_finetune.layout import EVALUATION_FILE, HYPERPARAMETERS_FILE, TRAIN_FILE, VALIDATION_FILE
 from bedrock_finetune.pricing import Estimate, PriceOverrides, prices_for, training_estimate
 from bedrock_finetune.sizes import human_bytes
@@ -107,6 +106,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             )
             evaluation_file = folder / EVALUATION_FILE if folder.is_dir() else None
             if evaluation_file is not None and evaluation_file.is_file():
+                # Imported here: most runs have no evaluation file (starts faster without).
+                from bedrock_finetune.evaluation_set import (  # noqa: PLC0415
+                    add_to_report,
+                    check_evaluation_file,
+                )
+
                 add_to_report(report, check_evaluation_file(LocalFile(evaluation_file), model))
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc

@@ -6,7 +6,7 @@ log retention, removal policy); the pipeline tasks and the guards all build thei
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from stacks.nag import (
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.X86_64
 POWERTOOLS_SERVICE = metrics.SERVICE
 METRICS_NAMESPACE = metrics.NAMESPACE
 
@@ -89,9 +90,11 @@ class PipelineFunction(Construct):
         memory_size: int = 256,
         dead_letter_queue: sqs.IQueue | None = None,
         invoked_synchronously_by: str | None = None,
+        layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> None:
         """``invoked_synchronously_by``: the only caller (e.g. the state machine), which sees every
-        error itself, so no dead-letter queue is needed (acknowledged for cdk-nag)."""
+        error itself, so no dead-letter queue is needed (acknowledged for cdk-nag). ``layers``: the
+        function's own, after the shared Powertools layer."""
         super().__init__(scope, construct_id)
         key = runtime.key
         self.log_group = logs.LogGroup(
@@ -119,11 +122,11 @@ class PipelineFunction(Construct):
             "Function",
             description=description,
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
+            architecture=ARCHITECTURE,
             code=runtime.code,
             handler=f"handlers.{module}.handler",
             role=self.role,
-            layers=[runtime.powertools],
+            layers=[runtime.powertools, *layers],
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout,

@@ -63,6 +63,17 @@ def test_json_report(run_folder, capsys):
     assert report["hyperparameters"] == {"epochCount": 3}
 
 
+def test_a_folders_evaluation_file_is_checked_too(run_folder, capsys):
+    # Given a run folder whose evaluation.jsonl has a line that is not JSON (its checks load
+    # only when the file is there)
+    (run_folder / "evaluation.jsonl").write_text("{not json\n")
+
+    # When the folder is validated, Then the run is invalid for that line
+    assert main(["validate", str(run_folder), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["error_counts"] == {"INVALID_JSON": 1}
+
+
 def test_explicit_files_override_the_folder(run_folder, tmp_path, capsys):
     other = write_jsonl(tmp_path / "other.jsonl", ["{"])
     assert main(["validate", str(run_folder / "train.jsonl"), "--validation", str(other), "--json"]) == 1

@@ -519,7 +519,7 @@ def test_duplicates_and_overlap_are_what_a_plain_comparison_finds(data):
 
 
 def test_the_validator_works_without_orjson(monkeypatch, tmp_path):
-    # Given an environment without orjson (as the Lambda asset may be)
+    # Given an environment without orjson (as a Lambda without the parsers layer)
     monkeypatch.setitem(sys.modules, "orjson", None)
     module = importlib.reload(dataset_module)
     try:
@@ -536,7 +536,7 @@ def test_the_validator_works_without_orjson(monkeypatch, tmp_path):
 
 
 def test_the_validator_works_without_msgspec(monkeypatch):
-    # Given an environment without msgspec (as the Lambda asset may be)
+    # Given an environment without msgspec (as a Lambda without the parsers layer)
     monkeypatch.setitem(sys.modules, "msgspec", None)
     module = importlib.reload(dataset_module)
     try:
