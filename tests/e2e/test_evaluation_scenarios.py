@@ -1,5 +1,6 @@
 """Evaluation end to end on an on-demand (Nova) line: a better candidate is promoted, a worse one is
-kept and the line is unchanged; either way its temporary deployment is deleted."""
+kept and the line is unchanged; either way its temporary deployment is deleted. On a provisioned
+(Claude 3 Haiku) line, a worse candidate is swapped out: its first version's throughput is deleted."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.e2e.conftest import run_in_emulation
 pytestmark = pytest.mark.e2e
 
 NOVA_SAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "json-mode-nova"
+SAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "json-mode"
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,44 @@ def test_worse_candidate_is_kept_and_the_line_unchanged(nova_json: Synthesized) 
         summary = build_summary(result)
         assert summary["evaluation"]["outcome"] == "kept"
         assert summary["left_billing"]["deployments"] == []
+
+
+@pytest.fixture(scope="module")
+def provisioned_json(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default stack (Claude 3 Haiku, served by Provisioned Throughput), answers checked as JSON."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.evaluation-pt"), evaluation_format="json")
+
+
+def test_a_worse_candidate_on_a_provisioned_line_is_swapped_out_and_its_first_throughput_deleted(
+    provisioned_json: Synthesized,
+) -> None:
+    # Given a provisioned line's first version whose candidate answers worse than the base model
+    # (the worse-candidate scenario's emulated answers, on the default Claude 3 Haiku stack)
+    with run_in_emulation(provisioned_json, SAMPLE, "worse-candidate") as (result, cloud):
+        # Then the base model was scored before the throughput was bought, the candidate after it was
+        # in service, and the gate kept the candidate
+        assert result.status == "SUCCEEDED", result.cause
+        states = result.states
+        assert states.index("Evaluate current model") < states.index("Serve model")
+        assert states.index("Endpoint ready?") < states.index("Evaluate candidate")
+        assert states[-7:] == [
+            "Evaluate candidate",
+            "Candidate scored?",
+            "Evaluation gate not met",
+            "Not served",
+            "Record kept version",
+            "Notify model kept",
+            "Model kept, not served",
+        ]
+        evaluation = _read(cloud, result, "evaluation.json")
+        assert evaluation["decision"]["outcome"] == "kept"
+        # And the throughput bought for this first version was deleted (nothing else serves the line)
+        assert evaluation["decision"]["swapBack"].startswith("deleted arn:aws:bedrock:")
+        summary = build_summary(result)
+        assert summary["left_billing"] == {"throughputs": [], "deployments": [], "running_jobs": []}
+        [throughput] = summary["created"]["throughputs"]
+        assert throughput["status"] == "Deleted"
+        line = _read(cloud, result, "line.json")
+        assert line["served"] is None
+        assert line["versions"][0]["status"] == "kept"
+        assert result.notifications[-1]["subject"].endswith("model kept, not served")
