@@ -641,6 +641,14 @@ def _finish(progress: _Progress, settings: EvaluationSettings, now: datetime) ->
     return decision
 
 
+def _next_wait(doc: Mapping[str, Any]) -> int:
+    """The "Wait for candidate deployment" state's seconds: the quota's back-off while Bedrock refuses
+    the deployment for a quota, else the deployment's own (1, 2, 4... minutes)."""
+    if doc.get("quotaWait"):
+        return int(doc["quotaWait"]["waitSeconds"])
+    return endpoint_wait.wait_seconds(int(doc.get("deploymentPolls") or 0) - 1, DEPLOYMENT_POLL_CAP_SECONDS)
+
+
 def _result(progress: _Progress, uri: str, *, done: bool, waiting: bool = False) -> dict[str, Any]:
     doc = progress.doc
     decision = doc.get("decision") or {}
@@ -649,15 +657,7 @@ def _result(progress: _Progress, uri: str, *, done: bool, waiting: bool = False)
         "done": done,
         "waiting": waiting,
         # the "Wait for candidate deployment" state's SecondsPath
-        "waitSeconds": (
-            0
-            if not waiting
-            else int(doc["quotaWait"]["waitSeconds"])
-            if doc.get("quotaWait")
-            else endpoint_wait.wait_seconds(
-                int(doc.get("deploymentPolls") or 0) - 1, DEPLOYMENT_POLL_CAP_SECONDS
-            )
-        ),
+        "waitSeconds": _next_wait(doc) if waiting else 0,
         "evaluated": evaluated,
         "passed": bool(decision.get("passed", True)) if done else None,
         "outcome": decision.get("outcome") or ("not evaluated" if not evaluated else None),
