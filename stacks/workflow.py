@@ -140,6 +140,30 @@ def lambda_task(
     return with_standard_retries(task)
 
 
+def token_task(
+    scope: Construct,
+    name: str,
+    function: lambda_.IFunction,
+    fields: dict[str, object],
+    *,
+    result_path: str,
+    timeout: sfn.Timeout,
+) -> tasks.LambdaInvoke:
+    """A ``.waitForTaskToken`` Lambda task: ``fields`` plus the task token, the run's execution ARN and
+    name; it waits until someone answers the token or ``timeout`` passes, with the standard retries."""
+    task = tasks.LambdaInvoke(
+        scope,
+        name,
+        lambda_function=function,
+        integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        payload=_with_execution({**fields, "taskToken": sfn.JsonPath.task_token}),
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+        task_timeout=timeout,
+    )
+    return with_standard_retries(task)
+
+
 def with_standard_retries(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
     """Lambda service errors, then transient AWS errors, each retried with exponential back-off and
     full jitter; everything else fails at once (the caller's Catch decides)."""
@@ -286,19 +310,14 @@ class FineTuningWorkflow(Construct):
         )
         # The job's end (its state-change event, or the fallback check) answers the token with the job's
         # status; a job that overruns max_job_hours times the state out into the failure chain.
-        wait_for_job = tasks.LambdaInvoke(
+        wait_for_job = token_task(
             self,
             "Wait for the job to end",
-            lambda_function=functions.wait_for_job_to_end,
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=_with_execution(
-                {"job": sfn.JsonPath.object_at("$.job"), "taskToken": sfn.JsonPath.task_token}
-            ),
-            retry_on_service_exceptions=False,
+            functions.wait_for_job_to_end,
+            {"job": sfn.JsonPath.object_at("$.job")},
             result_path="$.job",
-            task_timeout=sfn.Timeout.duration(Duration.hours(timing.max_job_hours)),
+            timeout=sfn.Timeout.duration(Duration.hours(timing.max_job_hours)),
         )
-        with_standard_retries(wait_for_job)
         # A job that ended without a model fails the wait with its own error (JobEnded's
         # SendTaskFailure), so no Choice on the job's status follows the wait.
         for error, name in (
@@ -529,24 +548,18 @@ class FineTuningWorkflow(Construct):
             max_delay=Duration.minutes(30),
             jitter_strategy=sfn.JitterType.FULL,
         )
-        request = tasks.LambdaInvoke(
+        request = token_task(
             self,
             "Request approval",
-            lambda_function=functions.request_approval,
-            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=_with_execution(
-                {
-                    "run": sfn.JsonPath.object_at("$.run"),
-                    "serving": sfn.JsonPath.object_at("$.serving"),
-                    "training": sfn.JsonPath.object_at("$.training"),
-                    "taskToken": sfn.JsonPath.task_token,
-                }
-            ),
-            retry_on_service_exceptions=False,
+            functions.request_approval,
+            {
+                "run": sfn.JsonPath.object_at("$.run"),
+                "serving": sfn.JsonPath.object_at("$.serving"),
+                "training": sfn.JsonPath.object_at("$.training"),
+            },
             result_path="$.approval",
-            task_timeout=sfn.Timeout.duration(timing.approval_timeout),
+            timeout=sfn.Timeout.duration(timing.approval_timeout),
         )
-        with_standard_retries(request)
         self._not_served = sfn.Pass(self, "Not served")
         request.add_catch(
             sfn.Pass(
