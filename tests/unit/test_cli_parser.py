@@ -59,24 +59,30 @@ def test_the_emulation_package_refuses_to_import_without_its_dependencies(monkey
     assert raised.value.name == "moto"
 
 
+def _valid_train_file(tmp_path):
+    """A small valid Claude-format train.jsonl (40 records)."""
+    train = tmp_path / "train.jsonl"
+    records = (
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
+        for i in range(40)
+    )
+    train.write_text("\n".join(json.dumps(record) for record in records))
+    return train
+
+
+def _python(code):
+    """``code`` run by a fresh Python process in the repository (its cdk.json is read)."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+
+
 def test_validate_imports_no_aws_sdk_powertools_or_cdk(tmp_path):
     # Given a fresh process in the repository (its cdk.json is read) validating a small file
-    train = tmp_path / "train.jsonl"
-    train.write_text(
-        "\n".join(
-            json.dumps(
-                {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
-            )
-            for i in range(40)
-        )
-    )
+    train = _valid_train_file(tmp_path)
     code = (
         "import sys\nfrom finetune.main import main\n"
         f"status = main(['validate', {str(train)!r}])\nprint(status, ' '.join(sorted(sys.modules)))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = _python(code)
     status, modules = result.stdout.splitlines()[-1].split(" ", 1)
     # Then it validated, without loading what the pipeline's Lambdas or the CDK app need
     assert status == "0" and "stacks.config" in modules.split()
@@ -87,23 +93,13 @@ def test_validate_imports_no_aws_sdk_powertools_or_cdk(tmp_path):
 def test_validate_as_a_process_starts_without_orjson_and_collects_again(tmp_path):
     # Given a fresh process that runs the CLI from its own command line, as the finetune script
     # does, on a valid file (every line takes the typed path)
-    train = tmp_path / "train.jsonl"
-    train.write_text(
-        "\n".join(
-            json.dumps(
-                {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]}
-            )
-            for i in range(40)
-        )
-    )
+    train = _valid_train_file(tmp_path)
     code = (
         "import gc, sys\nfrom finetune.main import main\n"
         f"sys.argv = ['finetune', 'validate', {str(train)!r}]\nstatus = main()\n"
         "print(status, gc.isenabled(), gc.get_freeze_count() > 0, 'orjson' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    result = _python(code)
     # Then it is valid, orjson was never imported (no line needed it), and garbage collection,
     # paused while the command's modules loaded, runs again with those modules' objects frozen
     assert result.stdout.splitlines()[-1] == "0 True True False"
