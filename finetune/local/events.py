@@ -212,22 +212,20 @@ class EventRouter:
                 continue
             if rule.state != "ENABLED" or not pattern.matches_event(copy.deepcopy(event)):  # type: ignore[arg-type]
                 continue
-            for target in list(rule.targets):
-                try:
-                    self._deliver(account, region, rule, target, event)
-                except Exception as exc:
-                    # On AWS a failed delivery is retried, then goes to the target's dead-letter queue.
-                    message = f"rule {rule.name} -> {target['Arn']}: {type(exc).__name__}: {exc}"
-                    self.errors.append(message)
-                    print(f"[local] event delivery failed: {message}", file=sys.stderr)
+            self._deliver_to_targets(account, region, rule, event)
 
     def fire_rule(self, account: str, region: str, rule: Any, event: dict[str, Any]) -> None:
         """Deliver ``event`` to ``rule``'s targets, as a schedule rule does when its time comes."""
         self.events.append(copy.deepcopy(event))
+        self._deliver_to_targets(account, region, rule, event)
+
+    def _deliver_to_targets(self, account: str, region: str, rule: Any, event: dict[str, Any]) -> None:
+        """Each of ``rule``'s targets gets ``event``; a failed delivery is recorded, not raised."""
         for target in list(rule.targets):
             try:
                 self._deliver(account, region, rule, target, event)
             except Exception as exc:
+                # On AWS a failed delivery is retried, then goes to the target's dead-letter queue.
                 message = f"rule {rule.name} -> {target['Arn']}: {type(exc).__name__}: {exc}"
                 self.errors.append(message)
                 print(f"[local] event delivery failed: {message}", file=sys.stderr)
