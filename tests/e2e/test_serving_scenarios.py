@@ -172,6 +172,36 @@ def test_an_evaluation_deployment_refused_for_its_quota_waits_like_the_line_s_th
     assert served["subject"] == f"[fine-tuning] {result.run}: model in service"
 
 
+def test_an_evaluation_deployment_quota_that_stays_full_fails_the_run_after_the_limit_buying_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given an on-demand line that evaluates and waits at most 1 h for a deployment quota, in an
+    # account whose deployments stay taken
+    synth = synthesize(
+        tmp_path_factory.mktemp("cdk.out.evaluation-quota-full"),
+        **dict(scenario("evaluation-deployment-quota").context),
+        max_deployment_wait_hours=1,
+    )
+    full = replace(
+        scenario("evaluation-deployment-quota"), name="evaluation-quota-full", deployment_quota_refusals=10**6
+    )
+    result = execute(synth, NOVA_SAMPLE, full, io.StringIO(), time_scale=0)
+    document = build_summary(result)
+    # Then the evaluation gives up after 1 h of waits, the run fails through its clean-up saying why,
+    # nothing was created or left billing, and the people were told it waited, then that it failed
+    assert (document["execution"]["status"], document["execution"]["error"]) == ("FAILED", "QuotaWaitExpired")
+    assert "waited 1 h for a quota and gave up" in str(document["execution"]["cause"])
+    assert "Serve model" not in result.states
+    assert result.states[-5:] == [
+        "Begin clean-up", "Clean up failed run", "Clean-up settled?", "Notify failure", "Run failed",
+    ]  # fmt: skip
+    assert document["created"]["deployments"] == []
+    assert document["left_billing"] == NOTHING_BILLING
+    waiting, failed = document["notifications"]
+    assert waiting["subject"].endswith("Bedrock's deployment quota is full, waiting")
+    assert "Evaluate candidate" in failed["subject"]
+
+
 def test_a_second_version_replaces_the_model_behind_the_same_endpoint(
     synthesized: Synthesized, run_folder: Path
 ) -> None:
